@@ -1,0 +1,72 @@
+"""`mlcicd <stage>`: one subcommand per stage. `scripts/<stage>.py` runs the same thing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from mlcicd import __version__, github
+from mlcicd.errors import INTERNAL_ERROR, USAGE_ERROR, UsageError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mlcicd.stages import all_stages
+
+    parser = argparse.ArgumentParser(
+        prog="mlcicd",
+        description="CI/CD stages for ML models. Each stage reads its options from flags, "
+        "INPUT_<NAME> environment variables (action inputs) and the stage's section of mlcicd.yaml.",
+        epilog="Exit codes: 0 passed, 1 a check failed, 2 bad input/config, 3 internal error.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlcicd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<stage>")
+    for stage in all_stages().values():
+        cmd = sub.add_parser(stage.name, help=stage.summary, description=stage.summary)
+        if stage.has_config_section:
+            cmd.add_argument("--config", default=None, help="mlcicd.yaml to read (default: ./mlcicd.yaml when it exists)")
+        for option in stage.options:
+            default = option.default if option.default not in ("", None) else "none"
+            example = f" (e.g. {option.example})" if option.example else ""
+            cmd.add_argument(f"--{option.name}", dest=option.name, default=None, metavar="VALUE", help=f"{option.help}{example} [default: {default}]")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return USAGE_ERROR
+    from mlcicd.config import resolve
+    from mlcicd.stages import all_stages, config_sections
+
+    stage = all_stages()[args.command]
+    flags = vars(args)
+    try:
+        if stage.has_config_section:
+            values = resolve(stage.name, stage.options, config_sections(), flags, os.environ)
+        else:
+            values = resolve(stage.name, stage.options, None, flags, {})
+        return stage.run(values)
+    except UsageError as exc:
+        github.error(exc.message, title=f"{stage.name}: {exc.title}", file=exc.file)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        github.error("interrupted", title=f"{stage.name}: cancelled")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one annotation, no bare traceback
+        if os.environ.get("RUNNER_DEBUG") == "1" or os.environ.get("MLCICD_DEBUG"):
+            traceback.print_exc()
+        github.error(
+            f"{type(exc).__name__}: {exc}. This is a bug in ml-cicd {__version__}; rerun with MLCICD_DEBUG=1 "
+            "(or enable debug logging) and report the traceback.",
+            title=f"{stage.name}: internal error",
+        )
+        return INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Options of a stage, and the `mlcicd.yaml` loader.
+
+One `Option` declares a setting once; it is then the action input (`INPUT_<NAME>` in the
+step's env), the CLI flag (`--name`) and the key under the stage's section of `mlcicd.yaml`.
+Precedence, lowest first: documented default, `mlcicd.yaml`, action input, CLI flag.
+Unknown keys are errors that name the key path and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlcicd.errors import UsageError
+
+DEFAULT_CONFIG = "mlcicd.yaml"
+MAX_CONFIG_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Option:
+    """A stage setting. `parse` turns a raw value (YAML scalar or string) into a typed one or raises ValueError."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    example: str = ""
+    is_path: bool = False
+
+    @property
+    def env_name(self) -> str:
+        return "INPUT_" + self.name.upper().replace("-", "_")
+
+
+# --- parsers: each raises ValueError with a message that says what was expected ---
+
+
+def text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise ValueError("expected a single value, not a list or mapping")
+    return "" if value is None else str(value)
+
+
+def number(*, minimum: float | None = None, maximum: float | None = None) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("expected a number, not a boolean")
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not a number") from None
+        if result != result or result in (float("inf"), float("-inf")):
+            raise ValueError(f"{value!r} is not a finite number")
+        if minimum is not None and result < minimum:
+            raise ValueError(f"{result:g} is below the minimum {minimum:g}")
+        if maximum is not None and result > maximum:
+            raise ValueError(f"{result:g} is above the maximum {maximum:g}")
+        return result
+
+    return parse
+
+
+def choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        result = text(value).strip().lower()
+        if result not in choices:
+            raise ValueError(f"{value!r} is not one of: {', '.join(choices)}")
+        return result
+
+    return parse
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = text(value).strip().lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def closest(name: str, candidates: Sequence[str]) -> str:
+    """' (did you mean `x`?)' for the closest candidate, or '' when nothing is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean `{match[0]}`?)" if match else ""
+
+
+# --- loading ---
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read `mlcicd.yaml` as a mapping of sections; a malformed file is a UsageError naming it."""
+    import yaml
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError("config file unreadable", f"{path}: {exc.strerror}. Pass an existing file as `config`.", file=str(path)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError("config file too large", f"{path} is {len(raw)} bytes; a config file is at most 1 MiB.", file=str(path))
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError("config file is not UTF-8", f"{path}: save it as UTF-8.", file=str(path)) from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UsageError("config file is not valid YAML", f"{path}{line}: {problem}.", file=str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError("config file has the wrong shape", f"{path}: expected a mapping of stage sections (e.g. `validate-data:`), got {type(data).__name__}.", file=str(path))
+    return data
+
+
+def check_config(data: Mapping[str, Any], sections: Mapping[str, Sequence[Option]], path: Path) -> dict[str, dict[str, Any]]:
+    """Validate every section (not only the running stage's), so a typo anywhere fails early."""
+    parsed: dict[str, dict[str, Any]] = {}
+    for section, values in data.items():
+        if section not in sections:
+            raise UsageError(
+                "unknown config section",
+                f"{path}: `{section}` is not a stage{closest(str(section), list(sections))}. Valid sections: {', '.join(sections)}.",
+                file=str(path),
+            )
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise UsageError("config section has the wrong shape", f"{path}: `{section}` must be a mapping of options.", file=str(path))
+        options = {opt.name: opt for opt in sections[section]}
+        parsed[section] = {}
+        for key, value in values.items():
+            if key not in options:
+                raise UsageError(
+                    "unknown config key",
+                    f"{path}: `{section}.{key}` is not an option of {section}{closest(str(key), list(options))}.",
+                    file=str(path),
+                )
+            option = options[key]
+            parsed[section][key] = _parse(option, value, f"{path}: `{section}.{key}`", path)
+            if option.is_path and parsed[section][key]:
+                parsed[section][key] = _relative_to(parsed[section][key], path.parent)
+    return parsed
+
+
+def _relative_to(value: str, base: Path) -> str:
+    # Paths in the config file are relative to the file, as in pyproject.toml and other tools' configs.
+    if re.match(r"^[\w.]+:[\w.]+$", value) and not Path(value).exists():
+        return value  # `module:attribute`, not a path
+    candidate = Path(value)
+    return value if candidate.is_absolute() else os.path.normpath(base / candidate)
+
+
+def _parse(option: Option, value: Any, where: str, file: Path | None = None) -> Any:
+    try:
+        return option.parse(value)
+    except ValueError as exc:
+        hint = f" Example: `{option.example}`." if option.example else ""
+        raise UsageError(f"invalid value for {option.name}", f"{where}: {exc}.{hint}", file=str(file) if file else None) from None
+
+
+def resolve(
+    stage: str,
+    options: Sequence[Option],
+    sections: Mapping[str, Sequence[Option]] | None,
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+) -> dict[str, Any]:
+    """Merge defaults < config file < action inputs (env) < CLI flags into one typed mapping.
+
+    `sections` None means the command reads no config file (e.g. `mlcicd profile`).
+    """
+    config_flag = flags.get("config") or env.get("INPUT_CONFIG") or ""
+    values: dict[str, Any] = {opt.name: opt.default for opt in options}
+    values["config"] = ""
+    config_path = Path(config_flag) if config_flag else Path(DEFAULT_CONFIG)
+    if sections is not None and (config_flag or config_path.is_file()):
+        if not config_path.is_file():
+            raise UsageError("config file not found", f"{config_path} does not exist. Pass the path of your mlcicd.yaml as `config`, or leave it empty.", file=str(config_path))
+        parsed = check_config(load_config_file(config_path), sections, config_path)
+        values.update(parsed.get(stage, {}))
+        values["config"] = str(config_path)
+    for option in options:
+        raw = env.get(option.env_name, "")
+        if raw.strip():
+            values[option.name] = _parse(option, raw, f"input `{option.name}`")
+        flag = flags.get(option.name)
+        if flag is not None:
+            values[option.name] = _parse(option, flag, f"--{option.name}")
+    return values
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A subcommand. `run` is called with the resolved option values and returns an exit code."""
+
+    name: str
+    summary: str
+    options: tuple[Option, ...]
+    run: Callable[[dict[str, Any]], int]
+    outputs: tuple[tuple[str, str], ...] = ()
+    has_config_section: bool = True

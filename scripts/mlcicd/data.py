@@ -1,0 +1,202 @@
+"""Reading tabular data in bounded-memory batches (CSV, Parquet, JSON Lines) and hashing it.
+
+Every reader error becomes a UsageError naming the file and the fix, so bad data ends in one
+clear line, never a pyarrow traceback.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlcicd.errors import UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+BATCH_ROWS = 1 << 18
+CSV_BLOCK_BYTES = 16 << 20
+LIKELY_DELIMITERS = (";", "\t", "|")
+
+
+def data_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(
+            "unsupported data format",
+            f"{path}: the extension `{path.suffix or '(none)'}` is not one of {', '.join(sorted(FORMATS))}. "
+            "Rename the file or convert it to CSV, Parquet or JSON Lines.",
+            file=str(path),
+        )
+    return fmt
+
+
+def resolve_files(spec: str, *, option: str = "data") -> list[Path]:
+    """A file, a directory (every supported file under it) or a glob; sorted, never empty."""
+    if not spec:
+        raise UsageError(f"missing {option}", f"`{option}` is required: a CSV, Parquet or JSON Lines file, a directory or a glob.")
+    path = Path(spec)
+    if path.is_file():
+        data_format(path)
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
+        if not files:
+            raise UsageError(f"no data in {option}", f"{spec}: the directory holds no {', '.join(sorted(FORMATS))} files.", file=spec)
+        return files
+    if glob.has_magic(spec):
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not files:
+            raise UsageError(f"{option} glob matched nothing", f"`{spec}` matched no file (relative to {os.getcwd()}). Check the pattern and that the data was fetched.", file=spec)
+        for file in files:
+            data_format(file)
+        return files
+    raise UsageError(f"{option} not found", f"{spec} does not exist (relative to {os.getcwd()}). Pass a file, a directory or a glob.", file=spec)
+
+
+def data_digest(files: list[Path]) -> str:
+    """sha256 over each file's name and bytes, in sorted order: same files, same digest, wherever they live."""
+    common = Path(os.path.commonpath([str(f.resolve()) for f in files]))
+    overall = hashlib.sha256()
+    for file in files:
+        resolved = file.resolve()
+        name = resolved.name if resolved == common else str(resolved.relative_to(common))
+        content = hashlib.sha256()
+        with open(file, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                content.update(chunk)
+        overall.update(f"{name}\0{content.hexdigest()}\n".encode())
+    return "sha256:" + overall.hexdigest()
+
+
+def _arrow_error(path: Path, exc: Exception) -> UsageError:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Empty CSV file" in message or "Empty file" in message:
+        return UsageError("empty data file", f"{path} is empty. Check the step that produced it.", file=str(path))
+    if "UTF8" in message or "utf-8" in message.lower():
+        return UsageError(
+            "data is not UTF-8",
+            f"{path}: {message}. Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`) or set `encoding` (e.g. `latin-1`).",
+            file=str(path),
+        )
+    if "conversion error" in message or "Expected" in message and "columns" in message:
+        return UsageError(
+            "data does not parse",
+            f"{path}: {message}. Fix the offending value, or declare the column's real type in the schema "
+            "(a column with text in it must be `str`).",
+            file=str(path),
+        )
+    return UsageError("unreadable data", f"{path}: {message}.", file=str(path))
+
+
+def _check_header(path: Path, schema: pa.Schema, delimiter: str) -> None:
+    import pyarrow as pa
+
+    if len(schema) == 1:
+        for candidate in LIKELY_DELIMITERS:
+            if candidate != delimiter and candidate in schema.names[0]:
+                shown = "\\t" if candidate == "\t" else candidate
+                raise UsageError(
+                    "wrong delimiter",
+                    f"{path} parsed as a single column `{schema.names[0][:60]}`; it looks `{shown}`-delimited. "
+                    f"Set `delimiter: '{shown}'`.",
+                    file=str(path),
+                )
+    for field in schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise UsageError(
+                "data is not UTF-8",
+                f"{path}: column `{field.name}` holds bytes that are not valid UTF-8. Re-encode the file as UTF-8 "
+                "(e.g. `iconv -f latin1 -t utf-8`) or set `encoding` (e.g. `latin-1`).",
+                file=str(path),
+            )
+    seen: set[str] = set()
+    for name in schema.names:
+        if name in seen:
+            raise UsageError("duplicate column names", f"{path}: column `{name}` appears twice in the header. Rename one of them.", file=str(path))
+        seen.add(name)
+
+
+def _csv_batches(path: Path, delimiter: str, encoding: str, column_types: Mapping[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if path.suffix.lower() == ".tsv" and delimiter == ",":
+        delimiter = "\t"
+    read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=encoding)
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    try:
+        first = pacsv.open_csv(path, read_options=read, parse_options=parse)
+    except (pa.ArrowException, OSError, LookupError) as exc:
+        raise _arrow_error(path, exc) from None
+    _check_header(path, first.schema, delimiter)
+    # Types are inferred from the first block only; an int column whose later rows hold
+    # decimals would then fail mid-file, so integers are read as float64 unless declared.
+    types = {f.name: pa.float64() for f in first.schema if pa.types.is_integer(f.type)}
+    types.update({k: v for k, v in column_types.items() if k in first.schema.names})
+    convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
+    try:
+        reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        for batch in reader:
+            yield batch
+    except (pa.ArrowException, OSError) as exc:
+        raise _arrow_error(path, exc) from None
+
+
+def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        _check_header(path, parquet.schema_arrow, ",")
+        yield from parquet.iter_batches(batch_size=BATCH_ROWS)
+    except (pa.ArrowException, OSError) as exc:
+        raise _arrow_error(path, exc) from None
+
+
+def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    if path.stat().st_size == 0:
+        raise UsageError("empty data file", f"{path} is empty. Check the step that produced it.", file=str(path))
+    try:
+        reader = pajson.open_json(path, read_options=pajson.ReadOptions(block_size=CSV_BLOCK_BYTES))
+        _check_header(path, reader.schema, ",")
+        yield from reader
+    except (pa.ArrowException, OSError) as exc:
+        raise _arrow_error(path, exc) from None
+
+
+def iter_batches(
+    files: list[Path],
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    column_types: Mapping[str, pa.DataType] | None = None,
+) -> Iterator[tuple[Path, pa.RecordBatch]]:
+    """Yield (file, batch) for every file in turn; memory stays at about one batch."""
+    for path in files:
+        fmt = data_format(path)
+        if fmt == "csv":
+            batches = _csv_batches(path, delimiter, encoding, column_types or {})
+        elif fmt == "parquet":
+            batches = _parquet_batches(path)
+        else:
+            batches = _jsonl_batches(path)
+        for batch in batches:
+            if batch.num_rows:
+                yield path, batch

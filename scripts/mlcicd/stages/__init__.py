@@ -1,0 +1,17 @@
+"""The stages. Each module declares its options at import time and imports heavy libraries
+(pandas, pyarrow, mlflow, torch) only inside its run function, so `--help` stays fast."""
+
+from __future__ import annotations
+
+from mlcicd.config import Stage
+
+
+def all_stages() -> dict[str, Stage]:
+    from mlcicd.stages import validate_data
+
+    commands = [validate_data.STAGE, validate_data.PROFILE]
+    return {stage.name: stage for stage in commands}
+
+
+def config_sections() -> dict[str, tuple]:
+    return {name: stage.options for name, stage in all_stages().items() if stage.has_config_section}

@@ -1,0 +1,386 @@
+"""validate-data: check a dataset against a pandera schema and for drift against a reference profile.
+
+Also `mlcicd profile`, which writes the reference profile that drift is measured against.
+Reads the data once, in batches: schema validation, profiling and hashing never hold the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlcicd import __version__, github
+from mlcicd.config import Option, Stage, boolean, choice, number, text
+from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
+from mlcicd.report import default_report_path, fmt, markdown_table, write_json
+
+NAME = "validate-data"
+STRUCTURAL_CHECKS = ("column_in_dataframe", "column_in_schema")
+EXAMPLES = 5
+
+_COMMON = (
+    Option("data", text, "", "data to check: a CSV, Parquet or JSON Lines file, a directory or a glob", "data/current.parquet", is_path=True),
+    Option("schema", text, "", "pandera schema: a YAML file as written by DataFrameSchema.to_yaml(), or module:attribute", "schema.yaml", is_path=True),
+    Option("delimiter", text, ",", "CSV field delimiter", "';'"),
+    Option("encoding", text, "utf-8", "text encoding of CSV files", "latin-1"),
+)
+
+OPTIONS = (
+    *_COMMON[:2],
+    Option("reference", text, "", "reference profile written by `mlcicd profile`; empty = no drift check", "reference.json", is_path=True),
+    Option("target", text, "", "label column: must be present; its drift is reported as label drift", "churned"),
+    Option("drift-threshold", number(minimum=0, maximum=1), 0.05, "significance level: a change with a p-value below it is statistically significant", "0.01"),
+    Option("min-wasserstein", number(minimum=0), 0.1, "numeric drift effect size: Wasserstein distance in reference standard deviations", "0.2"),
+    Option("min-psi", number(minimum=0), 0.2, "population stability index at or above which a significant change is drift", "0.25"),
+    Option("min-share-change", number(minimum=0, maximum=1), 0.05, "categorical drift effect size: the largest change of a category's share (0.05 = 5 points); also for missing-value rates", "0.1"),
+    Option("fail-on", choice("both", "schema", "drift", "none"), "both", "which findings fail the step (exit 1): schema, drift, both or none", "schema"),
+    Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/validate-data.json", is_path=True),
+    *_COMMON[2:],
+)
+
+PROFILE_OPTIONS = (
+    *_COMMON[:2],
+    Option("out", text, "reference.json", "where to write the profile", "reference.json"),
+    Option("overwrite", boolean, True, "replace an existing profile file", "false"),
+    *_COMMON[2:],
+)
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+def load_schema(spec: str) -> Any:
+    """A pandera DataFrameSchema from a YAML file or `module:attribute`; bad ones are UsageErrors."""
+    import pandera.pandas as pa
+
+    if re.fullmatch(r"[\w.]+:[\w.]+", spec) and not Path(spec).exists():
+        module_name, _, attribute = spec.partition(":")
+        sys.path.insert(0, ".")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                obj = getattr(obj, part)
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything on import
+            raise UsageError("schema not importable", f"`{spec}`: {type(exc).__name__}: {exc}. Check the module path (relative to the working directory) and the attribute name.") from None
+        finally:
+            sys.path.remove(".")
+        if hasattr(obj, "to_schema"):  # a DataFrameModel class
+            obj = obj.to_schema()
+        if not isinstance(obj, pa.DataFrameSchema):
+            raise UsageError("not a pandera schema", f"`{spec}` is a {type(obj).__name__}, not a pandera DataFrameSchema or DataFrameModel.")
+        return obj
+    path = Path(spec)
+    try:
+        text_ = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError("schema not found", f"{spec} does not exist. Write it with `schema.to_yaml('{spec}')`.", file=spec) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError("schema unreadable", f"{spec}: {exc}.", file=spec) from None
+    try:
+        import yaml
+
+        parsed = yaml.safe_load(text_)
+        if not isinstance(parsed, dict) or "columns" not in parsed and "checks" not in parsed:
+            raise ValueError("expected a mapping with `columns:` as DataFrameSchema.to_yaml() writes it")
+        return pa.DataFrameSchema.from_yaml(text_)
+    except Exception as exc:  # noqa: BLE001 - pandera raises many types for a bad schema file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError("malformed schema", f"{spec}: {first}. Regenerate it with `DataFrameSchema.to_yaml()` or fix the YAML.", file=spec) from None
+
+
+def schema_columns(schema: Any) -> dict[str, str]:
+    return {str(name): str(column.dtype) for name, column in schema.columns.items()}
+
+
+def schema_fingerprint(columns: dict[str, str]) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(sorted(columns.items())).encode()).hexdigest()
+
+
+def arrow_types_for(schema: Any) -> dict[str, Any]:
+    """CSV column types from the schema, so a declared text column is never inferred as numbers."""
+    import pyarrow as pa
+
+    types = {}
+    for name, dtype in schema_columns(schema).items():
+        d = dtype.lower()
+        if d.startswith(("int", "uint")):
+            types[name] = pa.int64()
+        elif d.startswith("float"):
+            types[name] = pa.float64()
+        elif d.startswith(("str", "object")):
+            types[name] = pa.string()
+        elif d.startswith("bool"):
+            types[name] = pa.bool_()
+    return types
+
+
+class SchemaFailures:
+    """Failure cases from every batch, grouped by (column, check): count, examples, row numbers."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, cases: Any) -> None:
+        for row in cases.itertuples(index=False):
+            check = str(row.check)
+            # A missing/unexpected column is reported with the column's name as the failure case.
+            column = str(row.failure_case) if check in STRUCTURAL_CHECKS else str(row.column)
+            value = row.failure_case
+            if isinstance(value, str) and value.startswith("TypeError(") and row.index is None:
+                continue  # a check that could not run because the dtype is already wrong
+            group = self.groups.setdefault((column, check), {"column": column, "check": check, "count": 0, "examples": [], "rows": []})
+            if check in STRUCTURAL_CHECKS:
+                group["count"] = 1
+                continue
+            group["count"] += 1
+            shown = str(value)
+            if len(group["examples"]) < EXAMPLES and shown not in group["examples"]:
+                group["examples"].append(shown)
+            index = row.index
+            if index is not None and index == index and len(group["rows"]) < EXAMPLES:
+                group["rows"].append(int(index))
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return sorted(self.groups.values(), key=lambda g: (g["column"], g["check"]))
+
+
+def validate_batch(schema: Any, batch: Any, offset: int, failures: SchemaFailures) -> None:
+    import pandas as pd
+    import pandera.errors as pe
+
+    frame = batch.to_pandas()
+    frame.index = pd.RangeIndex(offset, offset + len(frame))
+    try:
+        schema.validate(frame, lazy=True)
+    except pe.SchemaErrors as exc:
+        failures.add(exc.failure_cases)
+
+
+# --- stage --------------------------------------------------------------------------------
+
+
+def scan(values: dict[str, Any], sample_size: int, schema: Any = None) -> tuple[list[Path], dict[str, Any], SchemaFailures]:
+    """One pass over the data: profile (and schema failures when a schema is given)."""
+    from mlcicd.data import iter_batches, resolve_files
+    from mlcicd.profile import ProfileBuilder
+
+    files = resolve_files(values["data"])
+    builder = ProfileBuilder(sample_size)
+    failures = SchemaFailures()
+    column_types = arrow_types_for(schema) if schema is not None else {}
+    for path, batch in iter_batches(files, delimiter=_delimiter(values["delimiter"]), encoding=values["encoding"], column_types=column_types):
+        if schema is not None:
+            validate_batch(schema, batch, builder.rows, failures)
+        builder.add(batch, str(path))
+    profile = builder.finish()
+    if profile["rows"] == 0:
+        raise UsageError("no data rows", f"{values['data']} has a header but no rows. Check the step that produced it.", file=values["data"])
+    return files, profile, failures
+
+
+def _delimiter(value: str) -> str:
+    value = value.replace("\\t", "\t")
+    if len(value) != 1:
+        raise UsageError("invalid value for delimiter", f"`delimiter` must be one character, got {value!r}. Example: `delimiter: ';'`.")
+    return value
+
+
+def input_problems(profile: dict[str, Any], failures: SchemaFailures, target: str) -> list[str]:
+    """Problems that mean the data cannot be judged at all (exit 2), as opposed to failed checks."""
+    problems = []
+    for (column, check), group in failures.groups.items():
+        if check.startswith("dtype("):
+            wanted = check[len("dtype(") : -1].strip("'")
+            examples = ", ".join(repr(e) for e in group["examples"][:3])
+            problems.append(f"column `{column}` is not {wanted} (found {examples}); fix the data or the column's dtype in the schema")
+    for name, col in profile["columns"].items():
+        if col["kind"] == "empty":
+            problems.append(f"column `{name}` has no values (all {col['nulls']:,} rows are null/NaN); fix the export or drop the column")
+    if target and target not in profile["columns"]:
+        problems.append(f"target column `{target}` is not in the data (columns: {', '.join(list(profile['columns'])[:10])}); fix `target`")
+    return problems
+
+
+def check_drift(values: dict[str, Any], current: dict[str, Any], schema: Any) -> dict[str, Any]:
+    from mlcicd.drift import Thresholds, compare_column, is_failure
+    from mlcicd.profile import load_profile
+
+    reference = load_profile(values["reference"])
+    where = values["reference"]
+    if schema is not None and reference.get("schema-fingerprint"):
+        now = schema_columns(schema)
+        if schema_fingerprint(now) != reference["schema-fingerprint"]:
+            then = reference.get("schema-columns", {})
+            diff = sorted(set(then.items()) ^ set(now.items()))
+            shown = ", ".join(f"{c} ({d})" for c, d in diff[:6])
+            raise UsageError(
+                "reference profile is of another schema",
+                f"{where} was built for a different schema (differs in: {shown}). Rebuild it with "
+                f"`mlcicd profile --data <training data> --schema {values['schema']} --out {where}`.",
+                file=where,
+            )
+    ref_cols = {n: c for n, c in reference["columns"].items() if c["kind"] in ("numeric", "categorical")}
+    if ref_cols and not set(ref_cols) & set(current["columns"]):
+        raise UsageError(
+            "reference profile is of another dataset",
+            f"{where} describes columns {', '.join(list(ref_cols)[:6])}, none of which is in the data. Pass the profile of this dataset's training data.",
+            file=where,
+        )
+    thresholds = Thresholds(values["drift-threshold"], values["min-wasserstein"], values["min-psi"], values["min-share-change"])
+    features = [
+        compare_column(name, ref, current["columns"].get(name), thresholds, "target" if name == values["target"] else "feature")
+        for name, ref in ref_cols.items()
+    ]
+    return {
+        "reference": where,
+        "reference_rows": reference["rows"],
+        "reference_digest": reference.get("data-digest"),
+        "thresholds": {k: values[k] for k in ("drift-threshold", "min-wasserstein", "min-psi", "min-share-change")},
+        "features": features,
+        "drifted": [f["column"] for f in features if is_failure(f)],
+        "not_in_reference": [n for n in current["columns"] if n not in reference["columns"]],
+        "not_compared": [n for n, c in reference["columns"].items() if n not in ref_cols],
+    }
+
+
+def run(values: dict[str, Any]) -> int:
+    from mlcicd.data import data_digest
+    from mlcicd.profile import CURRENT_SAMPLE
+
+    schema = load_schema(values["schema"]) if values["schema"] else None
+    if values["reference"]:
+        from mlcicd.profile import load_profile
+
+        load_profile(values["reference"])  # fail on a bad profile before reading gigabytes of data
+    files, current, failures = scan(values, CURRENT_SAMPLE, schema)
+    digest = data_digest(files)
+    problems = input_problems(current, failures, values["target"])
+    drift = check_drift(values, current, schema) if values["reference"] and not problems else None
+
+    schema_list = failures.as_list()
+    schema_failed = bool([g for g in schema_list if not g["check"].startswith("dtype(")]) or bool(problems)
+    drift_failed = bool(drift and drift["drifted"])
+    fail_on = values["fail-on"]
+    failed = bool(problems) or (schema_failed and fail_on in ("schema", "both")) or (drift_failed and fail_on in ("drift", "both"))
+    report = {
+        "stage": NAME,
+        "version": __version__,
+        "passed": not failed,
+        "fail_on": fail_on,
+        "data": {"source": values["data"], "files": [str(f) for f in files], "rows": current["rows"], "columns": list(current["columns"]), "digest": digest},
+        "schema": {"source": values["schema"], "failed": schema_failed, "failures": schema_list} if schema is not None else None,
+        "drift": drift,
+        "input_problems": problems,
+    }
+    report_path = write_json(values["report"], report)
+    github.set_outputs(
+        {
+            "passed": "true" if not failed else "false",
+            "report": report_path,
+            "drifted-features": json.dumps(drift["drifted"] if drift else []),
+            "rows": str(current["rows"]),
+            "data-digest": digest,
+        }
+    )
+    github.write_summary(render_summary(report))
+    if problems:
+        raise UsageError("data cannot be validated", "; ".join(problems) + f". Full report: {report_path}.", file=values["data"])
+    findings = []
+    if schema_failed:
+        findings.append(f"{sum(g['count'] for g in schema_list)} schema failure(s) in " + ", ".join(sorted({f"`{g['column']}` ({g['check']})" for g in schema_list})[:8]))
+    if drift_failed:
+        findings.append(f"drift in {len(drift['drifted'])} feature(s): " + ", ".join(f"`{c}`" for c in drift["drifted"][:10]))
+    if failed:
+        github.error("; ".join(findings) + f". See the step summary or {report_path}; fix the data, or rebuild the reference profile if the change is expected.", title=f"{NAME}: data check failed", file=values["data"])
+        return CHECK_FAILED
+    if findings:
+        github.warning("; ".join(findings) + f" (not failing: fail-on is `{fail_on}`).", title=f"{NAME}: findings")
+    return PASSED
+
+
+def render_summary(report: dict[str, Any]) -> str:
+    data = report["data"]
+    icon = "✅ passed" if report["passed"] else "❌ failed"
+    lines = [f"## validate-data: {icon}", "", f"**{fmt(data['rows'])} rows**, {len(data['columns'])} columns, {len(data['files'])} file(s) from `{data['source']}` · digest `{data['digest'][:19]}…`", ""]
+    for problem in report["input_problems"]:
+        lines.append(f"- ⛔ {problem}")
+    schema = report["schema"]
+    if schema is not None:
+        lines.append(f"### Schema (`{schema['source']}`)")
+        if schema["failures"]:
+            rows = [(f"`{g['column']}`", g["check"], g["count"], ", ".join(g["examples"]), ", ".join(map(str, g["rows"]))) for g in schema["failures"]]
+            lines += ["", markdown_table(["column", "check", "failures", "examples", "first rows"], rows), ""]
+        else:
+            lines += ["", "All schema checks passed.", ""]
+    drift = report["drift"]
+    if drift is not None:
+        lines.append(f"### Drift vs `{drift['reference']}` ({fmt(drift['reference_rows'])} reference rows)")
+        rows = []
+        for f in drift["features"]:
+            name = f"`{f['column']}`" + (" (target)" if f["role"] == "target" else "")
+            rows.append((name, f["status"], f.get("test"), f.get("statistic"), f.get("p_value"), f.get("effect_size"), f.get("psi"), f["severity"], "; ".join(f["reasons"])))
+        lines += ["", markdown_table(["feature", "status", "test", "statistic", "p-value", "effect size", "PSI", "severity", "why"], rows), ""]
+        chart = [f for f in drift["features"] if "ratio" in f][:30]
+        if chart:
+            ratios = [min(f["ratio"], 5.0) for f in chart]
+            labels = ", ".join(json.dumps(f["column"][:20]) for f in chart)
+            lines += [
+                "```mermaid",
+                "xychart-beta",
+                '    title "Drift effect size (1 = threshold)"',
+                f"    x-axis [{labels}]",
+                f'    y-axis "x threshold" 0 --> {max(2.0, max(ratios)):.1f}',
+                f"    bar [{', '.join(f'{r:.2f}' for r in ratios)}]",
+                f"    line [{', '.join('1' for _ in ratios)}]",
+                "```",
+                "",
+            ]
+        if drift["not_in_reference"]:
+            lines.append(f"Not in the reference (not compared): {', '.join(f'`{c}`' for c in drift['not_in_reference'])}")
+    return "\n".join(lines)
+
+
+def run_profile(values: dict[str, Any]) -> int:
+    from mlcicd.data import data_digest
+    from mlcicd.profile import REFERENCE_SAMPLE, to_json
+
+    out = Path(values["out"])
+    if out.exists() and not values["overwrite"]:
+        raise UsageError("profile exists", f"{out} already exists; pass `--overwrite true` to replace it.", file=str(out))
+    schema = load_schema(values["schema"]) if values["schema"] else None
+    files, profile, _ = scan(values, REFERENCE_SAMPLE)
+    empty = [n for n, c in profile["columns"].items() if c["kind"] == "empty"]
+    if empty:
+        raise UsageError("data cannot be profiled", f"column(s) {', '.join(f'`{n}`' for n in empty)} have no values (all null/NaN); fix the export or drop them.", file=values["data"])
+    profile["data-digest"] = data_digest(files)
+    if schema is not None:
+        columns = schema_columns(schema)
+        profile["schema-columns"] = columns
+        profile["schema-fingerprint"] = schema_fingerprint(columns)
+    profile["created-by"] = f"mlcicd {__version__}"
+    write_json(out, json.loads(to_json(profile)))
+    size = out.stat().st_size
+    github.set_outputs({"profile": str(out), "rows": str(profile["rows"]), "data-digest": profile["data-digest"]})
+    print(f"wrote {out}: {profile['rows']:,} rows, {len(profile['columns'])} columns, {size / 1024:.0f} KiB")
+    return PASSED
+
+
+STAGE = Stage(
+    NAME,
+    "check data against a pandera schema and for drift against a reference profile",
+    OPTIONS,
+    run,
+    outputs=(
+        ("passed", "`true` when no finding fails the step under `fail-on`"),
+        ("report", "path of the JSON report"),
+        ("drifted-features", "JSON list of drifted or missing columns, e.g. `[\"age\"]`"),
+        ("rows", "number of data rows read"),
+        ("data-digest", "content hash of the data files (`sha256:…`), recorded by later stages"),
+    ),
+)
+PROFILE = Stage("profile", "write the reference profile that validate-data measures drift against", PROFILE_OPTIONS, run_profile, has_config_section=False)
