@@ -6,6 +6,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mlcicd.cli import main  # noqa: E402
+from mlcicd.cli import main
 
 sys.exit(main(["validate-data", *sys.argv[1:]]))

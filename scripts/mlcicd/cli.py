@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         for option in stage.options:
             default = option.default if option.default not in ("", None) else "none"
             example = f" (e.g. {option.example})" if option.example else ""
-            cmd.add_argument(f"--{option.name}", dest=option.name, default=None, metavar="VALUE", help=f"{option.help}{example} [default: {default}]")
+            cmd.add_argument(
+                f"--{option.name}", dest=option.name, default=None, metavar="VALUE", help=f"{option.help}{example} [default: {default}]"
+            )
     return parser
 
 

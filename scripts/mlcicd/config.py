@@ -118,7 +118,11 @@ def load_config_file(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UsageError("config file has the wrong shape", f"{path}: expected a mapping of stage sections (e.g. `validate-data:`), got {type(data).__name__}.", file=str(path))
+        raise UsageError(
+            "config file has the wrong shape",
+            f"{path}: expected a mapping of stage sections (e.g. `validate-data:`), got {type(data).__name__}.",
+            file=str(path),
+        )
     return data
 
 
@@ -185,7 +189,11 @@ def resolve(
     config_path = Path(config_flag) if config_flag else Path(DEFAULT_CONFIG)
     if sections is not None and (config_flag or config_path.is_file()):
         if not config_path.is_file():
-            raise UsageError("config file not found", f"{config_path} does not exist. Pass the path of your mlcicd.yaml as `config`, or leave it empty.", file=str(config_path))
+            raise UsageError(
+                "config file not found",
+                f"{config_path} does not exist. Pass the path of your mlcicd.yaml as `config`, or leave it empty.",
+                file=str(config_path),
+            )
         parsed = check_config(load_config_file(config_path), sections, config_path)
         values.update(parsed.get(stage, {}))
         values["config"] = str(config_path)

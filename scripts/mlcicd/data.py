@@ -59,11 +59,17 @@ def resolve_files(spec: str, *, option: str = "data") -> list[Path]:
     if glob.has_magic(spec):
         files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
         if not files:
-            raise UsageError(f"{option} glob matched nothing", f"`{spec}` matched no file (relative to {os.getcwd()}). Check the pattern and that the data was fetched.", file=spec)
+            raise UsageError(
+                f"{option} glob matched nothing",
+                f"`{spec}` matched no file (relative to {os.getcwd()}). Check the pattern and that the data was fetched.",
+                file=spec,
+            )
         for file in files:
             data_format(file)
         return files
-    raise UsageError(f"{option} not found", f"{spec} does not exist (relative to {os.getcwd()}). Pass a file, a directory or a glob.", file=spec)
+    raise UsageError(
+        f"{option} not found", f"{spec} does not exist (relative to {os.getcwd()}). Pass a file, a directory or a glob.", file=spec
+    )
 
 
 def data_digest(files: list[Path]) -> str:
@@ -110,8 +116,7 @@ def _check_header(path: Path, schema: pa.Schema, delimiter: str) -> None:
                 shown = "\\t" if candidate == "\t" else candidate
                 raise UsageError(
                     "wrong delimiter",
-                    f"{path} parsed as a single column `{schema.names[0][:60]}`; it looks `{shown}`-delimited. "
-                    f"Set `delimiter: '{shown}'`.",
+                    f"{path} parsed as a single column `{schema.names[0][:60]}`; it looks `{shown}`-delimited. Set `delimiter: '{shown}'`.",
                     file=str(path),
                 )
     for field in schema:
@@ -125,7 +130,9 @@ def _check_header(path: Path, schema: pa.Schema, delimiter: str) -> None:
     seen: set[str] = set()
     for name in schema.names:
         if name in seen:
-            raise UsageError("duplicate column names", f"{path}: column `{name}` appears twice in the header. Rename one of them.", file=str(path))
+            raise UsageError(
+                "duplicate column names", f"{path}: column `{name}` appears twice in the header. Rename one of them.", file=str(path)
+            )
         seen.add(name)
 
 
@@ -149,8 +156,7 @@ def _csv_batches(path: Path, delimiter: str, encoding: str, column_types: Mappin
     convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
     try:
         reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-        for batch in reader:
-            yield batch
+        yield from reader
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(path, exc) from None
 

@@ -128,7 +128,9 @@ def compare_categorical(ref: dict[str, Any], cur: dict[str, Any], t: Thresholds)
     }
 
 
-def compare_column(name: str, ref: dict[str, Any] | None, cur: dict[str, Any] | None, t: Thresholds, role: str = "feature") -> dict[str, Any]:
+def compare_column(
+    name: str, ref: dict[str, Any] | None, cur: dict[str, Any] | None, t: Thresholds, role: str = "feature"
+) -> dict[str, Any]:
     """Per-column verdict: status OK / DRIFT / MISSING / NEW_CATEGORY, with statistics and severity."""
     base: dict[str, Any] = {"column": name, "role": role, "kind": (ref or {}).get("kind")}
     if cur is None:

@@ -103,7 +103,7 @@ class ProfileBuilder:
         keep = np.argpartition(merged_keys, self.sample_size - 1)[: self.sample_size] if len(merged_keys) > self.sample_size else None
         numeric_seen: set[str] = set()
 
-        for name, array in zip(batch.schema.names, batch.columns):
+        for name, array in zip(batch.schema.names, batch.columns, strict=True):
             if pa.types.is_dictionary(array.type):
                 array = array.dictionary_decode()
             kind = column_kind(array.type)
@@ -139,7 +139,12 @@ class ProfileBuilder:
                 if len(counts) > MAX_TRACKED_CATEGORIES:
                     count, nulls = col["count"], col["nulls"]
                     col.clear()
-                    col.update(kind="unprofiled", count=count, nulls=nulls, reason=f"more than {MAX_TRACKED_CATEGORIES:,} distinct values (an identifier or free text?)")
+                    col.update(
+                        kind="unprofiled",
+                        count=count,
+                        nulls=nulls,
+                        reason=f"more than {MAX_TRACKED_CATEGORIES:,} distinct values (an identifier or free text?)",
+                    )
         for name, sample in self.samples.items():
             if name not in numeric_seen:
                 merged = np.concatenate([sample, np.full(len(picked), np.nan)])
@@ -220,12 +225,20 @@ def load_profile(path: str) -> dict[str, Any]:
     """Read and check a reference profile; anything malformed is a UsageError naming the file."""
 
     def bad(why: str) -> UsageError:
-        return UsageError("malformed reference profile", f"{path}: {why}. Rebuild it with `mlcicd profile --data <training data> --out {path}`.", file=path)
+        return UsageError(
+            "malformed reference profile",
+            f"{path}: {why}. Rebuild it with `mlcicd profile --data <training data> --out {path}`.",
+            file=path,
+        )
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError("reference profile not found", f"{path} does not exist. Create it with `mlcicd profile --data <training data> --out {path}`.", file=path) from None
+        raise UsageError(
+            "reference profile not found",
+            f"{path} does not exist. Create it with `mlcicd profile --data <training data> --out {path}`.",
+            file=path,
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad(f"not a JSON file ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:

@@ -24,8 +24,17 @@ STRUCTURAL_CHECKS = ("column_in_dataframe", "column_in_schema")
 EXAMPLES = 5
 
 _COMMON = (
-    Option("data", text, "", "data to check: a CSV, Parquet or JSON Lines file, a directory or a glob", "data/current.parquet", is_path=True),
-    Option("schema", text, "", "pandera schema: a YAML file as written by DataFrameSchema.to_yaml(), or module:attribute", "schema.yaml", is_path=True),
+    Option(
+        "data", text, "", "data to check: a CSV, Parquet or JSON Lines file, a directory or a glob", "data/current.parquet", is_path=True
+    ),
+    Option(
+        "schema",
+        text,
+        "",
+        "pandera schema: a YAML file as written by DataFrameSchema.to_yaml(), or module:attribute",
+        "schema.yaml",
+        is_path=True,
+    ),
     Option("delimiter", text, ",", "CSV field delimiter", "';'"),
     Option("encoding", text, "utf-8", "text encoding of CSV files", "latin-1"),
 )
@@ -34,11 +43,31 @@ OPTIONS = (
     *_COMMON[:2],
     Option("reference", text, "", "reference profile written by `mlcicd profile`; empty = no drift check", "reference.json", is_path=True),
     Option("target", text, "", "label column: must be present; its drift is reported as label drift", "churned"),
-    Option("drift-threshold", number(minimum=0, maximum=1), 0.05, "significance level: a change with a p-value below it is statistically significant", "0.01"),
-    Option("min-wasserstein", number(minimum=0), 0.1, "numeric drift effect size: Wasserstein distance in reference standard deviations", "0.2"),
+    Option(
+        "drift-threshold",
+        number(minimum=0, maximum=1),
+        0.05,
+        "significance level: a change with a p-value below it is statistically significant",
+        "0.01",
+    ),
+    Option(
+        "min-wasserstein", number(minimum=0), 0.1, "numeric drift effect size: Wasserstein distance in reference standard deviations", "0.2"
+    ),
     Option("min-psi", number(minimum=0), 0.2, "population stability index at or above which a significant change is drift", "0.25"),
-    Option("min-share-change", number(minimum=0, maximum=1), 0.05, "categorical drift effect size: the largest change of a category's share (0.05 = 5 points); also for missing-value rates", "0.1"),
-    Option("fail-on", choice("both", "schema", "drift", "none"), "both", "which findings fail the step (exit 1): schema, drift, both or none", "schema"),
+    Option(
+        "min-share-change",
+        number(minimum=0, maximum=1),
+        0.05,
+        "categorical drift effect size: the largest change of a category's share (0.05 = 5 points); also for missing-value rates",
+        "0.1",
+    ),
+    Option(
+        "fail-on",
+        choice("both", "schema", "drift", "none"),
+        "both",
+        "which findings fail the step (exit 1): schema, drift, both or none",
+        "schema",
+    ),
     Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/validate-data.json", is_path=True),
     *_COMMON[2:],
 )
@@ -66,13 +95,18 @@ def load_schema(spec: str) -> Any:
             for part in attribute.split("."):
                 obj = getattr(obj, part)
         except Exception as exc:  # noqa: BLE001 - user code may raise anything on import
-            raise UsageError("schema not importable", f"`{spec}`: {type(exc).__name__}: {exc}. Check the module path (relative to the working directory) and the attribute name.") from None
+            raise UsageError(
+                "schema not importable",
+                f"`{spec}`: {type(exc).__name__}: {exc}. Check the module path (relative to the working directory) and the attribute name.",
+            ) from None
         finally:
             sys.path.remove(".")
         if hasattr(obj, "to_schema"):  # a DataFrameModel class
             obj = obj.to_schema()
         if not isinstance(obj, pa.DataFrameSchema):
-            raise UsageError("not a pandera schema", f"`{spec}` is a {type(obj).__name__}, not a pandera DataFrameSchema or DataFrameModel.")
+            raise UsageError(
+                "not a pandera schema", f"`{spec}` is a {type(obj).__name__}, not a pandera DataFrameSchema or DataFrameModel."
+            )
         return obj
     path = Path(spec)
     try:
@@ -90,7 +124,9 @@ def load_schema(spec: str) -> Any:
         return pa.DataFrameSchema.from_yaml(text_)
     except Exception as exc:  # noqa: BLE001 - pandera raises many types for a bad schema file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError("malformed schema", f"{spec}: {first}. Regenerate it with `DataFrameSchema.to_yaml()` or fix the YAML.", file=spec) from None
+        raise UsageError(
+            "malformed schema", f"{spec}: {first}. Regenerate it with `DataFrameSchema.to_yaml()` or fix the YAML.", file=spec
+        ) from None
 
 
 def schema_columns(schema: Any) -> dict[str, str]:
@@ -173,13 +209,17 @@ def scan(values: dict[str, Any], sample_size: int, schema: Any = None) -> tuple[
     builder = ProfileBuilder(sample_size)
     failures = SchemaFailures()
     column_types = arrow_types_for(schema) if schema is not None else {}
-    for path, batch in iter_batches(files, delimiter=_delimiter(values["delimiter"]), encoding=values["encoding"], column_types=column_types):
+    for path, batch in iter_batches(
+        files, delimiter=_delimiter(values["delimiter"]), encoding=values["encoding"], column_types=column_types
+    ):
         if schema is not None:
             validate_batch(schema, batch, builder.rows, failures)
         builder.add(batch, str(path))
     profile = builder.finish()
     if profile["rows"] == 0:
-        raise UsageError("no data rows", f"{values['data']} has a header but no rows. Check the step that produced it.", file=values["data"])
+        raise UsageError(
+            "no data rows", f"{values['data']} has a header but no rows. Check the step that produced it.", file=values["data"]
+        )
     return files, profile, failures
 
 
@@ -272,7 +312,13 @@ def run(values: dict[str, Any]) -> int:
         "version": __version__,
         "passed": not failed,
         "fail_on": fail_on,
-        "data": {"source": values["data"], "files": [str(f) for f in files], "rows": current["rows"], "columns": list(current["columns"]), "digest": digest},
+        "data": {
+            "source": values["data"],
+            "files": [str(f) for f in files],
+            "rows": current["rows"],
+            "columns": list(current["columns"]),
+            "digest": digest,
+        },
         "schema": {"source": values["schema"], "failed": schema_failed, "failures": schema_list} if schema is not None else None,
         "drift": drift,
         "input_problems": problems,
@@ -292,11 +338,19 @@ def run(values: dict[str, Any]) -> int:
         raise UsageError("data cannot be validated", "; ".join(problems) + f". Full report: {report_path}.", file=values["data"])
     findings = []
     if schema_failed:
-        findings.append(f"{sum(g['count'] for g in schema_list)} schema failure(s) in " + ", ".join(sorted({f"`{g['column']}` ({g['check']})" for g in schema_list})[:8]))
+        findings.append(
+            f"{sum(g['count'] for g in schema_list)} schema failure(s) in "
+            + ", ".join(sorted({f"`{g['column']}` ({g['check']})" for g in schema_list})[:8])
+        )
     if drift_failed:
         findings.append(f"drift in {len(drift['drifted'])} feature(s): " + ", ".join(f"`{c}`" for c in drift["drifted"][:10]))
     if failed:
-        github.error("; ".join(findings) + f". See the step summary or {report_path}; fix the data, or rebuild the reference profile if the change is expected.", title=f"{NAME}: data check failed", file=values["data"])
+        github.error(
+            "; ".join(findings)
+            + f". See the step summary or {report_path}; fix the data, or rebuild the reference profile if the change is expected.",
+            title=f"{NAME}: data check failed",
+            file=values["data"],
+        )
         return CHECK_FAILED
     if findings:
         github.warning("; ".join(findings) + f" (not failing: fail-on is `{fail_on}`).", title=f"{NAME}: findings")
@@ -306,14 +360,22 @@ def run(values: dict[str, Any]) -> int:
 def render_summary(report: dict[str, Any]) -> str:
     data = report["data"]
     icon = "✅ passed" if report["passed"] else "❌ failed"
-    lines = [f"## validate-data: {icon}", "", f"**{fmt(data['rows'])} rows**, {len(data['columns'])} columns, {len(data['files'])} file(s) from `{data['source']}` · digest `{data['digest'][:19]}…`", ""]
+    lines = [
+        f"## validate-data: {icon}",
+        "",
+        f"**{fmt(data['rows'])} rows**, {len(data['columns'])} columns, {len(data['files'])} file(s) from `{data['source']}` · digest `{data['digest'][:19]}…`",
+        "",
+    ]
     for problem in report["input_problems"]:
         lines.append(f"- ⛔ {problem}")
     schema = report["schema"]
     if schema is not None:
         lines.append(f"### Schema (`{schema['source']}`)")
         if schema["failures"]:
-            rows = [(f"`{g['column']}`", g["check"], g["count"], ", ".join(g["examples"]), ", ".join(map(str, g["rows"]))) for g in schema["failures"]]
+            rows = [
+                (f"`{g['column']}`", g["check"], g["count"], ", ".join(g["examples"]), ", ".join(map(str, g["rows"])))
+                for g in schema["failures"]
+            ]
             lines += ["", markdown_table(["column", "check", "failures", "examples", "first rows"], rows), ""]
         else:
             lines += ["", "All schema checks passed.", ""]
@@ -323,8 +385,24 @@ def render_summary(report: dict[str, Any]) -> str:
         rows = []
         for f in drift["features"]:
             name = f"`{f['column']}`" + (" (target)" if f["role"] == "target" else "")
-            rows.append((name, f["status"], f.get("test"), f.get("statistic"), f.get("p_value"), f.get("effect_size"), f.get("psi"), f["severity"], "; ".join(f["reasons"])))
-        lines += ["", markdown_table(["feature", "status", "test", "statistic", "p-value", "effect size", "PSI", "severity", "why"], rows), ""]
+            rows.append(
+                (
+                    name,
+                    f["status"],
+                    f.get("test"),
+                    f.get("statistic"),
+                    f.get("p_value"),
+                    f.get("effect_size"),
+                    f.get("psi"),
+                    f["severity"],
+                    "; ".join(f["reasons"]),
+                )
+            )
+        lines += [
+            "",
+            markdown_table(["feature", "status", "test", "statistic", "p-value", "effect size", "PSI", "severity", "why"], rows),
+            "",
+        ]
         chart = [f for f in drift["features"] if "ratio" in f][:30]
         if chart:
             ratios = [min(f["ratio"], 5.0) for f in chart]
@@ -356,7 +434,11 @@ def run_profile(values: dict[str, Any]) -> int:
     files, profile, _ = scan(values, REFERENCE_SAMPLE)
     empty = [n for n, c in profile["columns"].items() if c["kind"] == "empty"]
     if empty:
-        raise UsageError("data cannot be profiled", f"column(s) {', '.join(f'`{n}`' for n in empty)} have no values (all null/NaN); fix the export or drop them.", file=values["data"])
+        raise UsageError(
+            "data cannot be profiled",
+            f"column(s) {', '.join(f'`{n}`' for n in empty)} have no values (all null/NaN); fix the export or drop them.",
+            file=values["data"],
+        )
     profile["data-digest"] = data_digest(files)
     if schema is not None:
         columns = schema_columns(schema)
@@ -378,9 +460,15 @@ STAGE = Stage(
     outputs=(
         ("passed", "`true` when no finding fails the step under `fail-on`"),
         ("report", "path of the JSON report"),
-        ("drifted-features", "JSON list of drifted or missing columns, e.g. `[\"age\"]`"),
+        ("drifted-features", 'JSON list of drifted or missing columns, e.g. `["age"]`'),
         ("rows", "number of data rows read"),
         ("data-digest", "content hash of the data files (`sha256:…`), recorded by later stages"),
     ),
 )
-PROFILE = Stage("profile", "write the reference profile that validate-data measures drift against", PROFILE_OPTIONS, run_profile, has_config_section=False)
+PROFILE = Stage(
+    "profile",
+    "write the reference profile that validate-data measures drift against",
+    PROFILE_OPTIONS,
+    run_profile,
+    has_config_section=False,
+)

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Install the ml-cicd toolkit once per runner and put `mlcicd` on PATH (stdlib only).
+
+Run by the root action and as the first step of every stage action. The virtualenv lives under
+$RUNNER_TOOL_CACHE (shared by the jobs of a runner), keyed on toolkit version + Python version
+(+ a hash of the toolkit's files, so an unreleased ref never reuses a stale install). It is
+created with --system-site-packages so a runner's own torch/CUDA build is reused, not replaced.
+If MLCICD_PYTHON names an interpreter that already has the toolkit, nothing is installed.
+
+Env: MLCICD_PYTHON, INPUT_PYTHON (base interpreter, default: this one), INPUT_EXTRAS (e.g. `torch`).
+Outputs: python (interpreter with the toolkit), version, cache-hit.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKER = ".mlcicd-complete"
+
+
+def annotate(kind: str, title: str, message: str) -> None:
+    text = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print(f"::{kind} title={title.replace(':', '%3A').replace(',', '%2C')}::{text}", flush=True)
+    else:
+        print(f"{kind}: {title}: {message}", file=sys.stderr, flush=True)
+
+
+def set_output(name: str, value: str) -> None:
+    if path := os.environ.get("GITHUB_OUTPUT"):
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{name}={value}\n")
+
+
+def add_path(directory: Path) -> None:
+    if path := os.environ.get("GITHUB_PATH"):
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{directory}\n")
+
+
+def toolkit_version() -> str:
+    match = re.search(r'__version__ = "([^"]+)"', (ROOT / "scripts" / "mlcicd" / "__init__.py").read_text(encoding="utf-8"))
+    return match.group(1) if match else "0"
+
+
+def toolkit_hash() -> str:
+    digest = hashlib.sha256()
+    files = [ROOT / "pyproject.toml", *sorted((ROOT / "scripts" / "mlcicd").rglob("*.py"))]
+    for file in files:
+        digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def probe(python: str) -> str | None:
+    """The toolkit version importable by `python`, or None."""
+    try:
+        out = subprocess.run([python, "-c", "import mlcicd; print(mlcicd.__version__)"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def python_tag(python: str) -> str:
+    code = "import sys, platform; print(platform.python_implementation().lower() + '-' + '.'.join(map(str, sys.version_info[:3])))"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def cache_root() -> Path:
+    base = os.environ.get("RUNNER_TOOL_CACHE") or os.environ.get("MLCICD_HOME") or str(Path.home() / ".cache" / "mlcicd")
+    return Path(base) / "mlcicd"
+
+
+def install(base_python: str, extras: str) -> tuple[Path, bool]:
+    version = toolkit_version()
+    key = f"{version}-{python_tag(base_python)}-{toolkit_hash()}" + (f"-{extras.replace(',', '+')}" if extras else "")
+    home = cache_root() / key
+    venv = home / "venv"
+    python = venv / "bin" / "python"
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runners sharing a tool cache build it once
+        if (home / MARKER).exists() and probe(str(python)):
+            return python, True
+        shutil.rmtree(venv, ignore_errors=True)
+        started = time.monotonic()
+        subprocess.run([base_python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+        spec = f"{ROOT}[{extras}]" if extras else str(ROOT)
+        subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", spec], check=True)
+        (venv / "shim").mkdir(exist_ok=True)
+        link = venv / "shim" / "mlcicd"
+        if not link.exists():
+            link.symlink_to(venv / "bin" / "mlcicd")
+        (home / MARKER).write_text(f"installed in {time.monotonic() - started:.0f}s\n")
+    return python, False
+
+
+def main() -> int:
+    preinstalled = os.environ.get("MLCICD_PYTHON", "").strip()
+    if preinstalled:
+        version = probe(preinstalled)
+        if version is None:
+            annotate(
+                "error",
+                "setup: MLCICD_PYTHON has no toolkit",
+                f"MLCICD_PYTHON={preinstalled} cannot import mlcicd. Install it there (`{preinstalled} -m pip install <ml-cicd checkout>`) or unset MLCICD_PYTHON.",
+            )
+            return 2
+        if version != toolkit_version():
+            annotate(
+                "warning", "setup: toolkit version differs", f"MLCICD_PYTHON has mlcicd {version}; this action is {toolkit_version()}."
+            )
+        bin_dir = Path(preinstalled).parent
+        python, hit = Path(preinstalled), True
+    else:
+        base = os.environ.get("INPUT_PYTHON", "").strip() or sys.executable
+        if shutil.which(base) is None and not Path(base).exists():
+            annotate(
+                "error",
+                "setup: python not found",
+                f"`{base}` is not an interpreter on this runner. Set `python` to a path or command, or add actions/setup-python before this step.",
+            )
+            return 2
+        try:
+            python, hit = install(base, os.environ.get("INPUT_EXTRAS", "").strip())
+        except subprocess.CalledProcessError as exc:
+            annotate(
+                "error",
+                "setup: install failed",
+                f"`{' '.join(map(str, exc.cmd))}` exited {exc.returncode}; see the log above. The runner needs network access to its package index.",
+            )
+            return 2
+        bin_dir = python.parent.parent / "shim"
+        version = toolkit_version()
+    add_path(bin_dir)  # only `mlcicd` (a shim dir), so the user's own `python` stays theirs
+    set_output("python", str(python))
+    set_output("version", version)
+    set_output("cache-hit", "true" if hit else "false")
+    print(f"ml-cicd {version}: {python} ({'cached' if hit else 'installed'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
