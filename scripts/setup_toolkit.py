@@ -47,6 +47,25 @@ def add_path(directory: Path) -> None:
             fh.write(f"{directory}\n")
 
 
+def export_env(name: str, value: str) -> None:
+    if path := os.environ.get("GITHUB_ENV"):
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{name}={value}\n")
+
+
+def write_shim(python: Path) -> Path:
+    """A directory holding only an `mlcicd` launcher for `python`: on PATH, it leaves the
+    user's own `python` and `pip` first, whatever folder the toolkit's interpreter is in."""
+    shims = cache_root() / "shims" / hashlib.sha256(str(python).encode()).hexdigest()[:12]
+    shims.mkdir(parents=True, exist_ok=True)
+    launcher = shims / "mlcicd"
+    tmp = shims / f".mlcicd.{os.getpid()}"
+    tmp.write_text(f'#!/bin/sh\nexec "{python}" -m mlcicd "$@"\n')
+    tmp.chmod(0o755)
+    tmp.replace(launcher)
+    return shims
+
+
 def toolkit_version() -> str:
     match = re.search(r'__version__ = "([^"]+)"', (ROOT / "scripts" / "mlcicd" / "__init__.py").read_text(encoding="utf-8"))
     return match.group(1) if match else "0"
@@ -95,10 +114,6 @@ def install(base_python: str, extras: str) -> tuple[Path, bool]:
         subprocess.run([base_python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
         spec = f"{ROOT}[{extras}]" if extras else str(ROOT)
         subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", spec], check=True)
-        (venv / "shim").mkdir(exist_ok=True)
-        link = venv / "shim" / "mlcicd"
-        if not link.exists():
-            link.symlink_to(venv / "bin" / "mlcicd")
         (home / MARKER).write_text(f"installed in {time.monotonic() - started:.0f}s\n")
     return python, False
 
@@ -118,7 +133,6 @@ def main() -> int:
             annotate(
                 "warning", "setup: toolkit version differs", f"MLCICD_PYTHON has mlcicd {version}; this action is {toolkit_version()}."
             )
-        bin_dir = Path(preinstalled).parent
         python, hit = Path(preinstalled), True
     else:
         base = os.environ.get("INPUT_PYTHON", "").strip() or sys.executable
@@ -138,9 +152,11 @@ def main() -> int:
                 f"`{' '.join(map(str, exc.cmd))}` exited {exc.returncode}; see the log above. The runner needs network access to its package index.",
             )
             return 2
-        bin_dir = python.parent.parent / "shim"
         version = toolkit_version()
-    add_path(bin_dir)  # only `mlcicd` (a shim dir), so the user's own `python` stays theirs
+    add_path(write_shim(python))
+    # Later stage actions in this job find the toolkit here and install nothing, even when
+    # this setup used another interpreter or extras than their own setup step would.
+    export_env("MLCICD_PYTHON", str(python))
     set_output("python", str(python))
     set_output("version", version)
     set_output("cache-hit", "true" if hit else "false")

@@ -44,21 +44,32 @@ def test_validate_data_action_passing_and_failing(example_data, tmp_path):
 
 
 def run_setup(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, dict[str, str], str]:
-    out, path_file = tmp_path / "out", tmp_path / "path"
-    out.write_text("")
-    path_file.write_text("")
+    out, path_file, env_file = tmp_path / "out", tmp_path / "path", tmp_path / "env"
+    for file in (out, path_file, env_file):
+        file.write_text("")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "MLCICD_", "RUNNER_"))}
-    base.update(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(out), GITHUB_PATH=str(path_file), **env)
+    base.update(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(out), GITHUB_PATH=str(path_file), GITHUB_ENV=str(env_file), **env)
     proc = subprocess.run(["python3", str(SETUP)], capture_output=True, text=True, env=base, timeout=900)
-    return proc, parse_outputs(out.read_text()), path_file.read_text()
+    outputs = parse_outputs(out.read_text())
+    if proc.returncode == 0:  # the next stage action of the job reuses this interpreter
+        assert env_file.read_text() == f"MLCICD_PYTHON={outputs['python']}\n"
+    return proc, outputs, path_file.read_text()
+
+
+def assert_shim_only(path: str) -> Path:
+    shim = Path(path.strip())
+    assert sorted(p.name for p in shim.iterdir()) == ["mlcicd"]  # the user's `python` and `pip` stay first
+    help_text = subprocess.run([str(shim / "mlcicd"), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "validate-data" in help_text
+    return shim
 
 
 def test_setup_reuses_a_preinstalled_toolkit(tmp_path):
     proc, outputs, path = run_setup({"MLCICD_PYTHON": sys.executable, "RUNNER_TOOL_CACHE": str(tmp_path / "cache")}, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert outputs["python"] == sys.executable and outputs["cache-hit"] == "true"
-    assert path.strip() == str(Path(sys.executable).parent)
-    assert not (tmp_path / "cache").exists()  # nothing installed
+    assert assert_shim_only(path).is_relative_to(tmp_path / "cache" / "mlcicd" / "shims")
+    assert [p.name for p in (tmp_path / "cache" / "mlcicd").iterdir()] == ["shims"]  # nothing installed
 
 
 def test_setup_rejects_an_interpreter_without_the_toolkit(tmp_path):
@@ -81,9 +92,6 @@ def test_setup_installs_into_the_tool_cache_once(tmp_path):
     assert python.is_relative_to(cache / "mlcicd") and outputs["cache-hit"] == "false"
     cfg = (python.parent.parent / "pyvenv.cfg").read_text()
     assert "include-system-site-packages = true" in cfg
-    shim = Path(path.strip())
-    assert sorted(p.name for p in shim.iterdir()) == ["mlcicd"]  # the user's `python` stays theirs
-    help_text = subprocess.run([str(shim / "mlcicd"), "--help"], capture_output=True, text=True, check=True).stdout
-    assert "validate-data" in help_text
+    assert_shim_only(path)
     again, outputs2, _ = run_setup(env, tmp_path)
     assert again.returncode == 0 and outputs2["cache-hit"] == "true" and outputs2["python"] == str(python)

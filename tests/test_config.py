@@ -23,7 +23,7 @@ def resolve_vd(tmp_path, config: str | None = None, flags=None, env=None):
 def test_defaults_without_config(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     values = resolve_vd(tmp_path)
-    assert values["drift-threshold"] == 0.05
+    assert values["drift-threshold"] == 0.01
     assert values["fail-on"] == "both"
     assert values["config"] == ""
 
@@ -64,7 +64,17 @@ def test_paths_in_config_are_relative_to_the_file(tmp_path):
         ("validate-data:\n  data: [unclosed\n", ["not valid YAML", "line"]),
         ("validate-data:\n  data: [a, b]\n", ["expected a single value"]),
     ],
-    ids=["typo-key", "typo-section", "not-a-number", "out-of-range", "bad-choice", "section-not-mapping", "file-not-mapping", "bad-yaml", "list-for-scalar"],
+    ids=[
+        "typo-key",
+        "typo-section",
+        "not-a-number",
+        "out-of-range",
+        "bad-choice",
+        "section-not-mapping",
+        "file-not-mapping",
+        "bad-yaml",
+        "list-for-scalar",
+    ],
 )
 def test_bad_config_names_the_key_and_the_fix(tmp_path, config, needles):
     with pytest.raises(UsageError) as info:

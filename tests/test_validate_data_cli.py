@@ -151,7 +151,9 @@ BAD_INPUTS = {
     "wrong-delimiter": (lambda d: write(d / "semi.csv", "age;income;plan\n30;1000;pro\n40;2000;basic\n"), [], ["delimiter", "';'"]),
     "non-utf8": (lambda d: write(d / "latin.csv", b"age,plan\n30,caf\xe9\n40,pro\n"), [], ["UTF-8", "encoding"]),
     "wrong-dtype": (
-        lambda d: write(d / "dtype.csv", "age,income,tenure_months,plan,region,monthly_spend,support_tickets,churned\nold,1,2,pro,north,3,0,1\n"),
+        lambda d: write(
+            d / "dtype.csv", "age,income,tenure_months,plan,region,monthly_spend,support_tickets,churned\nold,1,2,pro,north,3,0,1\n"
+        ),
         ["--schema", "schema.yaml"],
         ["age"],
     ),
@@ -167,10 +169,15 @@ BAD_INPUTS = {
     ),
     "malformed-schema": (lambda d: write(d / "ok.csv", "a\n1\n"), ["--schema", "bad_schema.yaml"], ["bad_schema.yaml", "schema"]),
     "schema-unknown-check": (lambda d: write(d / "ok.csv", "a\n1\n"), ["--schema", "unknown_check.yaml"], ["unknown_check.yaml"]),
-    "profile-of-another-schema": (lambda d: "current.csv", ["--schema", "schema.yaml", "--reference", "other_reference.json"], ["another schema", "mlcicd profile"]),
+    "profile-of-another-schema": (
+        lambda d: "current.csv",
+        ["--schema", "schema.yaml", "--reference", "other_reference.json"],
+        ["another schema", "mlcicd profile"],
+    ),
     "profile-of-another-dataset": (lambda d: write(d / "ok.csv", "zzz\n1\n2\n"), ["--reference", "reference.json"], ["another dataset"]),
     "malformed-profile": (lambda d: "current.csv", ["--reference", "garbage.json"], ["garbage.json", "not a JSON file"]),
     "drift-threshold-abc": (lambda d: "current.csv", ["--drift-threshold", "abc"], ["drift-threshold", "'abc' is not a number"]),
+    "min-psi-zero": (lambda d: "current.csv", ["--min-psi", "0"], ["min-psi", "must be greater than 0"]),
     "glob-matches-nothing": (lambda d: "nothing/*.parquet", [], ["nothing/*.parquet", "matched no file"]),
     "missing-file": (lambda d: "nope.csv", [], ["nope.csv", "does not exist"]),
     "unsupported-extension": (lambda d: write(d / "data.xlsx", b"PK"), [], ["xlsx"]),
@@ -185,7 +192,9 @@ BAD_INPUTS = {
 def test_bad_input_is_one_clear_error(run_cli, workdir, case):
     make, extra, needles = BAD_INPUTS[case]
     (workdir / "bad_schema.yaml").write_text("columns:\n  a: [unclosed\n")
-    (workdir / "unknown_check.yaml").write_text("schema_type: dataframe\napi: pandas\ncolumns:\n  a:\n    dtype: int64\n    no_such_check: 3\n")
+    (workdir / "unknown_check.yaml").write_text(
+        "schema_type: dataframe\napi: pandas\ncolumns:\n  a:\n    dtype: int64\n    no_such_check: 3\n"
+    )
     (workdir / "garbage.json").write_text("{not json")
     (workdir / "typo.yaml").write_text("validate-data:\n  fail_on: drift\n")
     other = json.loads((workdir / "reference.json").read_text())
@@ -197,3 +206,29 @@ def test_bad_input_is_one_clear_error(run_cli, workdir, case):
     result = run_cli("validate-data", "--data", data, *extra, cwd=workdir)
     assert_one_clear_error(result, *needles)
     assert sorted(p.name for p in workdir.iterdir() if p.name != "mlcicd-reports") == before
+
+
+def test_entry_script_runs_the_same_stage(run_cli, workdir):
+    import subprocess
+
+    from conftest import ROOT
+
+    script = ROOT / "scripts" / "validate-data.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--data", "current.csv", "--report", "r.json"], capture_output=True, text=True, cwd=workdir
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((workdir / "r.json").read_text())["passed"] is True
+
+
+def test_profile_reads_csv_with_the_schema_types(run_cli, tmp_path):
+    # Postcodes look numeric; the schema says text. Profile and validation must agree on that.
+    import pandera.pandas as pa
+
+    rows = "postcode,amount\n" + "".join(f"{10000 + i % 90},{i % 7}.5\n" for i in range(500))
+    (tmp_path / "train.csv").write_text(rows)
+    pa.DataFrameSchema({"postcode": pa.Column(str), "amount": pa.Column(float)}).to_yaml(tmp_path / "schema.yaml")
+    assert run_cli("profile", "--data", "train.csv", "--schema", "schema.yaml", "--out", "ref.json", cwd=tmp_path).rc == 0
+    assert json.loads((tmp_path / "ref.json").read_text())["columns"]["postcode"]["kind"] == "categorical"
+    result = run_cli("validate-data", "--data", "train.csv", "--schema", "schema.yaml", "--reference", "ref.json", cwd=tmp_path)
+    assert result.rc == 0, result.log

@@ -47,7 +47,7 @@ def text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def number(*, minimum: float | None = None, maximum: float | None = None) -> Callable[[Any], float]:
+def number(*, minimum: float | None = None, maximum: float | None = None, positive: bool = False) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
         if isinstance(value, bool):
             raise ValueError("expected a number, not a boolean")
@@ -57,6 +57,8 @@ def number(*, minimum: float | None = None, maximum: float | None = None) -> Cal
             raise ValueError(f"{value!r} is not a number") from None
         if result != result or result in (float("inf"), float("-inf")):
             raise ValueError(f"{value!r} is not a finite number")
+        if positive and result <= 0:
+            raise ValueError(f"{result:g} must be greater than 0")
         if minimum is not None and result < minimum:
             raise ValueError(f"{result:g} is below the minimum {minimum:g}")
         if maximum is not None and result > maximum:

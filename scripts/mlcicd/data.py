@@ -91,7 +91,11 @@ def data_digest(files: list[Path]) -> str:
 def _arrow_error(path: Path, exc: Exception, columns: list[str] | None = None) -> UsageError:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if columns:  # pyarrow numbers CSV columns; people know them by name
-        message = re.sub(r"In CSV column #(\d+)", lambda m: f"column `{columns[int(m.group(1))]}`" if int(m.group(1)) < len(columns) else m.group(0), message)
+        message = re.sub(
+            r"In CSV column #(\d+)",
+            lambda m: f"column `{columns[int(m.group(1))]}`" if int(m.group(1)) < len(columns) else m.group(0),
+            message,
+        )
     if "Empty CSV file" in message or "Empty file" in message:
         return UsageError("empty data file", f"{path} is empty. Check the step that produced it.", file=str(path))
     if "UTF8" in message or "utf-8" in message.lower():

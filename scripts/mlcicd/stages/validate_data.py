@@ -48,15 +48,19 @@ OPTIONS = (
         number(minimum=0, maximum=1),
         0.01,
         "significance level: a change with a p-value below it is statistically significant",
-        "0.01",
+        "0.05",
     ),
     Option(
-        "min-wasserstein", number(minimum=0), 0.1, "numeric drift effect size: Wasserstein distance in reference standard deviations", "0.2"
+        "min-wasserstein",
+        number(positive=True),
+        0.1,
+        "numeric drift effect size: Wasserstein distance in reference standard deviations",
+        "0.2",
     ),
-    Option("min-psi", number(minimum=0), 0.2, "population stability index at or above which a significant change is drift", "0.25"),
+    Option("min-psi", number(positive=True), 0.2, "population stability index at or above which a significant change is drift", "0.25"),
     Option(
         "min-share-change",
-        number(minimum=0, maximum=1),
+        number(positive=True, maximum=1),
         0.05,
         "categorical drift effect size: the largest change of a category's share (0.05 = 5 points); also for missing-value rates",
         "0.1",
@@ -142,7 +146,23 @@ def check_names_known(parsed: dict[str, Any], spec: str) -> None:
     try:
         from pandera.io._flat_checks import COMPONENT_RESERVED_KEYS as reserved
     except ImportError:  # older pandera: the keys a column may carry besides checks
-        reserved = frozenset({"title", "description", "dtype", "nullable", "checks", "name", "unique", "coerce", "required", "regex", "default", "report_duplicates", "drop_invalid_rows"})
+        reserved = frozenset(
+            {
+                "title",
+                "description",
+                "dtype",
+                "nullable",
+                "checks",
+                "name",
+                "unique",
+                "coerce",
+                "required",
+                "regex",
+                "default",
+                "report_duplicates",
+                "drop_invalid_rows",
+            }
+        )
     known_checks = [name for name in dir(pa.Check) if not name.startswith("_")]
     for column, props in (parsed.get("columns") or {}).items():
         if not isinstance(props, dict):
@@ -458,13 +478,15 @@ def run_profile(values: dict[str, Any]) -> int:
     if out.exists() and not values["overwrite"]:
         raise UsageError("profile exists", f"{out} already exists; pass `--overwrite true` to replace it.", file=str(out))
     schema = load_schema(values["schema"]) if values["schema"] else None
-    files, profile, _ = scan(values, REFERENCE_SAMPLE)
-    empty = [n for n, c in profile["columns"].items() if c["kind"] == "empty"]
-    if empty:
-        raise UsageError(
-            "data cannot be profiled",
-            f"column(s) {', '.join(f'`{n}`' for n in empty)} have no values (all null/NaN); fix the export or drop them.",
-            file=values["data"],
+    files, profile, failures = scan(values, REFERENCE_SAMPLE, schema)
+    problems = input_problems(profile, failures, "")
+    if problems:
+        raise UsageError("data cannot be profiled", "; ".join(problems) + ".", file=values["data"])
+    if failures.groups:
+        shown = ", ".join(sorted({f"`{c}` ({check})" for c, check in failures.groups})[:8])
+        github.warning(
+            f"the reference data itself fails the schema: {shown}. The profile is written, but drift will be measured against flawed data.",
+            title="profile: schema failures",
         )
     profile["data-digest"] = data_digest(files)
     if schema is not None:
