@@ -173,7 +173,9 @@ def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        # pre_buffer=True (the default) loads every column chunk of the file before the first
+        # batch: memory would grow with the file, not the batch.
+        parquet = pq.ParquetFile(path, pre_buffer=False)
         _check_header(path, parquet.schema_arrow, ",")
         yield from parquet.iter_batches(batch_size=BATCH_ROWS)
     except (pa.ArrowException, OSError) as exc:

@@ -239,7 +239,7 @@ def validate_batch(schema: Any, batch: Any, offset: int, failures: SchemaFailure
     frame = batch.to_pandas()
     frame.index = pd.RangeIndex(offset, offset + len(frame))
     try:
-        schema.validate(frame, lazy=True)
+        schema.validate(frame, lazy=True, inplace=True)  # the frame is discarded: skip pandera's copy
     except pe.SchemaErrors as exc:
         failures.add(exc.failure_cases)
 
