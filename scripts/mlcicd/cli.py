@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(stage.name, help=stage.summary, description=stage.summary)
         if stage.has_config_section:
             cmd.add_argument("--config", default=None, help="mlcicd.yaml to read (default: ./mlcicd.yaml when it exists)")
+        if stage.positional:
+            cmd.add_argument("_positional", nargs="?", default=None, metavar=stage.positional.upper().replace("-", "_"), help=f"same as --{stage.positional}")
         for option in stage.options:
             default = option.default if option.default not in ("", None) else "none"
             example = f" (e.g. {option.example})" if option.example else ""
@@ -47,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stage = all_stages()[args.command]
     flags = vars(args)
+    if stage.positional and flags.get("_positional") is not None:
+        if flags.get(stage.positional) is not None:
+            parser.error(f"give {stage.positional} once: as an argument or as --{stage.positional}")
+        flags[stage.positional] = flags["_positional"]
     try:
         if stage.has_config_section:
             values = resolve(stage.name, stage.options, config_sections(), flags, os.environ)

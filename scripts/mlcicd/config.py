@@ -219,3 +219,5 @@ class Stage:
     run: Callable[[dict[str, Any]], int]
     outputs: tuple[tuple[str, str], ...] = ()
     has_config_section: bool = True
+    positional: str | None = None
+    """An option that may also be given as the first positional argument (`mlcicd history churn`)."""

@@ -1,0 +1,208 @@
+"""MLflow connection shared by the stages: embedded SQLite by default, a tracking server when
+MLFLOW_TRACKING_URI is set; credentials masked; the registry lock; git/workflow context tags."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mlcicd import github
+from mlcicd.errors import UsageError
+
+TAG = "mlcicd."
+TAG_FINGERPRINT = "mlcicd.fingerprint"
+TAG_RUN_ID = "mlcicd.run_id"
+TAG_GIT_SHA = "mlcicd.git_sha"
+TAG_GIT_REF = "mlcicd.git_ref"
+TAG_WORKFLOW_RUN = "mlcicd.workflow_run"
+TAG_DATA_DIGEST = "mlcicd.data_digest"
+TAG_GATES_PASSED = "mlcicd.gates.passed"
+TAG_LOCK = "mlcicd.lock"
+SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_CLIENT_CERT_PATH", "DATABRICKS_TOKEN")
+
+
+def mlcicd_home() -> Path:
+    """Fixed per-runner state (embedded registry, artifacts, locks): never inside a job's workspace,
+    which differs between the jobs of one workflow."""
+    return Path(os.environ.get("MLCICD_HOME") or Path.home() / ".mlcicd").expanduser()
+
+
+def redact(uri: str) -> str:
+    """The URI without user:password@ or query string, safe for messages."""
+    parts = urlsplit(uri)
+    if not parts.netloc:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def mask_credentials() -> None:
+    for name in SECRET_ENV:
+        if value := os.environ.get(name):
+            github.add_mask(value)
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    password = urlsplit(uri).password if "://" in uri else None
+    if password:
+        github.add_mask(password)
+
+
+def is_embedded() -> bool:
+    return not os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+
+
+def connect() -> str:
+    """Point MLflow (and any child process, through the environment) at the tracking store; returns the URI.
+
+    Raises UsageError with the redacted URI when a server does not answer.
+    """
+    import mlflow
+
+    mask_credentials()
+    # MLflow retries transient HTTP errors itself (429/5xx, with exponential backoff); its
+    # defaults wait minutes, too long for a CI step that should fail and say why.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri:
+        home = mlcicd_home()
+        home.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{home / 'mlflow.db'}"
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        with file_lock(home / "schema.lock"):  # two jobs creating the tables at once would collide
+            mlflow.set_tracking_uri(uri)
+            mlflow.MlflowClient().search_experiments(max_results=1)
+        return uri
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def check_server(uri: str, attempts: int = 4) -> None:
+    import requests
+
+    last = ""
+    for attempt in range(attempts):
+        try:
+            response = requests.get(uri.rstrip("/") + "/health", timeout=10)
+            if response.status_code < 500:
+                return
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(min(2**attempt, 8))
+    raise UsageError(
+        "MLflow server unreachable",
+        f"{redact(uri)} did not answer ({last}) after {attempts} attempts. Check MLFLOW_TRACKING_URI and that the server is up "
+        "(or unset MLFLOW_TRACKING_URI to use the embedded registry on this runner).",
+    )
+
+
+def experiment_id(name: str) -> str:
+    """The experiment's id, created on first use (artifacts under MLCICD_HOME when embedded)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise UsageError("experiment deleted", f"experiment `{name}` is deleted in {redact(os.environ['MLFLOW_TRACKING_URI'])}; restore it or choose another `experiment`.")
+        return found.experiment_id
+    location = (mlcicd_home() / "artifacts" / name).as_uri() if is_embedded() else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created meanwhile by a concurrent job
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def registry_lock(model_name: str, timeout: float = 300.0) -> Iterator[None]:
+    """Serialise registry changes of one model.
+
+    Embedded store: an flock next to the database (exact). Tracking server: MLflow has no
+    compare-and-set, so a lease tag on the registered model is written, then read back after a
+    pause; whoever's token survives owns the lease (stale leases expire). Workflows also use a
+    `concurrency:` group per model; this is the second line of defence.
+    """
+    if is_embedded():
+        with file_lock(mlcicd_home() / "locks" / f"{model_name}.lock"):
+            yield
+        return
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + timeout
+    while True:
+        current = client.get_registered_model(model_name).tags.get(TAG_LOCK)
+        holder = json.loads(current) if current else None
+        if holder is None or holder.get("expires", 0) < time.time():
+            client.set_registered_model_tag(model_name, TAG_LOCK, json.dumps({"token": token, "expires": time.time() + timeout}))
+            time.sleep(1.0)
+            now = client.get_registered_model(model_name).tags.get(TAG_LOCK)
+            if now and json.loads(now).get("token") == token:
+                break
+        if time.monotonic() > deadline:
+            raise UsageError("registry busy", f"another job holds the lock on `{model_name}` for more than {timeout:.0f}s; rerun when it has finished.")
+        time.sleep(2.0)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            client.delete_registered_model_tag(model_name, TAG_LOCK)
+
+
+def git_context() -> dict[str, str]:
+    """Commit, ref, workflow run URL and actor of this run (from Actions, else from git)."""
+    sha = os.environ.get("GITHUB_SHA", "")
+    if not sha:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+    run_url = ""
+    if os.environ.get("GITHUB_RUN_ID") and os.environ.get("GITHUB_REPOSITORY"):
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        run_url = f"{server}/{os.environ['GITHUB_REPOSITORY']}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+    try:
+        actor = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+    except (KeyError, OSError):
+        actor = "unknown"
+    return {"sha": sha, "ref": os.environ.get("GITHUB_REF", ""), "run_url": run_url, "actor": actor}
+
+
+def mlflow_error(exc: Exception, what: str) -> UsageError:
+    """An MLflow exception as one clear message (the URI redacted, never a secret)."""
+    message = getattr(exc, "message", None) or str(exc)
+    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    return UsageError(what, f"{first} (tracking store: {redact(os.environ.get('MLFLOW_TRACKING_URI', ''))}).")
+
+
+def version_tags(version: Any) -> dict[str, str]:
+    return dict(version.tags or {})
