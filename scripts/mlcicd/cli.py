@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 passed, 1 a check failed, 2 bad input/config, 3 internal error.",
     )
     parser.add_argument("--version", action="version", version=f"mlcicd {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="<stage>")
+    sub = parser.add_subparsers(dest="_stage", metavar="<stage>")
     for stage in all_stages().values():
         cmd = sub.add_parser(stage.name, help=stage.summary, description=stage.summary)
         if stage.has_config_section:
@@ -41,13 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.command:
+    if not args._stage:
         parser.print_help()
         return USAGE_ERROR
     from mlcicd.config import resolve
     from mlcicd.stages import all_stages, config_sections
 
-    stage = all_stages()[args.command]
+    stage = all_stages()[args._stage]
     flags = vars(args)
     if stage.positional and flags.get("_positional") is not None:
         if flags.get(stage.positional) is not None:

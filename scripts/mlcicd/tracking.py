@@ -120,7 +120,10 @@ def experiment_id(name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
-            raise UsageError("experiment deleted", f"experiment `{name}` is deleted in {redact(os.environ['MLFLOW_TRACKING_URI'])}; restore it or choose another `experiment`.")
+            raise UsageError(
+                "experiment deleted",
+                f"experiment `{name}` is deleted in {redact(os.environ['MLFLOW_TRACKING_URI'])}; restore it or choose another `experiment`.",
+            )
         return found.experiment_id
     location = (mlcicd_home() / "artifacts" / name).as_uri() if is_embedded() else None
     try:
@@ -171,7 +174,9 @@ def registry_lock(model_name: str, timeout: float = 300.0) -> Iterator[None]:
             if now and json.loads(now).get("token") == token:
                 break
         if time.monotonic() > deadline:
-            raise UsageError("registry busy", f"another job holds the lock on `{model_name}` for more than {timeout:.0f}s; rerun when it has finished.")
+            raise UsageError(
+                "registry busy", f"another job holds the lock on `{model_name}` for more than {timeout:.0f}s; rerun when it has finished."
+            )
         time.sleep(2.0)
     try:
         yield
