@@ -121,7 +121,7 @@ def mlflow_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    log = open(root / "server.log", "w")  # noqa: SIM115 - closed at teardown
+    log = open(root / "server.log", "w")  # closed at teardown
     proc = subprocess.Popen(
         [
             str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",

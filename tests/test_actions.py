@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, parse_outputs
 
 ACT = shutil.which("act", path=str(Path(sys.executable).parent)) or shutil.which("act")

@@ -5,6 +5,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from mlcicd.config import Option, boolean, choice, number, resolve, text
 from mlcicd.errors import UsageError
 from mlcicd.stages import config_sections

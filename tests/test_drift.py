@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from mlcicd.drift import Thresholds, compare_column, is_failure, psi
 from mlcicd.profile import CURRENT_SAMPLE, REFERENCE_SAMPLE, ProfileBuilder, load_profile, row_keys, to_json
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import parse_outputs
+
 from mlcicd import github
+
+from conftest import parse_outputs
 
 
 @pytest.mark.parametrize(

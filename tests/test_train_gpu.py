@@ -251,3 +251,23 @@ def test_bad_input_is_one_clear_error(run_cli, project, embedded_home, args, env
 def test_missing_command_and_model_name(run_cli, project, embedded_home):
     assert_one_clear_error(run_cli("train-gpu", "--model-name", "tiny", cwd=project), "command")
     assert_one_clear_error(run_cli("train-gpu", "--command", "python x.py", cwd=project), "model-name")
+
+
+@pytest.mark.act
+def test_train_gpu_action_with_act(project, embedded_home):
+    from test_actions import act
+
+    proc = act(
+        "tests/workflows/train-gpu.yml",
+        "--env", f"MLCICD_TEST_PYTHON={sys.executable}", "--env", f"MLCICD_TEST_PROJECT={project}",
+        "--env", f"MLCICD_PYTHON={sys.executable}", "--env", f"MLCICD_HOME={embedded_home}",
+    )  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert "SELF-TEST OK" in log
+    assert "train: " in log and " models:/m-" in log and "broken: failure " in log
+    use_store({})
+    run_id = json.loads((project / "train.json").read_text())["run_id"]
+    assert client().get_run(run_id).info.status == "FINISHED"
+    broken = json.loads((project / "broken.json").read_text())
+    assert client().get_run(broken["run_id"]).info.status == "FAILED"

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+
 from conftest import assert_one_clear_error
 
 VD = ("validate-data", "--schema", "schema.yaml", "--reference", "reference.json", "--target", "churned")

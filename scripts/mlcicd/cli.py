@@ -28,7 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         if stage.has_config_section:
             cmd.add_argument("--config", default=None, help="mlcicd.yaml to read (default: ./mlcicd.yaml when it exists)")
         if stage.positional:
-            cmd.add_argument("_positional", nargs="?", default=None, metavar=stage.positional.upper().replace("-", "_"), help=f"same as --{stage.positional}")
+            cmd.add_argument(
+                "_positional",
+                nargs="?",
+                default=None,
+                metavar=stage.positional.upper().replace("-", "_"),
+                help=f"same as --{stage.positional}",
+            )
         for option in stage.options:
             default = option.default if option.default not in ("", None) else "none"
             example = f" (e.g. {option.example})" if option.example else ""

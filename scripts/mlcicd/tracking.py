@@ -103,7 +103,8 @@ def check_server(uri: str, attempts: int = 4) -> None:
             last = f"HTTP {response.status_code}"
         except requests.RequestException as exc:
             last = type(exc).__name__
-        time.sleep(min(2**attempt, 8))
+        if attempt + 1 < attempts:
+            time.sleep(min(2**attempt, 8))
     raise UsageError(
         "MLflow server unreachable",
         f"{redact(uri)} did not answer ({last}) after {attempts} attempts. Check MLFLOW_TRACKING_URI and that the server is up "
