@@ -21,10 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Result, assert_one_clear_error, free_port, parse_outputs
+
 from mlcicd.errors import UsageError
 from mlcicd.stages import promote as stage
 from mlcicd.stages.promote import PREVIOUS, PRODUCTION, Plan
+
+from conftest import ROOT, Result, assert_one_clear_error, free_port, parse_outputs
 
 # --- pure logic -----------------------------------------------------------------------------
 
@@ -89,6 +91,26 @@ def test_option_parsers():
     assert not stage.gates_required("auto", PRODUCTION, "rollback") and stage.gates_required("true", "staging", "promote")
 
 
+def test_config_section_values(tmp_path):
+    from mlcicd.config import check_config
+    from mlcicd.stages import config_sections
+
+    section = {"model-name": "churn", "alias": "production", "require-gates": True, "gates-passed": False, "version": 3}
+    section |= {"expected-current-version": "none", "report": "out/promote.json"}
+    parsed = check_config({"promote": section}, config_sections(), tmp_path / "mlcicd.yaml")["promote"]
+    assert parsed == {
+        "model-name": "churn",
+        "alias": "production",
+        "require-gates": "true",
+        "gates-passed": False,
+        "version": "3",
+        "expected-current-version": "none",
+        "report": str(tmp_path / "out" / "promote.json"),
+    }
+    with pytest.raises(UsageError, match="require-gates"):
+        check_config({"promote": {"require-gates": "sometimes"}}, config_sections(), tmp_path / "mlcicd.yaml")
+
+
 def test_promote_plans():
     assert stage.plan_promote({"staging": "2"}, "staging", "2") is None
     assert stage.plan_promote({}, "staging", "1") == Plan((("staging", "1"),), None, "1")
@@ -141,7 +163,7 @@ def test_history_reading_normalises_and_keeps_unreadable_events():
 
 
 class Registry:
-    """One test's view of a registry: the environment a step runs with, a client, a fresh model name."""
+    """One test's view of a registry: the environment a step runs with, a fresh model name, the state read back."""
 
     def __init__(self, kind: str, env: dict[str, str], uri: str, work: Path) -> None:
         self.kind, self.env, self.uri, self.work = kind, env, uri, work
@@ -186,17 +208,20 @@ class Registry:
     def promote(self, *args: str, env: dict[str, str] | None = None) -> Result:
         return self.cli("promote", "--model-name", self.model, *args, env=env)
 
-    def log_models(self, count: int) -> list[dict[str, str]]:
-        """Train nothing, log `count` tiny pyfunc models, each in its own run tagged as train-gpu tags it."""
+    def log_models(self, count: int, *, in_run_artifacts: bool = False) -> list[dict[str, str]]:
+        """Train nothing: log `count` tiny pyfunc models, each in its own run tagged as train-gpu tags it.
+
+        `in_run_artifacts`: store the model MLflow 2 style, as the run's artifact `legacy/` (no logged model)."""
         import mlflow
+
         from mlcicd import tracking
 
         logged = []
         with self.environment():
 
             class Constant(mlflow.pyfunc.PythonModel):
-                def predict(self, context, model_input, params=None):
-                    return [0.0] * len(model_input)
+                def predict(self, model_input: list[str]) -> list[str]:  # typed: MLflow warns about an untyped predict
+                    return ["0"] * len(model_input)
 
             tracking.connect()
             experiment = tracking.experiment_id("promote-tests")
@@ -209,8 +234,14 @@ class Registry:
                     tracking.TAG_WORKFLOW_RUN: f"https://github.com/org/repo/actions/runs/{1000 + i}",
                 }
                 with mlflow.start_run(experiment_id=experiment, tags=tags) as run:
-                    info = mlflow.pyfunc.log_model(name="model", python_model=Constant(), pip_requirements=["mlflow"])
-                logged.append({"run_id": run.info.run_id, "model_id": info.model_id, **tags})
+                    if in_run_artifacts:
+                        saved = self.work / f"saved-{uuid.uuid4().hex[:6]}"
+                        mlflow.pyfunc.save_model(str(saved), python_model=Constant(), pip_requirements=["mlflow"])
+                        mlflow.log_artifacts(str(saved), artifact_path="legacy")
+                        model_id = ""
+                    else:
+                        model_id = mlflow.pyfunc.log_model(name="model", python_model=Constant(), pip_requirements=["mlflow"]).model_id
+                logged.append({"run_id": run.info.run_id, "model_id": model_id, **tags})
         return logged
 
     def state(self, name: str | None = None) -> tuple[dict[str, str], list[dict], dict[str, dict[str, str]]]:
@@ -335,6 +366,40 @@ def test_bad_references_are_usage_errors(registry):
     assert registry.state()[0] == {"champion": "1"}
 
 
+def test_a_model_in_the_run_artifacts_is_registered_once(registry):
+    """An MLflow 2 style model (files under the run's artifacts, no logged model) is matched by its source."""
+    (run,) = registry.log_models(1, in_run_artifacts=True)
+    first = registry.promote("--model-uri", f"runs:/{run['run_id']}/legacy", "--alias", "candidate")
+    assert first.rc == 0 and first.outputs["version"] == "1", first.log
+    again = registry.promote(
+        "--model-uri", f"runs:/{run['run_id']}/legacy", "--alias", "challenger", "--report", str(registry.work / "r.json")
+    )
+    assert again.rc == 0 and again.outputs["version"] == "1", again.log
+    registration = json.loads((registry.work / "r.json").read_text())["registration"]
+    assert registration["status"] == "reused" and registration["source"].endswith("/legacy") and registration["model_id"] is None
+    aliases, _, versions = registry.state()
+    assert aliases == {"candidate": "1", "challenger": "1"} and list(versions) == ["1"]
+    assert versions["1"]["mlcicd.fingerprint"] == run["mlcicd.fingerprint"] and versions["1"]["mlcicd.run_id"] == run["run_id"]
+
+
+def test_a_version_registered_elsewhere_is_reused_and_gets_the_lineage(registry):
+    from mlflow import MlflowClient
+
+    from mlcicd import tracking
+
+    (run,) = registry.log_models(1)
+    with registry.environment():
+        tracking.connect()  # the SQLite registry looks the logged model up through MLflow's global URI
+        client = MlflowClient()
+        client.create_registered_model(registry.model)
+        client.create_model_version(registry.model, f"models:/{run['model_id']}", run_id=run["run_id"], model_id=run["model_id"])
+    result = registry.promote("--model-uri", f"runs:/{run['run_id']}/model", "--report", str(registry.work / "r.json"))
+    assert result.rc == 0 and result.outputs["version"] == "1", result.log
+    assert json.loads((registry.work / "r.json").read_text())["registration"]["status"] == "reused"
+    tags = registry.state()[2]["1"]
+    assert tags["mlcicd.fingerprint"] == run["mlcicd.fingerprint"] and tags["mlcicd.run_id"] == run["run_id"]
+
+
 def test_concurrent_promotions_stay_consistent(registry):
     """Two jobs promote two different versions to production at the same moment, in two processes."""
     r1, r2, r3 = registry.log_models(3)
@@ -368,32 +433,43 @@ def test_concurrent_promotions_stay_consistent(registry):
     assert len(production) == 1 + codes.count(0) and "Traceback" not in "".join(logs)
 
 
-def test_unreachable_server_says_where_without_secrets(tmp_path):
+@pytest.fixture(scope="module", autouse=True)
+def unreachable(tmp_path_factory):
+    """`mlcicd promote` against a port where nothing listens, started with the module: the client
+    retries for ~15 s before it gives up, and that wait passes while the other tests run."""
+    work = tmp_path_factory.mktemp("unreachable")
     port = free_port()
-    uri = f"http://ci:hunter2-pw@127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "MLFLOW_"))}
-    out, summary = tmp_path / "out", tmp_path / "summary"
     env.update(
         GITHUB_ACTIONS="true",
-        GITHUB_OUTPUT=str(out),
-        GITHUB_STEP_SUMMARY=str(summary),
-        MLFLOW_TRACKING_URI=uri,
+        GITHUB_OUTPUT=str(work / "output"),
+        GITHUB_STEP_SUMMARY=str(work / "summary"),
+        MLFLOW_TRACKING_URI=f"http://ci:hunter2-pw@127.0.0.1:{port}",
         MLFLOW_TRACKING_TOKEN="planted-secret-123",
     )
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "mlcicd", "promote", "--model-name", "churn", "--version", "1"],
         env=env,
-        cwd=tmp_path,
-        capture_output=True,
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
-    result = Result(proc.returncode, proc.stdout, proc.stderr, {}, "")
+    yield proc, port, work
+    if proc.poll() is None:  # not every run of this module asks for its result
+        proc.kill()
+    proc.communicate()  # closes the pipes
+
+
+def test_unreachable_server_says_where_without_secrets(unreachable):
+    proc, port, work = unreachable
+    stdout, stderr = proc.communicate(timeout=120)
+    result = Result(proc.returncode, stdout, stderr, {}, "")
     assert_one_clear_error(result, "MLflow server unreachable", f"http://127.0.0.1:{port}")
     unmasked = [line for line in result.log.splitlines() if not line.startswith("::add-mask::")]
     assert not [line for line in unmasked if "planted-secret-123" in line or "hunter2-pw" in line], result.log
-    assert "::add-mask::planted-secret-123" in result.stdout
-    assert not (tmp_path / "mlcicd-reports").exists()
+    assert "::add-mask::planted-secret-123" in result.stdout and "::add-mask::hunter2-pw" in result.stdout
+    assert not (work / "mlcicd-reports").exists()
 
 
 # --- the action, run by act ------------------------------------------------------------------

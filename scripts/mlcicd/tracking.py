@@ -58,8 +58,14 @@ def mask_credentials() -> None:
         github.add_mask(password)
 
 
+def embedded_uri() -> str:
+    return f"sqlite:///{mlcicd_home() / 'mlflow.db'}"
+
+
 def is_embedded() -> bool:
-    return not os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    """No tracking server configured: unset, or the embedded store that connect() exported."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    return not uri or uri == embedded_uri()
 
 
 def connect() -> str:
@@ -76,11 +82,11 @@ def connect() -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if not uri:
+    if is_embedded():
         home = mlcicd_home()
         home.mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{home / 'mlflow.db'}"
-        os.environ["MLFLOW_TRACKING_URI"] = uri
+        uri = embedded_uri()
+        os.environ["MLFLOW_TRACKING_URI"] = uri  # the training command inherits it
         with file_lock(home / "schema.lock"):  # two jobs creating the tables at once would collide
             mlflow.set_tracking_uri(uri)
             mlflow.MlflowClient().search_experiments(max_results=1)

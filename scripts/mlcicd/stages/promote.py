@@ -670,8 +670,10 @@ def execute(client: Any, values: dict[str, Any], source: Source | None, outcome:
             assert source is not None
             version, registration = _target(client, name, source, resolved)
             outcome.version = str(version.version)
-            extra = {tracking.TAG_GATES_PASSED: "true" if values["gates-passed"] else "false"} if values["gates-passed"] is not None else {}
-            outcome.tags = set_tags(client, name, version, extra)
+            wanted = dict(resolved.tags) if resolved is not None else {}  # lineage, also onto a reused version that lacks it
+            if values["gates-passed"] is not None:
+                wanted[tracking.TAG_GATES_PASSED] = "true" if values["gates-passed"] else "false"
+            outcome.tags = set_tags(client, name, version, wanted)
             outcome.registration = {
                 "status": registration,
                 "version": str(version.version),
@@ -787,7 +789,8 @@ def render_summary(report: dict[str, Any]) -> str:
         rows.append(("registration", f"{registration['status']} from `{registration['source']}`"))
     if alias == PRODUCTION:
         rows.append((PREVIOUS, _move(before.get(PREVIOUS), after.get(PREVIOUS), moved)))
-    rows.append(("gates", gate + (" (required)" if gates["required"] else "")))
+    if report["model_version"]:
+        rows.append(("gates", gate + (" (required)" if gates["required"] else "")))
     rows += [(f"`{k}`", _short(v)) for k, v in sorted(tags.items()) if k != "mlcicd.gates.passed"]
     lines += [markdown_table(["", ""], rows), ""]
     history = report["history"][-SUMMARY_EVENTS:]
