@@ -185,6 +185,29 @@ def test_timeout_kills_the_process_tree(run_cli, project, embedded_home):
     assert client().get_run(result.outputs["run-id"]).info.status == "FAILED"
 
 
+def test_leftover_background_process_is_killed_when_the_command_exits(run_cli, project, embedded_home):
+    marker = f"orphan-{os.getpid()}-{time.time_ns()}"
+    started = time.monotonic()
+    result = train(run_cli, project, "orphan", env={"MLCICD_TEST_MARKER": marker})
+    assert result.rc == 0, result.log
+    assert time.monotonic() - started < 90  # did not wait for the 300 s sleeper
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1
+
+
+def test_timeout_kills_torchrun_workers_that_ignore_sigterm(run_cli, project, embedded_home):
+    marker = f"ddpsleep-{os.getpid()}-{time.time_ns()}"
+    (project / f"{marker}.py").write_text((project / "train_tiny.py").read_text())
+    command = f"{sys.executable} {marker}.py ddpsleep"
+    started = time.monotonic()
+    result = run_cli(
+        "train-gpu", "--command", command, "--model-name", "tiny", *CPU, "--nproc-per-node", "2", "--timeout-minutes", "0.3", cwd=project
+    )
+    assert result.rc == 1, result.log
+    assert "rank 1 hanging" in result.stdout and "timed out" in result.errors[0]
+    assert time.monotonic() - started < 120
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1
+
+
 def test_cancelled_job_kills_the_training(project, embedded_home):
     marker = f"cancel-{os.getpid()}-{time.time_ns()}"
     (project / f"{marker}.py").write_text((project / "train_tiny.py").read_text())
@@ -200,6 +223,10 @@ def test_cancelled_job_kills_the_training(project, embedded_home):
     assert proc.returncode == 1, rest
     assert "cancelled; the process tree was killed" in rest
     assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1
+    run_id = rest.split("run=")[1].split()[0] if "run=" in rest else None
+    use_store({})
+    runs = client().search_runs(client().get_experiment_by_name("tiny").experiment_id, order_by=["start_time DESC"], max_results=1)
+    assert runs[0].info.status == "KILLED" and (run_id is None or runs[0].info.run_id == run_id)
 
 
 def test_no_model_explains_both_options(run_cli, project, embedded_home):
@@ -216,6 +243,30 @@ def test_require_gpu_without_gpu_names_the_runner_labels(run_cli, project, embed
     assert not (embedded_home / "mlflow.db").exists()  # failed before touching the registry
 
 
+@pytest.fixture(scope="module")
+def not_mlflow():
+    """An HTTP server that answers /health but is not MLflow (404 for everything else)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"OK" if self.path == "/health" else b"<html>not here</html>")
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.mark.parametrize(
     ("args", "env", "needles"),
     [
@@ -226,6 +277,7 @@ def test_require_gpu_without_gpu_names_the_runner_labels(run_cli, project, embed
         (["--command", "no-such-binary --x"], {}, ["no-such-binary", "not on PATH"]),
         (["--command", "python 'unclosed"], {}, ["command", "quote"]),
         (["--working-directory", "nope"], {}, ["nope", "not a directory"]),
+        ([], {"MLFLOW_TRACKING_URI": "http://127.0.0.1:{not_mlflow}"}, ["MLflow request failed", "127.0.0.1"]),
         ([], {"MLFLOW_TRACKING_URI": "http://user:pw-secret@127.0.0.1:9"}, ["http://127.0.0.1:9", "did not answer"]),
     ],
     ids=[
@@ -236,10 +288,12 @@ def test_require_gpu_without_gpu_names_the_runner_labels(run_cli, project, embed
         "command-not-found",
         "command-unparsable",
         "workdir",
+        "not-an-mlflow-server",
         "server-unreachable",
     ],
 )
-def test_bad_input_is_one_clear_error(run_cli, project, embedded_home, args, env, needles):
+def test_bad_input_is_one_clear_error(run_cli, project, embedded_home, not_mlflow, args, env, needles):
+    env = {k: v.format(not_mlflow=not_mlflow) for k, v in env.items()}
     base = ["train-gpu", "--model-name", "tiny", *CPU]
     if "--command" not in args:
         base += ["--command", f"{sys.executable} train_tiny.py handoff"]

@@ -152,6 +152,8 @@ def check_config(data: Mapping[str, Any], sections: Mapping[str, Sequence[Option
                     file=str(path),
                 )
             option = options[key]
+            if value is None:
+                continue  # `key:` with no value means the documented default, as an empty action input does
             parsed[section][key] = _parse(option, value, f"{path}: `{section}.{key}`", path)
             if option.is_path and parsed[section][key]:
                 parsed[section][key] = _relative_to(parsed[section][key], path.parent)

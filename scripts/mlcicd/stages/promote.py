@@ -60,7 +60,10 @@ def require_gates(value: Any) -> str:
     result = text(value).strip().lower()
     if result in ("", "auto"):
         return "auto"
-    return "true" if boolean(result) else "false"
+    try:
+        return "true" if boolean(result) else "false"
+    except ValueError:
+        raise ValueError(f"{value!r} is not auto, true or false") from None
 
 
 def optional_boolean(value: Any) -> bool | None:

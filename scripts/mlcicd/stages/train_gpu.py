@@ -36,7 +36,7 @@ from mlcicd.report import default_report_path, markdown_table, write_json
 
 NAME = "train-gpu"
 TAIL_LINES = 50
-KILL_GRACE_SECONDS = 10
+KILL_GRACE_SECONDS = 5  # GitHub kills a cancelled step ~10 s after its SIGINT: leave time to mark the run
 
 
 def nproc(value: Any) -> str:
@@ -180,12 +180,33 @@ def fingerprint(values: dict[str, Any], workdir: Path) -> tuple[str, list[str]]:
                 f"`{pattern}` (in fingerprint-paths) matches no file under {workdir}. Fix the glob or remove it.",
             )
         files.update(matched)
+    if not values["fingerprint-paths"]:
+        # No globs given: every file git tracks under the working directory counts, so a code
+        # change can never be mistaken for "the same training" (retraining too often is the safe side).
+        tracked = git_tracked(workdir)
+        if tracked is None:
+            github.warning(
+                f"{workdir} is not in a git checkout and `fingerprint-paths` is empty: only the command, params and data digest "
+                "define the fingerprint, so a code change alone would reuse the old model. Set `fingerprint-paths`.",
+                title=f"{NAME}: weak fingerprint",
+            )
+        else:
+            digest.update(f"git\0{tracked}\0".encode())
     if values["params"]:
         files.add(Path(os.path.relpath(values["params"], workdir)))
     for rel in sorted(files, key=str):
         digest.update(f"file\0{rel.as_posix()}\0".encode() + hashlib.sha256((workdir / rel).read_bytes()).digest())
     digest.update(f"command\0{values['command']}\0nproc\0{values['nproc-per-node']}\0data\0{values['data-digest']}".encode())
     return "sha256:" + digest.hexdigest(), sorted(str(f) for f in files)
+
+
+def git_tracked(workdir: Path) -> str | None:
+    """`git ls-files -s` of the directory (blob hashes of every tracked file), or None outside git."""
+    try:
+        out = subprocess.run(["git", "-C", str(workdir), "ls-files", "-s", "--", "."], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
 
 
 def find_trained_version(model_name: str, fp: str) -> Any | None:
@@ -214,8 +235,66 @@ def launch_argv(command: str, procs: int) -> list[str]:
     return ["torchrun", *run, "--no-python", *argv]
 
 
+def child_map() -> dict[int, list[int]]:
+    """parent pid -> child pids, from /proc (empty where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return children
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            if fields[0] == b"Z":
+                continue  # already dead, only waiting to be reaped
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    children, found, stack = child_map(), [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def become_subreaper() -> bool:
+    """Orphans of the training (a worker whose parent died) are re-parented to us, not to init,
+    so they can still be found and killed. Linux only; elsewhere the process group has to do."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
+    except OSError:
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+
+
 class Training:
-    """Runs the command in its own process group, tees its output, kills the whole tree on timeout or cancel."""
+    """Runs the command, tees its output, and kills everything it started on timeout, on cancel and
+    when it exits: its process group, and every descendant, including torchrun workers that sit in
+    sessions of their own."""
 
     def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> None:
         self.argv, self.cwd, self.env, self.timeout_s = argv, cwd, env, timeout_s
@@ -223,18 +302,46 @@ class Training:
         self.timed_out = False
         self.cancelled = False
         self.proc: subprocess.Popen[bytes] | None = None
+        self.subreaper = become_subreaper()
+        self._lock = threading.RLock()
+
+    def _targets(self) -> list[int]:
+        assert self.proc is not None
+        found = descendants(os.getpid()) if self.subreaper else [self.proc.pid, *descendants(self.proc.pid)]
+        return [pid for pid in found if pid != os.getpid()]
+
+    def _signal_all(self, sig: int, pids: list[int]) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+    def _reap(self, pids: list[int]) -> None:
+        for pid in pids:
+            if self.proc is not None and pid == self.proc.pid:
+                continue  # Popen.wait() owns its own child's exit status
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
 
     def kill_tree(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(KILL_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        with self._lock:
+            pids = self._targets()
+            self._signal_all(signal.SIGTERM, pids)
+            deadline = time.monotonic() + KILL_GRACE_SECONDS
+            while time.monotonic() < deadline:
+                self._reap(pids)
+                pids = [p for p in set(pids + self._targets()) if alive(p)]
+                # alive(), not poll(): inside a signal handler that interrupted Popen.wait(), poll()
+                # cannot take Popen's lock and always says "running".
+                if not pids and not alive(self.proc.pid):
+                    return
+                time.sleep(0.1)
+            self._signal_all(signal.SIGKILL, pids + self._targets())
+            self._reap(pids)
 
     def _on_timeout(self) -> None:
         self.timed_out = True
@@ -243,6 +350,14 @@ class Training:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.cancelled = True
         self.kill_tree()
+
+    def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            self.tail.append(line.rstrip("\n"))
 
     def run(self) -> int:
         try:
@@ -254,20 +369,21 @@ class Training:
         except PermissionError:
             raise UsageError("command not executable", f"`{self.argv[0]}` is not executable.") from None
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        pump = threading.Thread(target=self._pump, daemon=True)
+        pump.start()
         timer = threading.Timer(self.timeout_s, self._on_timeout)
         timer.daemon = True
         timer.start()
         try:
-            assert self.proc.stdout is not None
-            for raw in iter(self.proc.stdout.readline, b""):
-                line = raw.decode("utf-8", errors="replace")
-                sys.stdout.write(line)
-                sys.stdout.flush()
-                self.tail.append(line.rstrip("\n"))
-            return self.proc.wait()
+            code = self.proc.wait()
+            timer.cancel()
+            # Background processes the command left behind would hold the log pipe open and
+            # keep running on the GPU after the step: they end with the command.
+            self.kill_tree()
+            pump.join(KILL_GRACE_SECONDS)
+            return code
         finally:
             timer.cancel()
-            self.kill_tree()  # grandchildren that outlived the command
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
@@ -337,7 +453,9 @@ def log_handed_over_model(model_dir: Path, run_id: str, values: dict[str, Any]) 
         except Exception as exc:  # noqa: BLE001
             raise UsageError(
                 "model.pt unreadable",
-                f"{weights}: {type(exc).__name__}: {exc}. Save it with torch.jit.save(torch.jit.script(model), path) or torch.save(model, path).",
+                f"{weights}: {type(exc).__name__}: {exc}. A model pickled with torch.save(model) only loads where its class can be "
+                "imported (not a class defined in the training script itself): save TorchScript instead "
+                "(torch.jit.save(torch.jit.script(model), path)), or log the model in the run with mlflow.",
             ) from None
     if not isinstance(module, torch.nn.Module):
         raise UsageError(
@@ -429,6 +547,16 @@ def log_params_after(client: Any, run_id: str, params: dict[str, str]) -> None:
 
 
 def run(values: dict[str, Any]) -> int:
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return train(values)
+    except (MlflowException, requests.RequestException) as exc:
+        raise tracking.mlflow_error(exc, "MLflow request failed") from None
+
+
+def train(values: dict[str, Any]) -> int:
     from mlflow import MlflowClient
 
     if not values["command"]:
@@ -464,7 +592,7 @@ def run(values: dict[str, Any]) -> int:
                 "device": device,
                 "model_uri": model_uri,
                 "run_id": found.run_id,
-                "version": found.version,
+                "model_version": found.version,
             }
             finish(values, report, {**outputs, "skipped": "true", "run-id": found.run_id or "", "model-uri": model_uri})
             return PASSED
@@ -486,13 +614,20 @@ def run(values: dict[str, Any]) -> int:
     created = client.create_run(exp_id, run_name=run_name(values, context["sha"]), tags={k: v for k, v in tags.items() if v})
     run_id = created.info.run_id
     job = Job(values, workdir, gpus, device, argv, fp, fp_files, params, uri, exp_id, run_id)
+    previous = signal.signal(signal.SIGTERM, interrupt)  # a cancel while logging, not only while training
     try:
         return train_in_run(job, client, outputs)
-    except BaseException:
-        # a usage error or a bug after the run exists: the run must not stay RUNNING forever
+    except BaseException as exc:
+        # a usage error, a cancel or a bug after the run exists: the run must not stay RUNNING forever
         with contextlib.suppress(Exception):
-            client.set_terminated(run_id, "FAILED")
+            client.set_terminated(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @dataclass(frozen=True)
@@ -564,7 +699,7 @@ def train_in_run(job: Job, client: Any, outputs: dict[str, str]) -> int:
                 {**outputs, "skipped": "false", "run-id": run_id, "model-uri": ""},
             )
             github.error(
-                f"the training command {why} (MLflow run {run_id} marked FAILED). The last lines of its output are in the step summary.",
+                f"the training command {why} (MLflow run {run_id} marked {'KILLED' if training.cancelled else 'FAILED'}). The last lines of its output are in the step summary.",
                 title=f"{NAME}: training failed",
             )
             return CHECK_FAILED
