@@ -41,7 +41,14 @@ demo: $(STAMP)
 	@echo "--- validate-data on data with planted defects (expect: failed, exit 1) ---"
 	cd examples && ../$(BIN)/mlcicd validate-data --data .demo/defects.csv --reference .demo/reference.json --report .demo/defects.json; \
 	  rc=$$?; test $$rc -eq 1 || { echo "expected exit 1, got $$rc" >&2; exit 1; }
-	@echo "demo finished: reports in $(DEMO)/"
+	@echo "--- train-gpu: the example MLP, tracked in the embedded MLflow store under $(DEMO)/home ---"
+	cd examples && MLCICD_HOME=$(CURDIR)/$(DEMO)/home ../$(BIN)/mlcicd train-gpu --require-gpu false --nproc-per-node 1 \
+	  --command "$(CURDIR)/$(BIN)/python train.py --data .demo/train.parquet --params params.yaml" --report .demo/train.json
+	@echo "--- promote: register the model and point @staging at it ---"
+	cd examples && MLCICD_HOME=$(CURDIR)/$(DEMO)/home ../$(BIN)/mlcicd promote --alias staging --reason demo \
+	  --model-uri "$$(../$(BIN)/python -c 'import json; print(json.load(open(".demo/train.json"))["model_uri"])')" --report .demo/promote.json
+	cd examples && MLCICD_HOME=$(CURDIR)/$(DEMO)/home ../$(BIN)/mlcicd history churn-classifier
+	@echo "demo finished: reports in $(DEMO)/, MLflow store in $(DEMO)/home (mlflow ui --backend-store-uri sqlite:///$(DEMO)/home/mlflow.db)"
 
 clean:
 	rm -rf $(DEMO) mlcicd-reports .pytest_cache
