@@ -325,3 +325,26 @@ def test_train_gpu_action_with_act(project, embedded_home):
     assert client().get_run(run_id).info.status == "FINISHED"
     broken = json.loads((project / "broken.json").read_text())
     assert client().get_run(broken["run_id"]).info.status == "FAILED"
+
+
+def test_example_training_script_under_torchrun(run_cli, tmp_path, embedded_home):
+    """examples/train.py, the template users copy, trains with 2 gloo processes and logs its model."""
+    from conftest import EXAMPLES, load_example_generator
+
+    load_example_generator().customers(3000, seed=1).to_parquet(tmp_path / "train.parquet", index=False)
+    for name in ("train.py", "params.yaml"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    command = f"{sys.executable} train.py --data train.parquet --params params.yaml"
+    result = run_cli(
+        "train-gpu", "--command", command, "--model-name", "churn", *CPU, "--nproc-per-node", "2", "--params", "params.yaml", cwd=tmp_path
+    )
+    assert result.rc == 0, result.log
+    use_store({})
+    run = client().get_run(result.outputs["run-id"])
+    assert run.data.metrics["test_accuracy"] > 0.6 and "test_f1" in run.data.metrics
+    assert run.data.params["epochs"] == "5"
+    import mlflow
+    import numpy as np
+
+    model = mlflow.pyfunc.load_model(result.outputs["model-uri"])
+    assert model.predict(np.zeros((3, 5), dtype=np.float32)).shape == (3, 1)
