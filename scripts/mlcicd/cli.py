@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
             default = option.default if option.default not in ("", None) else "none"
             example = f" (e.g. {option.example})" if option.example else ""
             cmd.add_argument(
-                f"--{option.name}", dest=option.name, default=None, metavar="VALUE", help=f"{option.help}{example} [default: {default}]"
+                f"--{option.name}",
+                *(f"--{a}" for a in option.aliases),
+                dest=option.name,
+                default=None,
+                metavar="VALUE",
+                help=f"{option.help}{example} [default: {default}]",
             )
     return parser
 

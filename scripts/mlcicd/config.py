@@ -32,6 +32,8 @@ class Option:
     help: str
     example: str = ""
     is_path: bool = False
+    aliases: tuple[str, ...] = ()
+    """Other CLI flag names accepted for this option (e.g. a seed's `--max-latency-p99`)."""
 
     @property
     def env_name(self) -> str:
