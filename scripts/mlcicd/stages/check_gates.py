@@ -1,0 +1,636 @@
+"""check-gates: decide whether a candidate model may be promoted.
+
+Absolute thresholds on the test metrics, improvement over the model behind `compare-to`
+(production by default) with a paired significance test on the same rows, latency measured
+interleaved with that model in the same process (CUDA events on a GPU), artifact size,
+robustness probes and, optionally, a real `mlflow models serve` round trip. Every gate is
+evaluated and reported, so one run lists all failures; the result is tagged on the model
+version and its run (`mlcicd.gates.passed`), which promote reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlcicd import __version__, github, tracking
+from mlcicd.config import Option, Stage, boolean, choice, number, text
+from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
+from mlcicd.report import default_report_path, markdown_table, write_json
+
+NAME = "check-gates"
+SERVE_ROWS = 20
+SERVE_START_SECONDS = 180
+
+
+def optional_number(**bounds: Any):
+    parse = number(**bounds)
+
+    def optional(value: Any) -> float | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return parse(value)
+
+    return optional
+
+
+def size(value: Any) -> int | None:
+    from mlcicd.metrics import parse_size
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return parse_size(str(value))
+
+
+def batch_sizes(value: Any) -> list[int]:
+    items = value if isinstance(value, list) else text(value).split(",")
+    result = []
+    for item in items:
+        raw = str(item).strip()
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{item!r} is not a batch size (a whole number >= 1)")
+        result.append(int(raw))
+    if not result:
+        raise ValueError("give at least one batch size, e.g. `1,32`")
+    return result
+
+
+def custom_metrics(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else text(value).replace("\n", ",").split(",")
+    items = [str(i).strip() for i in items if str(i).strip()]
+    for item in items:
+        if not re.fullmatch(r"[\w.]+:[\w.]+", item):
+            raise ValueError(f"{item!r} is not `module:function`")
+    return items
+
+
+THRESHOLDS = (
+    ("min-accuracy", "accuracy"),
+    ("min-f1", "f1"),
+    ("min-roc-auc", "roc_auc"),
+    ("max-rmse", "rmse"),
+    ("max-mae", "mae"),
+    ("min-r2", "r2"),
+)
+
+OPTIONS = (
+    Option(
+        "model-uri",
+        text,
+        "",
+        "the candidate: models:/<name>/<version>, models:/<name>@<alias>, models:/m-<id> or runs:/<run>/<path>",
+        "models:/churn/7",
+    ),
+    Option("model-name", text, "", "registered model whose `compare-to` alias is the baseline (default: from model-uri)", "churn"),
+    Option(
+        "test-data", text, "", "labelled test data (CSV, Parquet, JSON Lines; a file, directory or glob)", "data/test.parquet", is_path=True
+    ),
+    Option("target", text, "", "label column of test-data", "churned"),
+    Option("task", choice("classification", "regression"), "classification", "classification or regression", "regression"),
+    *(
+        Option(name, optional_number(), None, f"{'minimum' if name.startswith('min') else 'maximum'} {metric} of the candidate", "0.9")
+        for name, metric in THRESHOLDS
+    ),
+    Option(
+        "custom-metrics",
+        custom_metrics,
+        [],
+        "extra metrics as module:function(y_true, y_pred) -> float (higher is better), reported side by side",
+        "mymetrics:revenue",
+    ),
+    Option(
+        "primary-metric", text, "", "metric the improvement gate compares (default: f1 for classification, rmse for regression)", "roc_auc"
+    ),
+    Option("compare-to", text, "production", "alias of the baseline model; `none` = no comparison", "staging"),
+    Option("min-improvement", optional_number(), None, "relative improvement of the primary metric over the baseline (0.01 = 1 %)", "0.01"),
+    Option("min-absolute-change", optional_number(), None, "absolute improvement of the primary metric over the baseline", "0.005"),
+    Option(
+        "require-significance",
+        boolean,
+        False,
+        "the improvement must also be statistically significant (McNemar / paired bootstrap)",
+        "true",
+    ),
+    Option("alpha", number(positive=True, maximum=1), 0.05, "significance level of the paired test", "0.01"),
+    Option(
+        "first-run", choice("pass", "fail"), "pass", "when the baseline alias does not exist yet: pass or fail the comparison gates", "fail"
+    ),
+    Option(
+        "max-latency-p95-ms",
+        optional_number(positive=True),
+        None,
+        "p95 latency limit (ms) at the first batch size",
+        "50",
+        aliases=("max-latency-p95",),
+    ),
+    Option(
+        "max-latency-p99-ms",
+        optional_number(positive=True),
+        None,
+        "p99 latency limit (ms) at the first batch size",
+        "100",
+        aliases=("max-latency-p99",),
+    ),
+    Option("latency-batch-sizes", batch_sizes, [1, 32], "batch sizes to time", "1,32,256"),
+    Option("latency-iterations", optional_number(positive=True), 200.0, "timed iterations per batch size and model (after warm-up)", "500"),
+    Option(
+        "max-latency-regression", optional_number(positive=True), None, "p99 candidate / baseline ratio limit, measured interleaved", "1.2"
+    ),
+    Option("max-model-size", size, None, "size limit of the logged model artifacts (500MB, 1.5GB, 800KiB)", "500MB"),
+    Option("robustness", boolean, True, "probe zeros, ±1e6, determinism, class collapse and missing values", "false"),
+    Option(
+        "missing-values",
+        choice("reject", "handle"),
+        "reject",
+        "inputs with NaN: the model must `handle` them (finite output) or may `reject` them with an error",
+        "handle",
+    ),
+    Option(
+        "serve-check", boolean, False, "start `mlflow models serve` on loopback and compare its answers with in-process predictions", "true"
+    ),
+    Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/check-gates.json", is_path=True),
+)
+
+
+# --- candidate and baseline -------------------------------------------------------------------
+
+
+def resolve_candidate(client: Any, uri: str, model_name: str) -> tuple[str, Any | None, str | None]:
+    """(model name, registered version or None, run id or None) for the candidate URI."""
+    from mlflow.exceptions import MlflowException
+
+    match = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))", uri)
+    try:
+        if match and not match.group(1).startswith("m-"):
+            name = match.group(1)
+            version = (
+                client.get_model_version(name, match.group(2))
+                if match.group(2)
+                else client.get_model_version_by_alias(name, match.group(3))
+            )
+            return name, version, version.run_id
+        if uri.startswith("models:/m-"):
+            logged = client.get_logged_model(uri.removeprefix("models:/").split("/")[0])
+            return model_name, None, logged.source_run_id
+        if uri.startswith("runs:/"):
+            return model_name, None, uri.removeprefix("runs:/").split("/")[0]
+    except MlflowException as exc:
+        raise UsageError("candidate model not found", f"`{uri}` does not resolve: {str(exc).splitlines()[0]}. Check `model-uri`.") from None
+    raise UsageError(
+        "unsupported model-uri", f"`{uri}`: use models:/<name>/<version>, models:/<name>@<alias>, models:/m-<id> or runs:/<run_id>/<path>."
+    )
+
+
+def find_baseline(client: Any, name: str, alias: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    if not name or alias.lower() in ("", "none"):
+        return None
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+# --- data and predictions ---------------------------------------------------------------------
+
+
+def load_test_data(values: dict[str, Any]) -> tuple[Any, Any, list[str]]:
+    import numpy as np
+    import pandas as pd
+
+    from mlcicd.data import iter_batches, resolve_files
+
+    if not values["target"]:
+        raise UsageError("missing target", "`target` (the label column of test-data) is required, e.g. `churned`.")
+    files = resolve_files(values["test-data"], option="test-data")
+    frame = pd.concat([batch.to_pandas() for _, batch in iter_batches(files)], ignore_index=True)
+    if frame.empty:
+        raise UsageError("no test rows", f"{values['test-data']} has no rows.", file=values["test-data"])
+    if values["target"] not in frame.columns:
+        raise UsageError(
+            "target not in test-data",
+            f"`{values['target']}` is not a column of {values['test-data']} (columns: {', '.join(map(str, frame.columns[:10]))}).",
+        )
+    y = frame.pop(values["target"]).to_numpy()
+    text_columns = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if text_columns:
+        raise UsageError(
+            "non-numeric test features",
+            f"columns {', '.join(f'`{c}`' for c in text_columns[:5])} of {values['test-data']} are not numeric; the gates feed the model numeric arrays. Encode them or drop them from the test data.",
+        )
+    return frame.to_numpy(dtype=np.float32), y, list(frame.columns)
+
+
+def labels_from(output: Any, task: str) -> tuple[Any, Any | None]:
+    """(predicted labels or values, class probabilities or None) from a model's raw output."""
+    import numpy as np
+
+    out = np.asarray(output)
+    if task == "regression":
+        return out.reshape(len(out), -1)[:, 0].astype(float), None
+    if out.ndim == 2 and out.shape[1] > 1:
+        return out.argmax(axis=1), out
+    flat = out.reshape(len(out), -1)[:, 0] if out.ndim > 1 else out
+    if np.issubdtype(flat.dtype, np.floating) and np.all((flat >= 0) & (flat <= 1)) and not np.all(np.isin(flat, (0.0, 1.0))):
+        return (flat >= 0.5).astype(int), flat
+    return flat, None
+
+
+def evaluate(model: Any, x: Any, y: Any, values: dict[str, Any]) -> dict[str, Any]:
+    from mlcicd import metrics
+
+    raw = model.predict(x)
+    predicted, proba = labels_from(raw, values["task"])
+    if values["task"] == "classification":
+        scores = metrics.classification_metrics(y, predicted, proba)
+    else:
+        scores = metrics.regression_metrics(y.astype(float), predicted)
+    for spec in values["custom-metrics"]:
+        scores[spec] = float(metrics.load_custom_metric(spec)(y, predicted))
+    return {"scores": scores, "predicted": predicted, "proba": proba}
+
+
+# --- gates ------------------------------------------------------------------------------------
+
+
+def metric_gates(values: dict[str, Any], cand: dict[str, Any], base: dict[str, Any] | None, y: Any) -> tuple[list[Any], dict[str, Any]]:
+    """Absolute thresholds, then the improvement (and significance) gate on the primary metric."""
+    from mlcicd import metrics
+
+    gates = []
+    for option, metric in THRESHOLDS:
+        if values[option] is not None:
+            value = cand["scores"].get(metric)
+            if value is None:
+                raise UsageError(
+                    f"metric {metric} not available",
+                    f"`{option}` is set, but {metric} cannot be computed for this {values['task']} model (e.g. roc_auc needs class probabilities).",
+                )
+            gates.append(metrics.threshold_gate(metric, value, values[option]))
+    primary = values["primary-metric"] or ("f1" if values["task"] == "classification" else "rmse")
+    if primary not in metrics.METRICS:
+        raise UsageError("unknown primary-metric", f"`{primary}` is not one of: {', '.join(metrics.METRICS)}.")
+    significance: dict[str, Any] = {}
+    if base is None:
+        return gates, {"primary": primary}
+    higher, _kind, test = metrics.METRICS[primary]
+    if values["require-significance"] or values["min-improvement"] is not None or values["min-absolute-change"] is not None:
+        if test == "mcnemar":
+            stat, p, b, c = metrics.mcnemar(cand["predicted"] == y, base["predicted"] == y)
+            significance = {"test": "mcnemar", "statistic": stat, "p_value": p, "candidate_only_right": b, "baseline_only_right": c}
+        else:
+            use_proba = primary == "roc_auc"
+            if use_proba and (cand["proba"] is None or base["proba"] is None):
+                raise UsageError(
+                    "roc_auc needs probabilities",
+                    "`primary-metric: roc_auc` needs models that output class probabilities; choose f1 or accuracy.",
+                )
+            boot = metrics.paired_bootstrap(
+                primary,
+                y if values["task"] == "classification" else y.astype(float),
+                cand["proba"] if use_proba else cand["predicted"],
+                base["proba"] if use_proba else base["predicted"],
+                higher_is_better=higher,
+                alpha=values["alpha"],
+            )
+            significance = {"test": "paired bootstrap", **boot}
+        gates.append(
+            metrics.compare_to_baseline(
+                primary,
+                cand["scores"][primary],
+                base["scores"][primary],
+                min_improvement=values["min-improvement"],
+                min_absolute_change=values["min-absolute-change"],
+                p_value=significance.get("p_value"),
+                require_significance=values["require-significance"],
+                alpha=values["alpha"],
+            )
+        )
+    return gates, {"primary": primary, **significance}
+
+
+def gate(name: str, candidate: Any, baseline: Any, threshold: Any, passed: bool, detail: str) -> Any:
+    from mlcicd.metrics import GateResult
+
+    delta = candidate - baseline if isinstance(candidate, (int, float)) and isinstance(baseline, (int, float)) else None
+    return GateResult(name, candidate, baseline, delta, threshold, passed, detail)
+
+
+def latency_gates(values: dict[str, Any], results: dict[str, Any]) -> list[Any]:
+    from mlcicd.latency import regression_ratio
+
+    gates = []
+    first = values["latency-batch-sizes"][0]
+    cand = results["candidate"][first]
+    base = results.get("baseline", {}).get(first)
+    for stat, option in (("p95_ms", "max-latency-p95-ms"), ("p99_ms", "max-latency-p99-ms")):
+        limit = values[option]
+        if limit is not None:
+            gates.append(
+                gate(
+                    f"latency {stat[:3]} @ batch {first}",
+                    cand[stat],
+                    base[stat] if base else None,
+                    limit,
+                    cand[stat] <= limit,
+                    f"{cand[stat]:.2f} ms (limit {limit:g} ms, {cand['device']})",
+                )
+            )
+    if values["max-latency-regression"] is not None and "baseline" in results:
+        for batch in values["latency-batch-sizes"]:
+            ratio = regression_ratio(results, "candidate", "baseline", batch, stat="p99_ms")
+            limit = values["max-latency-regression"]
+            gates.append(
+                gate(
+                    f"latency regression @ batch {batch}",
+                    ratio,
+                    1.0,
+                    limit,
+                    ratio <= limit,
+                    f"p99 candidate/baseline = {ratio:.2f} (limit {limit:g})",
+                )
+            )
+    return gates
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
+    """`mlflow models serve --env-manager local` on loopback: answers must match in-process predictions."""
+    import numpy as np
+    import requests
+
+    port = free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    command = [
+        str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    with tempfile.TemporaryFile() as log:
+        # `mlflow models serve` execs uvicorn by name: it must find the toolkit's own, whose
+        # directory is not on PATH (setup puts only a shim there).
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        try:
+            deadline = time.monotonic() + SERVE_START_SECONDS
+            while True:
+                if server.poll() is not None:
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
+                    return gate(
+                        "serve check", None, None, None, False, f"`mlflow models serve` exited {server.returncode}: {' | '.join(tail)}"
+                    )
+                with contextlib.suppress(requests.RequestException):
+                    if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    return gate("serve check", None, None, None, False, f"the server did not answer /ping within {SERVE_START_SECONDS}s")
+                time.sleep(0.5)
+            rows = x[:SERVE_ROWS]
+            response = requests.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": rows.tolist()}, timeout=60)
+            if response.status_code != 200:
+                return gate(
+                    "serve check", None, None, None, False, f"POST /invocations answered HTTP {response.status_code}: {response.text[:200]}"
+                )
+            served = np.asarray(response.json()["predictions"], dtype=float)
+            local = np.asarray(expected[: len(rows)], dtype=float).reshape(served.shape)
+            same = bool(np.allclose(served, local, rtol=1e-4, atol=1e-5))
+            return gate(
+                "serve check",
+                None,
+                None,
+                None,
+                same,
+                f"{len(rows)} rows over HTTP {'match' if same else 'DIFFER from'} in-process predictions",
+            )
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, 15)
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, 9)
+                server.wait()
+
+
+# --- the stage ----------------------------------------------------------------------------
+
+
+def run(values: dict[str, Any]) -> int:
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return check(values)
+    except (MlflowException, requests.RequestException) as exc:
+        raise tracking.mlflow_error(exc, "MLflow request failed") from None
+
+
+def check(values: dict[str, Any]) -> int:
+    from mlflow import MlflowClient
+
+    from mlcicd.latency import check_robustness, load_model, measure_latency, model_size_bytes
+
+    if not values["model-uri"]:
+        raise UsageError(
+            "missing model-uri", "`model-uri` (the candidate) is required, e.g. `models:/churn/7` or the `model-uri` output of train-gpu."
+        )
+    if not values["test-data"]:
+        raise UsageError("missing test-data", "`test-data` (labelled rows the model has not seen) is required.")
+    x, y, columns = load_test_data(values)
+    tracking.connect()
+    client = MlflowClient()
+    name, version, run_id = resolve_candidate(client, values["model-uri"], values["model-name"])
+    baseline_version = find_baseline(client, name, values["compare-to"])
+    if baseline_version is not None and version is not None and baseline_version.version == version.version:
+        baseline_version = None  # the candidate already is the baseline: nothing to compare
+    compare = values["compare-to"].lower() not in ("", "none")
+
+    candidate = load_model(values["model-uri"])
+    baseline = load_model(f"models:/{name}/{baseline_version.version}") if baseline_version is not None else None
+    cand = evaluate(candidate, x, y, values)
+    base = evaluate(baseline, x, y, values) if baseline is not None else None
+
+    gates, significance = metric_gates(values, cand, base, y)
+    first_run = None
+    if compare and base is None:
+        first_run = values["first-run"]
+        gates.append(
+            gate(
+                f"compare to @{values['compare-to']}",
+                None,
+                None,
+                None,
+                first_run == "pass",
+                f"no @{values['compare-to']} version of `{name or '?'}` yet: first run, {'passed' if first_run == 'pass' else 'failed'} by `first-run: {first_run}`",
+            )
+        )
+
+    models = {"candidate": candidate, **({"baseline": baseline} if baseline is not None else {})}
+    latency = measure_latency(models, x, batch_sizes=values["latency-batch-sizes"], iterations=int(values["latency-iterations"]))
+    gates += latency_gates(values, latency)
+
+    size_bytes = model_size_bytes(values["model-uri"])
+    if values["max-model-size"] is not None:
+        limit = values["max-model-size"]
+        gates.append(
+            gate(
+                "model size", size_bytes, None, limit, size_bytes <= limit, f"{size_bytes / 2**20:.2f} MiB (limit {limit / 2**20:.2f} MiB)"
+            )
+        )
+
+    robustness = []
+    if values["robustness"]:
+        robustness = check_robustness(
+            candidate, x, y if values["task"] == "classification" else None, values["task"], values["missing-values"]
+        )
+        gates += [gate(f"robustness: {c.name}", None, None, None, c.passed, c.detail) for c in robustness]
+    if values["serve-check"]:
+        gates.append(serve_check(values["model-uri"], x, candidate.predict(x[:SERVE_ROWS])))
+
+    failed = [g.gate for g in gates if not g.passed]
+    report = {
+        "stage": NAME,
+        "version": __version__,
+        "passed": not failed,
+        "failed_gates": failed,
+        "candidate": {
+            "model_uri": values["model-uri"],
+            "model_name": name,
+            "model_version": version.version if version else None,
+            "run_id": run_id,
+        },
+        "baseline": {
+            "alias": values["compare-to"],
+            "model_version": baseline_version.version if baseline_version else None,
+            "first_run": first_run,
+        },
+        "task": values["task"],
+        "test_rows": int(len(y)),
+        "features": columns,
+        "metrics": {"candidate": cand["scores"], "baseline": base["scores"] if base else None},
+        "significance": significance,
+        "latency": latency,
+        "model_size_bytes": size_bytes,
+        "gates": [g.__dict__ for g in gates],
+    }
+    record(client, report, version, run_id, values)
+    path = write_json(values["report"], report)
+    github.set_outputs(
+        {
+            "passed": "true" if not failed else "false",
+            "report": path,
+            "metrics": json.dumps(cand["scores"]),
+            "failed-gates": json.dumps(failed),
+        }
+    )
+    github.write_summary(render_summary(report))
+    if failed:
+        github.error(
+            f"{len(failed)} gate(s) failed: " + "; ".join(f"{g.gate}: {g.detail}" for g in gates if not g.passed),
+            title=f"{NAME}: model not promotable",
+        )
+        return CHECK_FAILED
+    return PASSED
+
+
+def record(client: Any, report: dict[str, Any], version: Any, run_id: str | None, values: dict[str, Any]) -> None:
+    """The verdict where promote and people look: version tag, run tag, run metrics and the report artifact."""
+    verdict = "true" if report["passed"] else "false"
+    if version is not None:
+        client.set_model_version_tag(version.name, version.version, tracking.TAG_GATES_PASSED, verdict)
+        client.set_model_version_tag(version.name, version.version, "mlcicd.gates.failed", ",".join(report["failed_gates"])[:5000])
+    if run_id:
+        client.set_tag(run_id, tracking.TAG_GATES_PASSED, verdict)
+        for metric, value in report["metrics"]["candidate"].items():
+            if isinstance(value, (int, float)) and value == value:
+                key = re.sub(r"[^\w.-]", "_", metric)
+                client.log_metric(run_id, f"gates.{key}", float(value))
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / "check-gates.json"
+            target.write_text(json.dumps(json.loads(json.dumps(report, default=str)), indent=2))
+            client.log_artifact(run_id, str(target), "mlcicd")
+
+
+def render_summary(report: dict[str, Any]) -> str:
+    head = "## check-gates: ✅ passed" if report["passed"] else f"## check-gates: ❌ {len(report['failed_gates'])} gate(s) failed"
+    base = report["baseline"]
+    against = (
+        f"vs `@{base['alias']}` (version {base['model_version']})"
+        if base["model_version"]
+        else f"no `@{base['alias']}` baseline ({'first run: ' + base['first_run'] if base['first_run'] else 'comparison off'})"
+    )
+    lines = [head, "", f"Candidate `{report['candidate']['model_uri']}` {against}, {report['test_rows']:,} test rows.", ""]
+    rows = [
+        (g["gate"], g["candidate"], g["baseline"], g["delta"], g["threshold"], "✅" if g["passed"] else "❌", g["detail"])
+        for g in report["gates"]
+    ]
+    lines += [markdown_table(["gate", "candidate", "production", "delta", "threshold", "result", "detail"], rows), ""]
+    cand, prod = report["metrics"]["candidate"], report["metrics"]["baseline"] or {}
+    lines += [
+        "### Metrics",
+        "",
+        markdown_table(
+            ["metric", "candidate", "baseline", "delta"],
+            [(m, v, prod.get(m), (v - prod[m]) if prod.get(m) is not None and v is not None else None) for m, v in cand.items()],
+        ),
+        "",
+    ]
+    lat_rows = []
+    for model, by_batch in report["latency"].items():
+        for batch, stats in by_batch.items():
+            lat_rows.append(
+                (
+                    model,
+                    batch,
+                    stats["p50_ms"],
+                    stats["p95_ms"],
+                    stats["p99_ms"],
+                    stats["max_ms"],
+                    stats["throughput_rows_per_s"],
+                    f"{stats['device']} ({stats['timer']})",
+                )
+            )
+    lines += ["### Latency (ms)", "", markdown_table(["model", "batch", "p50", "p95", "p99", "max", "rows/s", "device"], lat_rows), ""]
+    return "\n".join(lines)
+
+
+STAGE = Stage(
+    NAME,
+    "decide whether a candidate model may be promoted: metrics, improvement and significance vs production, latency, size, robustness, serving",
+    OPTIONS,
+    run,
+    outputs=(
+        ("passed", "`true` when every gate passed"),
+        ("report", "path of the JSON report"),
+        ("metrics", 'the candidate\'s test metrics as JSON, e.g. `{"accuracy": 0.93, "f1": 0.91}`'),
+        ("failed-gates", "JSON list of the gates that failed"),
+    ),
+)
