@@ -178,8 +178,11 @@ def test_serve_check_round_trip(run_cli, store):
         (["--primary-metric", "bleu"], ["bleu"]),
         (["--target", "nope"], ["nope"]),
         (["--latency-batch-sizes", "0"], ["latency-batch-sizes"]),
+        (["--primary-metric", "rmse"], ["not a classification metric"]),
+        (["--custom-metrics", "nosuchmodule:fn"], ["nosuchmodule"]),
+        (["--alpha", "1"], ["alpha"]),
     ],
-    ids=["size-5XB", "unknown-metric", "target-missing", "bad-batch-size"],
+    ids=["size-5XB", "unknown-metric", "target-missing", "bad-batch-size", "metric-of-other-task", "custom-metric-import", "alpha-1"],
 )
 def test_bad_input_is_one_clear_error(run_cli, store, args, needles):
     version = store["register"](store["net"], "badinput", pickle=False) if not hasattr(store, "bad") else "1"
@@ -209,3 +212,10 @@ def test_check_gates_action_with_act(store):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     assert "SELF-TEST OK" in log
+
+
+def test_candidate_that_already_is_production(run_cli, store):
+    version = store["register"](store["net"], "itself", alias="production", pickle=False)
+    result = gates(run_cli, store, "itself", version, "--first-run", "fail")
+    assert result.rc == 0, result.log
+    assert "already is @production" in result.summary

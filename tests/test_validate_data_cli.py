@@ -125,7 +125,8 @@ def test_help_starts_without_heavy_imports():
     code = (
         "import sys, io, contextlib\n"
         "from mlcicd.cli import main\n"
-        "for args in (['--help'], ['validate-data', '--help'], ['profile', '--help']):\n"
+        "from mlcicd.stages import all_stages\n"
+        "for args in [['--help']] + [[name, '--help'] for name in all_stages()]:\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         "        try: main(args)\n"
         "        except SystemExit: pass\n"

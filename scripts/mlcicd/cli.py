@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -44,9 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
                 dest=option.name,
                 default=None,
                 metavar="VALUE",
-                help=f"{option.help}{example} [default: {default}]",
+                help=f"{option.help}{example} [default: {default}]".replace("%", "%%"),  # argparse formats help with %
             )
     return parser
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlcicd.config import resolve
     from mlcicd.stages import all_stages, config_sections
 
+    # A cancelled job's SIGTERM unwinds like Ctrl-C, so every `finally` (servers, runs, locks) runs.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     stage = all_stages()[args._stage]
     flags = vars(args)
     if stage.positional and flags.get("_positional") is not None:

@@ -104,7 +104,7 @@ OPTIONS = (
         "custom-metrics",
         custom_metrics,
         [],
-        "extra metrics as module:function(y_true, y_pred) -> float (higher is better), reported side by side",
+        "extra metrics as module:function(y_true, y_pred) -> float, reported for candidate and baseline",
         "mymetrics:revenue",
     ),
     Option(
@@ -120,7 +120,7 @@ OPTIONS = (
         "the improvement must also be statistically significant (McNemar / paired bootstrap)",
         "true",
     ),
-    Option("alpha", number(positive=True, maximum=1), 0.05, "significance level of the paired test", "0.01"),
+    Option("alpha", number(positive=True, maximum=0.5), 0.05, "significance level of the paired test", "0.01"),
     Option(
         "first-run", choice("pass", "fail"), "pass", "when the baseline alias does not exist yet: pass or fail the comparison gates", "fail"
     ),
@@ -197,8 +197,10 @@ def find_baseline(client: Any, name: str, alias: str) -> Any | None:
         return None
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None  # no such alias (or model) yet: a first run
+        raise
 
 
 # --- data and predictions ---------------------------------------------------------------------
@@ -251,12 +253,18 @@ def evaluate(model: Any, x: Any, y: Any, values: dict[str, Any]) -> dict[str, An
 
     raw = model.predict(x)
     predicted, proba = labels_from(raw, values["task"])
-    if values["task"] == "classification":
-        scores = metrics.classification_metrics(y, predicted, proba)
-    else:
-        scores = metrics.regression_metrics(y.astype(float), predicted)
+    try:
+        if values["task"] == "classification":
+            scores = metrics.classification_metrics(y, predicted, proba)
+        else:
+            scores = metrics.regression_metrics(y.astype(float), predicted)
+    except ValueError as exc:
+        raise UsageError("model output does not fit the test data", f"{model.uri or 'model'}: {exc}. Check `task` and `target`.") from None
     for spec in values["custom-metrics"]:
-        scores[spec] = float(metrics.load_custom_metric(spec)(y, predicted))
+        try:
+            scores[spec] = float(metrics.load_custom_metric(spec)(y, predicted))
+        except ValueError as exc:
+            raise UsageError("custom metric failed", f"`{spec}` (custom-metrics): {exc}") from None
     return {"scores": scores, "predicted": predicted, "proba": proba}
 
 
@@ -278,13 +286,15 @@ def metric_gates(values: dict[str, Any], cand: dict[str, Any], base: dict[str, A
                 )
             gates.append(metrics.threshold_gate(metric, value, values[option]))
     primary = values["primary-metric"] or ("f1" if values["task"] == "classification" else "rmse")
-    if primary not in metrics.METRICS:
-        raise UsageError("unknown primary-metric", f"`{primary}` is not one of: {', '.join(metrics.METRICS)}.")
+    valid = [m for m, info in metrics.METRICS.items() if info.kind == values["task"]]
+    if primary not in valid:
+        raise UsageError("unknown primary-metric", f"`{primary}` is not a {values['task']} metric: use one of {', '.join(valid)}.")
     significance: dict[str, Any] = {}
     if base is None:
         return gates, {"primary": primary}
     higher, _kind, test = metrics.METRICS[primary]
-    if values["require-significance"] or values["min-improvement"] is not None or values["min-absolute-change"] is not None:
+    # with no min-improvement / min-absolute-change the candidate must at least not be worse
+    if base is not None:
         if test == "mcnemar":
             stat, p, b, c = metrics.mcnemar(cand["predicted"] == y, base["predicted"] == y)
             significance = {"test": "mcnemar", "statistic": stat, "p_value": p, "candidate_only_right": b, "baseline_only_right": c}
@@ -418,7 +428,12 @@ def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
                 return gate(
                     "serve check", None, None, None, False, f"POST /invocations answered HTTP {response.status_code}: {response.text[:200]}"
                 )
-            served = np.asarray(response.json()["predictions"], dtype=float)
+            try:
+                served = np.asarray(response.json()["predictions"], dtype=float)
+            except (ValueError, KeyError, TypeError) as exc:
+                return gate(
+                    "serve check", None, None, None, False, f"unexpected /invocations answer ({type(exc).__name__}): {response.text[:200]}"
+                )
             local = np.asarray(expected[: len(rows)], dtype=float).reshape(served.shape)
             same = bool(np.allclose(served, local, rtol=1e-4, atol=1e-5))
             return gate(
@@ -469,9 +484,15 @@ def check(values: dict[str, Any]) -> int:
     client = MlflowClient()
     name, version, run_id = resolve_candidate(client, values["model-uri"], values["model-name"])
     baseline_version = find_baseline(client, name, values["compare-to"])
-    if baseline_version is not None and version is not None and baseline_version.version == version.version:
-        baseline_version = None  # the candidate already is the baseline: nothing to compare
     compare = values["compare-to"].lower() not in ("", "none")
+    if compare and not name:
+        raise UsageError(
+            "missing model-name",
+            f"`{values['model-uri']}` names no registered model: set `model-name` so `@{values['compare-to']}` can be found, or `compare-to: none`.",
+        )
+    is_baseline = baseline_version is not None and version is not None and str(baseline_version.version) == str(version.version)
+    if is_baseline:
+        baseline_version = None  # nothing to compare with itself
 
     candidate = load_model(values["model-uri"])
     baseline = load_model(f"models:/{name}/{baseline_version.version}") if baseline_version is not None else None
@@ -480,7 +501,18 @@ def check(values: dict[str, Any]) -> int:
 
     gates, significance = metric_gates(values, cand, base, y)
     first_run = None
-    if compare and base is None:
+    if is_baseline:
+        gates.append(
+            gate(
+                f"compare to @{values['compare-to']}",
+                None,
+                None,
+                None,
+                True,
+                f"the candidate already is @{values['compare-to']}: nothing to compare",
+            )
+        )
+    elif compare and base is None:
         first_run = values["first-run"]
         gates.append(
             gate(
@@ -592,7 +624,8 @@ def render_summary(report: dict[str, Any]) -> str:
         (g["gate"], g["candidate"], g["baseline"], g["delta"], g["threshold"], "✅" if g["passed"] else "❌", g["detail"])
         for g in report["gates"]
     ]
-    lines += [markdown_table(["gate", "candidate", "production", "delta", "threshold", "result", "detail"], rows), ""]
+    baseline_head = f"@{base['alias']}" if base["alias"].lower() not in ("", "none") else "baseline"
+    lines += [markdown_table(["gate", "candidate", baseline_head, "delta", "threshold", "result", "detail"], rows), ""]
     cand, prod = report["metrics"]["candidate"], report["metrics"]["baseline"] or {}
     lines += [
         "### Metrics",

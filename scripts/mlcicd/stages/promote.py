@@ -504,7 +504,15 @@ def _lineage(run: Any, logged: Any, run_id: str | None) -> dict[str, str]:
     """Version tags copied from the training run (and its logged model): what train-gpu searches by."""
     from mlcicd import tracking
 
-    wanted = (tracking.TAG_FINGERPRINT, tracking.TAG_DATA_DIGEST, tracking.TAG_GIT_SHA, tracking.TAG_GIT_REF, tracking.TAG_WORKFLOW_RUN)
+    # the gate verdict too: check-gates run on train-gpu's output tags the run, not yet a version
+    wanted = (
+        tracking.TAG_FINGERPRINT,
+        tracking.TAG_DATA_DIGEST,
+        tracking.TAG_GIT_SHA,
+        tracking.TAG_GIT_REF,
+        tracking.TAG_WORKFLOW_RUN,
+        tracking.TAG_GATES_PASSED,
+    )
     found: dict[str, str] = {}
     for tags in (dict(logged.tags or {}) if logged is not None else {}, dict(run.data.tags) if run is not None else {}):
         found.update({k: str(v) for k, v in tags.items() if k in wanted and str(v)})

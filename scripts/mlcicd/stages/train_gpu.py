@@ -614,7 +614,6 @@ def train(values: dict[str, Any]) -> int:
     created = client.create_run(exp_id, run_name=run_name(values, context["sha"]), tags={k: v for k, v in tags.items() if v})
     run_id = created.info.run_id
     job = Job(values, workdir, gpus, device, argv, fp, fp_files, params, uri, exp_id, run_id)
-    previous = signal.signal(signal.SIGTERM, interrupt)  # a cancel while logging, not only while training
     try:
         return train_in_run(job, client, outputs)
     except BaseException as exc:
@@ -622,12 +621,6 @@ def train(values: dict[str, Any]) -> int:
         with contextlib.suppress(Exception):
             client.set_terminated(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @dataclass(frozen=True)
