@@ -99,6 +99,9 @@ def main() -> None:
             mlflow.pytorch.log_model(model.cpu(), name="model", input_example=x[test_idx][:5])
     if distributed:
         dist.barrier()
+        # DDP's reducer holds the process group: free it first, or gloo's threads can abort the
+        # interpreter at exit ("terminate called without an active exception").
+        del trained
         dist.destroy_process_group()
 
 
