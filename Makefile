@@ -27,7 +27,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/actionlint $(WORKFLOWS)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions $(ACTIONS)
-	$(BIN)/zizmor --offline --config .github/zizmor.yml $(ACTIONS) $(WORKFLOWS)
+	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(BIN)/zizmor --offline --config .github/zizmor.yml $(ACTIONS) $(WORKFLOWS) .github/dependabot.yml
 
 test: lint
 	@$(BIN)/python -m pytest; rc=$$?; \

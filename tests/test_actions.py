@@ -28,16 +28,24 @@ def act(workflow: str, *args: str, timeout: int = 600) -> subprocess.CompletedPr
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def act_self_test(workflow: str, **env: str) -> str:
+    """Run a self-test workflow with the test's toolkit (MLCICD_PYTHON) and extra `--env`s; returns the log
+    after asserting the job succeeded and its last step printed SELF-TEST OK."""
+    args = [arg for name, value in {"MLCICD_PYTHON": sys.executable, **env}.items() for arg in ("--env", f"{name}={value}")]
+    proc = act(workflow, *args)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert "SELF-TEST OK" in log
+    return log
+
+
 @pytest.mark.act
 def test_validate_data_action_passing_and_failing(example_data, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     for name in ("current.csv", "defects.csv", "schema.yaml", "reference.json"):
         shutil.copy(example_data / name, data / name)
-    proc = act("tests/workflows/validate-data.yml", "--env", f"MLCICD_TEST_DATA={data}", "--env", f"MLCICD_PYTHON={sys.executable}")
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-6000:]
-    assert "SELF-TEST OK" in log
+    log = act_self_test("tests/workflows/validate-data.yml", MLCICD_TEST_DATA=str(data))
     assert "good: true 2000 sha256:" in log
     assert 'bad: failure false ["income", "plan"' in log
     # the failing step said why, once, as an annotation

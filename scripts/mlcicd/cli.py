@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_tracking_error(exc: Exception) -> bool:
+    """An MLflow or HTTP error (auth, a server that is not MLflow): the user's setup, not our bug.
+    Looked up in sys.modules so that a stage that never imported mlflow does not pay for it here."""
+    mlflow_exceptions, requests = sys.modules.get("mlflow.exceptions"), sys.modules.get("requests")
+    types = tuple(t for t in (getattr(mlflow_exceptions, "MlflowException", None), getattr(requests, "RequestException", None)) if t)
+    return bool(types) and isinstance(exc, types)
+
+
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -86,6 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         github.error("interrupted", title=f"{stage.name}: cancelled")
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one annotation, no bare traceback
+        if _is_tracking_error(exc):
+            from mlcicd.tracking import mlflow_error
+
+            usage = mlflow_error(exc, "MLflow request failed")
+            github.error(usage.message, title=f"{stage.name}: {usage.title}")
+            return USAGE_ERROR
         if os.environ.get("RUNNER_DEBUG") == "1" or os.environ.get("MLCICD_DEBUG"):
             traceback.print_exc()
         github.error(

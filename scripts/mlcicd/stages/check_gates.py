@@ -459,16 +459,6 @@ def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
 
 
 def run(values: dict[str, Any]) -> int:
-    import requests
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return check(values)
-    except (MlflowException, requests.RequestException) as exc:
-        raise tracking.mlflow_error(exc, "MLflow request failed") from None
-
-
-def check(values: dict[str, Any]) -> int:
     from mlflow import MlflowClient
 
     from mlcicd.latency import check_robustness, load_model, measure_latency, model_size_bytes
@@ -501,29 +491,14 @@ def check(values: dict[str, Any]) -> int:
 
     gates, significance = metric_gates(values, cand, base, y)
     first_run = None
+    alias = values["compare-to"]
     if is_baseline:
-        gates.append(
-            gate(
-                f"compare to @{values['compare-to']}",
-                None,
-                None,
-                None,
-                True,
-                f"the candidate already is @{values['compare-to']}: nothing to compare",
-            )
-        )
+        gates.append(gate(f"compare to @{alias}", None, None, None, True, f"the candidate already is @{alias}: nothing to compare"))
     elif compare and base is None:
         first_run = values["first-run"]
-        gates.append(
-            gate(
-                f"compare to @{values['compare-to']}",
-                None,
-                None,
-                None,
-                first_run == "pass",
-                f"no @{values['compare-to']} version of `{name or '?'}` yet: first run, {'passed' if first_run == 'pass' else 'failed'} by `first-run: {first_run}`",
-            )
-        )
+        verdict = "passed" if first_run == "pass" else "failed"
+        detail = f"no @{alias} version of `{name or '?'}` yet: first run, {verdict} by `first-run: {first_run}`"
+        gates.append(gate(f"compare to @{alias}", None, None, None, first_run == "pass", detail))
 
     models = {"candidate": candidate, **({"baseline": baseline} if baseline is not None else {})}
     latency = measure_latency(models, x, batch_sizes=values["latency-batch-sizes"], iterations=int(values["latency-iterations"]))

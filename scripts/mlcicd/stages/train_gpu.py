@@ -547,16 +547,6 @@ def log_params_after(client: Any, run_id: str, params: dict[str, str]) -> None:
 
 
 def run(values: dict[str, Any]) -> int:
-    import requests
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return train(values)
-    except (MlflowException, requests.RequestException) as exc:
-        raise tracking.mlflow_error(exc, "MLflow request failed") from None
-
-
-def train(values: dict[str, Any]) -> int:
     from mlflow import MlflowClient
 
     if not values["command"]:
