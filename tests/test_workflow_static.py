@@ -65,7 +65,7 @@ def test_stage_action_inputs_match_the_cli_options(path: Path):
     doc = yaml.safe_load(path.read_text())
     assert set(doc["inputs"]) == {o.name for o in stage.options} | {"config"}
     assert set(doc["outputs"]) == {name for name, _ in stage.outputs}
-    env = doc["runs"]["steps"][-1]["env"]
+    env = next(step for step in doc["runs"]["steps"] if step.get("id") == "run")["env"]
     for option in stage.options:
         assert env[option.env_name] == f"${{{{ inputs.{option.name} }}}}"
 

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help=f"same as --{stage.positional}",
             )
         for option in stage.options:
-            default = option.default if option.default not in ("", None) else "none"
+            default = option.shown_default or (option.default if option.default not in ("", None) else "none")
             example = f" (e.g. {option.example})" if option.example else ""
             cmd.add_argument(
                 f"--{option.name}",
@@ -90,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         github.error(exc.message, title=f"{stage.name}: {exc.title}", file=exc.file)
         return USAGE_ERROR
-    except KeyboardInterrupt:
-        github.error("interrupted", title=f"{stage.name}: cancelled")
+    except KeyboardInterrupt as exc:
+        # A stage that cleaned up says what it did (e.g. canary-shift: traffic back on stable).
+        said = str(exc.args[0]) if exc.args and not str(exc.args[0]).startswith("signal ") else ""
+        github.error(f"interrupted: {said}" if said else "interrupted", title=f"{stage.name}: cancelled")
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one annotation, no bare traceback
         if _is_tracking_error(exc):

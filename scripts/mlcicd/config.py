@@ -34,6 +34,8 @@ class Option:
     is_path: bool = False
     aliases: tuple[str, ...] = ()
     """Other CLI flag names accepted for this option (e.g. a seed's `--max-latency-p99`)."""
+    shown_default: str = ""
+    """The default as a user would write it (`5m`, not 300.0), where the typed value reads worse."""
 
     @property
     def env_name(self) -> str:
@@ -89,6 +91,35 @@ def boolean(value: Any) -> bool:
     if lowered in ("false", "no", "0", "off"):
         return False
     raise ValueError(f"{value!r} is not true or false")
+
+
+def whole_number(*, minimum: int = 0, maximum: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        result = text(value).strip()
+        if isinstance(value, bool) or not result.isdigit():
+            raise ValueError(f"{value!r} is not a whole number ≥ {minimum}")
+        if int(result) < minimum or (maximum is not None and int(result) > maximum):
+            raise ValueError(
+                f"{value!r} is not between {minimum} and {maximum}" if maximum is not None else f"{value!r} is below {minimum}"
+            )
+        return int(result)
+
+    return parse
+
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def duration(value: Any) -> float:
+    """`30s`, `5m`, `1h`, `250ms` or a number of seconds → seconds."""
+    match = DURATION.match(text(value)) if not isinstance(value, bool) else None
+    if not match:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 1h")
+    seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than 0")
+    return seconds
 
 
 def closest(name: str, candidates: Sequence[str]) -> str:

@@ -50,6 +50,17 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> str:
     return str(target)
 
 
+def check_report_path(path: str) -> None:
+    """Fail before touching a registry or a router when the report cannot be written."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError("report not writable", f"{path}: {exc.strerror}. Pass a writable path as `report`.", file=path) from None
+    if not os.access(parent, os.W_OK):
+        raise UsageError("report not writable", f"{parent} is not writable. Pass a writable path as `report`.", file=path)
+
+
 def fmt(value: Any, digits: int = 3) -> str:
     """Format a number for a table: short, and honest about tiny p-values."""
     if value is None:

@@ -28,6 +28,9 @@ TAG_WORKFLOW_RUN = "mlcicd.workflow_run"
 TAG_DATA_DIGEST = "mlcicd.data_digest"
 TAG_GATES_PASSED = "mlcicd.gates.passed"
 TAG_LOCK = "mlcicd.lock"
+TAG_CANARY_STATE = "mlcicd.canary.state"
+TAG_CANARY_WEIGHT = "mlcicd.canary.weight"
+TAG_CANARY_UPDATED = "mlcicd.canary.updated"
 SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_CLIENT_CERT_PATH", "DATABRICKS_TOKEN")
 
 

@@ -7,9 +7,17 @@ from mlcicd.config import Stage
 
 
 def all_stages() -> dict[str, Stage]:
-    from mlcicd.stages import check_gates, promote, train_gpu, validate_data
+    from mlcicd.stages import canary_shift, check_gates, promote, train_gpu, validate_data
 
-    commands = [validate_data.STAGE, validate_data.PROFILE, train_gpu.STAGE, check_gates.STAGE, promote.STAGE, promote.HISTORY]
+    commands = [
+        validate_data.STAGE,
+        validate_data.PROFILE,
+        train_gpu.STAGE,
+        check_gates.STAGE,
+        promote.STAGE,
+        promote.HISTORY,
+        canary_shift.STAGE,
+    ]
     return {stage.name: stage for stage in commands}
 
 

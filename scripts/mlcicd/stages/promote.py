@@ -17,13 +17,12 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from mlcicd import __version__, github
-from mlcicd.config import Option, Stage, boolean, choice, text
+from mlcicd.config import Option, Stage, boolean, choice, text, whole_number
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
-from mlcicd.report import default_report_path, markdown_table, write_json
+from mlcicd.report import check_report_path, default_report_path, markdown_table, write_json
 
 NAME = "promote"
 PRODUCTION = "production"
@@ -70,13 +69,6 @@ def optional_boolean(value: Any) -> bool | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return boolean(value)
-
-
-def positive_int(value: Any) -> int:
-    result = text(value).strip()
-    if not result.isdigit():
-        raise ValueError(f"{value!r} is not a whole number ≥ 0")
-    return int(result)
 
 
 OPTIONS = (
@@ -127,7 +119,7 @@ OPTIONS = (
 HISTORY_OPTIONS = (
     Option("model-name", text, "", "registered model name", "churn"),
     Option("format", choice("markdown", "json"), "markdown", "markdown table or JSON list", "json"),
-    Option("limit", positive_int, 0, "show only the last N events; 0 = all", "20"),
+    Option("limit", whole_number(), 0, "show only the last N events; 0 = all", "20"),
 )
 
 
@@ -595,7 +587,7 @@ def run(values: dict[str, Any]) -> int:
     from mlcicd import tracking
 
     uri = tracking.connect()
-    _check_report_path(values["report"])
+    check_report_path(values["report"])
     outcome = Outcome(name, alias, mode, gates_required=gates_required(values["require-gates"], alias, mode))
     try:
         execute(MlflowClient(), values, source, outcome)
@@ -621,17 +613,6 @@ def run(values: dict[str, Any]) -> int:
     )
     github.write_summary(render_summary(report))
     return PASSED
-
-
-def _check_report_path(path: str) -> None:
-    """Fail before touching the registry when the report cannot be written."""
-    parent = Path(path).parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError("report not writable", f"{path}: {exc.strerror}. Pass a writable path as `report`.", file=path) from None
-    if not os.access(parent, os.W_OK):
-        raise UsageError("report not writable", f"{parent} is not writable. Pass a writable path as `report`.", file=path)
 
 
 def execute(client: Any, values: dict[str, Any], source: Source | None, outcome: Outcome) -> None:

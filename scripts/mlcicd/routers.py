@@ -1,0 +1,267 @@
+"""Traffic routers canary-shift drives: set the canary's share, read it back, verify.
+
+- `http`: a small documented contract any team can put in front of anything:
+  `PUT {address}/routes/{route}/weights` with `{"canary": w, "stable": 1 - w}` (fractions), an
+  optional `"shadow": s` (the fraction of requests also copied to the canary), and `GET` of the same
+  path returning the current document. Optional bearer token from `MLCICD_ROUTER_TOKEN`.
+- `haproxy`: the HAProxy Runtime API (`stats socket … level admin`) over TCP or a unix socket:
+  `set weight <backend>/<server> <n>`, read back with `get weight`. Hitless, no reload. The two
+  servers' weights always add up to 100, so a weight is the percentage of requests.
+
+Every change is read back; a router that does not answer is retried with backoff before
+RouterError is raised, so a transient blip does not roll a healthy canary back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlcicd.config import closest
+
+ROUTER_TYPES = ("http", "haproxy")
+TOKEN_ENV = "MLCICD_ROUTER_TOKEN"
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+"""Pauses between attempts: four tries within about 3.5 s plus timeouts, short enough that a
+cancelled job (about 7 s between SIGINT and SIGKILL on GitHub) still restores stable."""
+
+
+class RouterError(Exception):
+    """The router did not answer, refused the change, or reads back something else."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The canary's share of traffic in percent (stable gets the rest), and the mirrored share."""
+
+    canary: float
+    shadow: float = 0.0
+
+    def describe(self) -> str:
+        return f"canary {self.canary:g} %" + (f", {self.shadow:g} % mirrored to canary" if self.shadow else "")
+
+
+# --- the `router` option --------------------------------------------------------------------
+
+ROUTER_KEYS = {
+    "http": {"type", "address", "route", "stable", "canary", "timeout"},
+    "haproxy": {"type", "address", "backend", "stable", "canary", "timeout"},
+}
+ROUTER_EXAMPLE = "{type: haproxy, address: 127.0.0.1:9999, backend: model, stable: stable, canary: canary}"
+
+
+def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str, tuple[str, ...]], what: str) -> dict[str, Any]:
+    """A mapping option (`router`, `metrics`): a YAML mapping in mlcicd.yaml, or the same mapping
+    written as YAML text in an action input. Unknown keys are errors, as everywhere in the config."""
+    import yaml
+
+    if isinstance(value, str):
+        if not value.strip():
+            return {}
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError("not a YAML mapping; write it as `{type: …, address: …}`") from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping with `type` and `address`")
+    spec = {str(k): v for k, v in value.items()}
+    kind = str(spec.get("type", "")).strip().lower()
+    if kind not in kinds:
+        raise ValueError(f"`{what}.type` is {spec.get('type')!r}; use one of: {', '.join(kinds)}")
+    spec["type"] = kind
+    for key in spec:
+        if key not in kinds[kind]:
+            others = [k for k, keys in kinds.items() if key in keys and k != kind]
+            hint = f" (only the {others[0]} {what} has it)" if others else closest(key, sorted(kinds[kind]))
+            raise ValueError(f"`{what}.{key}` is not a setting of the {kind} {what}{hint}; valid: {', '.join(sorted(kinds[kind]))}")
+    for key in required[kind]:
+        if not str(spec.get(key) or "").strip():
+            raise ValueError(f"the {kind} {what} needs `{key}`")
+    if "timeout" in spec:
+        try:
+            spec["timeout"] = float(spec["timeout"])
+        except (TypeError, ValueError):
+            raise ValueError(f"`{what}.timeout` is {spec['timeout']!r}, not a number of seconds") from None
+        if not 0 < spec["timeout"] <= 300:
+            raise ValueError(f"`{what}.timeout` must be between 0 and 300 seconds")
+    for key, item in spec.items():
+        if key != "queries" and isinstance(item, (dict, list)):
+            raise ValueError(f"`{what}.{key}` must be a single value")
+    return spec
+
+
+def router_spec(value: Any) -> dict[str, Any]:
+    return parse_spec(value, ROUTER_KEYS, {"http": ("address", "route"), "haproxy": ("address", "backend")}, "router")
+
+
+def make_router(spec: Mapping[str, Any]) -> Router:
+    timeout = float(spec.get("timeout", 5.0))
+    stable, canary = str(spec.get("stable") or "stable"), str(spec.get("canary") or "canary")
+    if stable == canary:
+        raise ValueError(f"`router.stable` and `router.canary` are both {stable!r}; name two different servers")
+    if spec["type"] == "http":
+        return HttpRouter(str(spec["address"]), str(spec["route"]), stable, canary, timeout)
+    return HaproxyRouter(str(spec["address"]), str(spec["backend"]), stable, canary, timeout)
+
+
+# --- routers -------------------------------------------------------------------------------
+
+
+class Router:
+    kind = ""
+    supports_shadow = False
+
+    def __init__(self, stable: str, canary: str, timeout: float) -> None:
+        self.stable, self.canary, self.timeout = stable, canary, timeout
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def read(self) -> Weights:
+        raise NotImplementedError
+
+    def _write(self, weights: Weights) -> None:
+        raise NotImplementedError
+
+    def _retry(self, action: str, call: Any, attempts: int) -> Any:
+        last: Exception | None = None
+        for attempt in range(attempts):
+            try:
+                return call()
+            except RouterError as exc:
+                last = exc
+            if attempt < attempts - 1:
+                time.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+        raise RouterError(f"{action} failed after {attempts} attempts: {last}")
+
+    def get(self, attempts: int = len(RETRY_DELAYS) + 1) -> Weights:
+        return self._retry(f"reading the weights from {self.describe()}", self.read, attempts)
+
+    def set(self, weights: Weights, attempts: int = len(RETRY_DELAYS) + 1) -> Weights:
+        """Set and read back; RouterError unless the router reports exactly these weights."""
+
+        def attempt() -> Weights:
+            self._write(weights)
+            now = self.read()
+            if abs(now.canary - weights.canary) > 1e-6 or abs(now.shadow - weights.shadow) > 1e-6:
+                raise RouterError(f"asked for {weights.describe()}, but it reads back {now.describe()}")
+            return now
+
+        return self._retry(f"setting {weights.describe()} on {self.describe()}", attempt, attempts)
+
+
+class HttpRouter(Router):
+    kind = "http"
+    supports_shadow = True
+
+    def __init__(self, address: str, route: str, stable: str, canary: str, timeout: float) -> None:
+        super().__init__(stable, canary, timeout)
+        if not address.startswith(("http://", "https://")):
+            raise ValueError(f"`router.address` {address!r} must be an http:// or https:// URL")
+        self.url = f"{address.rstrip('/')}/routes/{route}/weights"
+
+    def describe(self) -> str:
+        return f"the http router at {self.url}"
+
+    def _request(self, method: str, body: dict[str, float] | None = None) -> dict[str, Any]:
+        import requests
+
+        headers = {"Accept": "application/json"}
+        token = os.environ.get(TOKEN_ENV, "")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            response = requests.request(method, self.url, json=body, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise RouterError(f"{method} {self.url}: {type(exc).__name__}") from None
+        if response.status_code in (401, 403):
+            raise RouterError(f"{method} {self.url}: HTTP {response.status_code}; set {TOKEN_ENV} to a token the router accepts")
+        if response.status_code >= 300:
+            raise RouterError(f"{method} {self.url}: HTTP {response.status_code} {response.text[:200].strip()}")
+        try:
+            document = response.json()
+        except ValueError:
+            raise RouterError(f"{method} {self.url} did not return JSON (got {response.text[:80].strip()!r}…)") from None
+        if not isinstance(document, dict):
+            raise RouterError(f"{method} {self.url} returned {type(document).__name__}, not a weights object")
+        return document
+
+    def read(self) -> Weights:
+        document = self._request("GET")
+        try:
+            canary, stable = float(document["canary"]), float(document["stable"])
+            shadow = float(document.get("shadow", 0.0) or 0.0)
+        except (KeyError, TypeError, ValueError):
+            raise RouterError(f'GET {self.url} returned {document!r}; expected {{"canary": w, "stable": 1 - w}}') from None
+        if abs(canary + stable - 1.0) > 1e-6:
+            raise RouterError(f"GET {self.url}: canary {canary} and stable {stable} do not add up to 1")
+        return Weights(round(canary * 100, 6), round(shadow * 100, 6))
+
+    def _write(self, weights: Weights) -> None:
+        body = {"canary": weights.canary / 100, "stable": 1 - weights.canary / 100}
+        if weights.shadow:
+            body["shadow"] = weights.shadow / 100
+        self._request("PUT", body)
+
+
+class HaproxyRouter(Router):
+    kind = "haproxy"
+
+    def __init__(self, address: str, backend: str, stable: str, canary: str, timeout: float) -> None:
+        super().__init__(stable, canary, timeout)
+        self.backend = backend
+        self.address = address
+        if address.startswith("unix:") or address.startswith("/"):
+            self.family, self.target = socket.AF_UNIX, address.removeprefix("unix:")
+        else:
+            host, _, port = address.removeprefix("tcp://").removeprefix("ipv4@").rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"`router.address` {address!r} is not host:port or unix:/path of HAProxy's stats socket")
+            self.family, self.target = socket.AF_INET, (host, int(port))
+
+    def describe(self) -> str:
+        return f"HAProxy's runtime API at {self.address} (backend {self.backend})"
+
+    def command(self, line: str) -> str:
+        """One command per connection (the API's non-interactive mode): send, read to EOF."""
+        try:
+            with socket.socket(self.family, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self.timeout)
+                sock.connect(self.target)
+                sock.sendall(line.encode() + b"\n")
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as exc:
+            raise RouterError(f"{self.address}: {exc.strerror or type(exc).__name__}") from None
+        return b"".join(chunks).decode(errors="replace").strip()
+
+    def _weight(self, server: str) -> int:
+        answer = self.command(f"get weight {self.backend}/{server}")
+        first = answer.split(" ", 1)[0]
+        if not first.isdigit():
+            raise RouterError(f"`get weight {self.backend}/{server}` answered {answer[:200]!r}")
+        return int(first)
+
+    def read(self) -> Weights:
+        canary, stable = self._weight(self.canary), self._weight(self.stable)
+        if canary + stable == 0:
+            raise RouterError(f"both {self.backend}/{self.stable} and {self.backend}/{self.canary} have weight 0: nothing serves traffic")
+        return Weights(round(100 * canary / (canary + stable), 6))
+
+    def _write(self, weights: Weights) -> None:
+        if weights.shadow:
+            raise RouterError("HAProxy cannot mirror traffic")
+        canary = round(weights.canary)
+        # Raise the receiving side first, so no instant has both servers at weight 0.
+        order = [(self.canary, canary), (self.stable, 100 - canary)]
+        if canary < self._weight(self.canary):
+            order.reverse()
+        for server, weight in order:
+            answer = self.command(f"set weight {self.backend}/{server} {weight}")
+            if answer:
+                raise RouterError(f"`set weight {self.backend}/{server} {weight}` answered {answer[:200]!r}")

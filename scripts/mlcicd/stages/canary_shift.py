@@ -1,0 +1,645 @@
+"""canary-shift: move traffic to a new model step by step, judge each step, roll back by itself.
+
+At each step the router gets the canary's share and is read back; after `interval` the metrics
+of both variants over the step are judged (absolute limits, canary vs stable, or both). A pass
+moves on; a failure, or too many inconclusive checks in a row, counts toward `failure-limit`,
+and reaching it rolls back (canary 0 %, verified) or freezes the weight. The last step (100 %)
+is the switch. A cancelled job (SIGINT/SIGTERM) restores stable before it exits, and so does
+an unexpected error: nothing is left half-shifted without a loud message saying so.
+
+State is recorded on the model version as tags (`mlcicd.canary.state`, `.weight`, `.updated`),
+so a later job can see what happened; `mode: restore` puts all traffic back on stable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from mlcicd import __version__, github
+from mlcicd.config import Option, Stage, boolean, choice, duration, number, text, whole_number
+from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
+from mlcicd.judge import FAIL, INCONCLUSIVE, JUDGES, PASS, Figures, Finding, Limits, Verdict, judge
+from mlcicd.metric_sources import METRICS_EXAMPLE, MetricsError, QueryError, make_source, metrics_spec
+from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
+from mlcicd.routers import ROUTER_EXAMPLE, Router, RouterError, Weights, make_router, router_spec
+from mlcicd.stages.promote import version_number
+
+NAME = "canary-shift"
+STRATEGIES = ("canary", "linear", "blue-green", "shadow")
+DEFAULT_STEPS = (5, 25, 50, 100)
+LINEAR_STEP = 10
+RESTORE_ATTEMPTS = 2
+"""Restoring stable while a job is being cancelled: GitHub sends SIGKILL about 7.5 s after SIGINT."""
+
+
+def steps_list(value: Any) -> tuple[int, ...]:
+    """`5,25,50,100` or a YAML list → whole percentages, strictly increasing, within 1..100."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ()
+    items = value if isinstance(value, list) else str(value).replace(" ", "").split(",")
+    steps = []
+    for item in items:
+        text_item = str(item).strip().rstrip("%")
+        if isinstance(item, bool) or not text_item.isdigit():
+            raise ValueError(f"{item!r} is not a whole percentage (steps look like 5,25,50,100)")
+        steps.append(int(text_item))
+    if any(not 1 <= s <= 100 for s in steps):
+        raise ValueError(f"{','.join(map(str, steps))}: every step must be between 1 and 100")
+    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        raise ValueError(f"{','.join(map(str, steps))}: steps must increase")
+    return tuple(steps)
+
+
+OPTIONS = (
+    Option(
+        "strategy", choice(*STRATEGIES), "canary", "canary (steps), linear (step-weight up to max-weight), blue-green or shadow", "linear"
+    ),
+    Option("steps", steps_list, (), "canary weights in percent; 100 is added when missing", "10,50,100", shown_default="5,25,50,100"),
+    Option("step-weight", whole_number(maximum=100), 0, "linear steps of this many percent (instead of steps); linear default 10", "10"),
+    Option("max-weight", whole_number(minimum=1, maximum=100), 50, "with step-weight: the last step before the switch to 100", "50"),
+    Option("interval", duration, 300.0, "time between checks (the analysis window of one check)", "30s", shown_default="5m"),
+    Option("min-requests", whole_number(), 100, "requests a variant must serve in a window before it is judged", "500"),
+    Option("max-error-rate", number(minimum=0, maximum=1), 0.01, "threshold judge: highest canary error rate (0.01 = 1 %)", "0.02"),
+    Option(
+        "max-latency-p99-ms",
+        number(minimum=0),
+        150.0,
+        "threshold judge: highest canary p99 in ms; 0 = no latency limit",
+        "250",
+        aliases=("max-latency-p99",),
+    ),
+    Option("judge", choice(*JUDGES), "both", "threshold (absolute limits), statistical (canary vs stable) or both", "statistical"),
+    Option("alpha", number(positive=True, maximum=0.5), 0.01, "statistical judge: significance level of each test", "0.001"),
+    Option(
+        "error-rate-tolerance",
+        number(minimum=0, maximum=1),
+        0.005,
+        "statistical judge: how much worse (absolute) the canary's error rate may be",
+        "0.01",
+    ),
+    Option("latency-tolerance", number(minimum=0), 0.2, "statistical judge: how much higher (relative) the canary's p99 may be", "0.5"),
+    Option("failure-limit", whole_number(minimum=1), 1, "failed checks before on-failure happens", "3"),
+    Option(
+        "max-inconclusive",
+        whole_number(minimum=1),
+        3,
+        "inconclusive checks in a row (too little traffic, no metrics) that count as a failure",
+        "5",
+    ),
+    Option(
+        "on-failure",
+        choice("rollback", "freeze"),
+        "rollback",
+        "rollback (canary 0 %) or freeze (keep the weight, for a human to look)",
+        "freeze",
+    ),
+    Option(
+        "router",
+        router_spec,
+        {},
+        "the traffic router (YAML mapping): type http|haproxy, address, route/backend, stable, canary",
+        ROUTER_EXAMPLE,
+    ),
+    Option(
+        "metrics",
+        metrics_spec,
+        {},
+        "the metrics source (YAML mapping): type prometheus|http, address, queries",
+        METRICS_EXAMPLE,
+        shown_default="none",
+    ),
+    Option("model-name", text, "", "registered model whose version is rolled out (state is tagged on it)", "churn"),
+    Option("version", version_number, "", "the model version behind the canary", "7"),
+    Option("mode", choice("shift", "restore"), "shift", "shift: run the rollout; restore: put all traffic back on stable", "restore"),
+    Option("dry-run", boolean, False, "check router, metrics and plan; change nothing", "true"),
+    Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/canary-shift.json", is_path=True),
+)
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+def make_plan(values: dict[str, Any]) -> list[Weights]:
+    """The weights the rollout goes through; the last is always the switch to 100 %."""
+    strategy, steps, step_weight = values["strategy"], values["steps"], values["step-weight"]
+    if steps and step_weight:
+        raise UsageError("conflicting options", "give `steps` or `step-weight` (+ `max-weight`), not both.")
+    if strategy == "shadow":
+        if steps or step_weight:
+            raise UsageError(
+                "option not used by shadow", "shadow mirrors all traffic to the canary, then switches: drop `steps`/`step-weight`."
+            )
+        return [Weights(0, shadow=100), Weights(100)]
+    if strategy == "blue-green":
+        warm_up = steps[0] if steps else (step_weight or DEFAULT_STEPS[0])
+        if len(steps) > 1:
+            raise UsageError("option not used by blue-green", "blue-green takes one warm-up share, e.g. `steps: 5`, then switches to 100.")
+        return [Weights(warm_up), Weights(100)]
+    if strategy == "linear" or step_weight:
+        if steps:
+            raise UsageError(
+                "option not used by linear", "linear steps by `step-weight` up to `max-weight`; for explicit `steps` use strategy canary."
+            )
+        size = step_weight or LINEAR_STEP
+        top = values["max-weight"]
+        if size > top:
+            raise UsageError("step-weight above max-weight", f"step-weight {size:g} is above max-weight {top:g}.")
+        weights = list(range(size, top + 1, size))
+    else:
+        weights = list(steps or DEFAULT_STEPS)
+    if weights[-1] != 100:
+        weights.append(100)
+    return [Weights(w) for w in weights]
+
+
+# --- what happened ------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class CheckRecord:
+    weight: Weights
+    at: float
+    window_s: float
+    canary: Figures
+    stable: Figures
+    verdict: Verdict
+    counted_as: str
+    """What the check did to the rollout: pass, fail, inconclusive (wait), or fail after too many inconclusive."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "weight": self.weight.canary,
+            "shadow": self.weight.shadow,
+            "at": self.at,
+            "window_s": round(self.window_s, 3),
+            "canary": self.canary.as_dict(),
+            "stable": self.stable.as_dict(),
+            "verdict": self.verdict.verdict,
+            "counted_as": self.counted_as,
+            "reasons": self.verdict.reasons,
+            "findings": [vars(f) for f in self.verdict.findings],
+        }
+
+
+@dataclass
+class StepRecord:
+    weight: Weights
+    started: float
+    ended: float | None = None
+    checks: list[CheckRecord] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "weight": self.weight.canary,
+            "shadow": self.weight.shadow,
+            "started": self.started,
+            "ended": self.ended,
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+class Registry:
+    """Best-effort canary state on the model version: traffic safety never waits on MLflow."""
+
+    def __init__(self, name: str, version: str) -> None:
+        self.name, self.version = name, version
+        self.client: Any = None
+        self.warned = False
+
+    def connect(self) -> None:
+        if not self.name:
+            return
+        from mlflow import MlflowClient
+
+        from mlcicd import tracking
+        from mlcicd.stages.promote import get_model, get_version
+
+        tracking.connect()
+        self.client = MlflowClient()
+        get_model(self.client, self.name)
+        get_version(self.client, self.name, self.version)
+        # From here on a tag write must not hold traffic at a step for minutes of MLflow retries.
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "10"
+
+    def record(self, state: str, weight: float | None) -> None:
+        if self.client is None:
+            return
+        from mlcicd import tracking
+
+        tags = {tracking.TAG_CANARY_STATE: state, tracking.TAG_CANARY_UPDATED: _now()}
+        if weight is not None:
+            tags[tracking.TAG_CANARY_WEIGHT] = f"{weight:g}"
+        try:
+            for key, value in tags.items():
+                self.client.set_model_version_tag(self.name, self.version, key, value)
+        except Exception as exc:  # noqa: BLE001 - recorded in the report either way
+            if not self.warned:
+                self.warned = True
+                github.warning(
+                    f"could not record the canary state on `{self.name}` version {self.version} ({type(exc).__name__}); "
+                    "the rollout goes on, and the report has the full record.",
+                    title=f"{NAME}: registry unavailable",
+                )
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """While stable is being restored, a second SIGINT/SIGTERM must not abort the restore."""
+    try:
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: nothing to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class Rollout:
+    def __init__(self, values: dict[str, Any], router: Router, source: Any, plan: list[Weights], registry: Registry) -> None:
+        self.values, self.router, self.source, self.plan, self.registry = values, router, source, plan, registry
+        self.judge_kind = "statistical" if values["strategy"] == "shadow" else values["judge"]
+        self.limits = Limits(
+            min_requests=values["min-requests"],
+            max_error_rate=values["max-error-rate"],
+            max_latency_p99_ms=values["max-latency-p99-ms"],
+            alpha=values["alpha"],
+            error_rate_tolerance=values["error-rate-tolerance"],
+            latency_tolerance=values["latency-tolerance"],
+        )
+        self.steps: list[StepRecord] = []
+        self.failures = 0
+        self.verified: Weights | None = None
+        """The last weights the router confirmed; None once a change could not be verified."""
+        self.changed = False
+        self.result = ""
+        self.message = ""
+
+    # -- traffic --
+
+    def move(self, weights: Weights, attempts: int | None = None) -> None:
+        if not self.changed:
+            self.changed = True
+            github.set_outputs({"traffic-changed": "true"})  # the action's restore step keys on this
+        self.verified = None
+        self.verified = self.router.set(weights, **({"attempts": attempts} if attempts else {}))
+        if 0 < weights.canary < 100 or weights.shadow:
+            self.registry.record("running", self.verified.canary)  # the end states are recorded by the caller
+
+    def restore(self, attempts: int | None = None) -> bool:
+        """Canary 0 %, verified. False when the router would not confirm it."""
+        with signals_held():
+            try:
+                self.move(Weights(0), attempts)
+                return True
+            except RouterError as exc:
+                self.message += f" Restoring stable failed too: {exc}."
+                return False
+
+    # -- analysis --
+
+    def read(self, window_s: float) -> tuple[Figures, Figures, Finding | None]:
+        try:
+            figures = self.source.read([self.router.stable, self.router.canary], window_s)
+            return figures[self.router.canary], figures[self.router.stable], None
+        except (MetricsError, QueryError) as exc:
+            missing = Figures(requests=None)
+            return missing, missing, Finding("source", "metrics", INCONCLUSIVE, f"{self.source.describe()} gave no answer: {exc}")
+
+    def analyse(self, step: StepRecord) -> str:
+        """Check every interval until the step passes (PASS) or failures reach failure-limit (FAIL)."""
+        window_start = step.started
+        streak = 0
+        while True:
+            time.sleep(self.values["interval"])
+            now = time.time()
+            canary, stable, problem = self.read(now - window_start)
+            verdict = Verdict(INCONCLUSIVE, [problem]) if problem else judge(self.judge_kind, canary, stable, self.limits)
+            counted = verdict.verdict
+            if counted == INCONCLUSIVE:
+                streak += 1
+                if streak >= self.values["max-inconclusive"]:
+                    counted = "fail (inconclusive)"
+            else:
+                streak = 0
+            step.checks.append(CheckRecord(step.weight, now, now - window_start, canary, stable, verdict, counted))
+            self._log(step.checks[-1])
+            if counted == PASS:
+                return PASS
+            if counted == INCONCLUSIVE:
+                continue
+            self.failures += 1
+            streak = 0
+            window_start = now  # judge the next check on fresh data, not on the window that failed
+            if self.failures >= self.values["failure-limit"]:
+                return FAIL
+
+    def _log(self, check: CheckRecord) -> None:
+        c, s = check.canary, check.stable
+        print(
+            f"[{NAME}] {check.weight.describe()}: {check.counted_as.upper()} — requests canary {fmt(c.requests, 0)} / stable {fmt(s.requests, 0)}, "
+            f"error rate {_pct(c.error_rate)} / {_pct(s.error_rate)}, p99 {_ms(c.p99_ms)} / {_ms(s.p99_ms)}"
+            + (f"; {'; '.join(check.verdict.reasons)}" if check.verdict.reasons else ""),
+            flush=True,
+        )
+
+    # -- the whole rollout --
+
+    def run(self) -> None:
+        for weights in self.plan:
+            step = StepRecord(weights, time.time())
+            self.steps.append(step)
+            self.move(weights)
+            print(f"[{NAME}] {self.router.describe()}: {weights.describe()} (verified)", flush=True)
+            if weights.canary >= 100:
+                step.ended = time.time()
+                self.result = "promoted"
+                self.message = f"the canary serves 100 % of traffic after {len(self.plan) - 1} judged step(s)."
+                self.registry.record("promoted", 100)
+                return
+            outcome = self.analyse(step)
+            step.ended = time.time()
+            if outcome == FAIL:
+                self._fail(step)
+                return
+
+    def _fail(self, step: StepRecord) -> None:
+        reasons = "; ".join(step.checks[-1].verdict.reasons) or "too many inconclusive checks"
+        if step.checks[-1].counted_as == "fail (inconclusive)":
+            reasons = f"{self.values['max-inconclusive']} inconclusive checks in a row ({reasons})"
+        if self.values["on-failure"] == "freeze":
+            self.result = "frozen"
+            self.message = f"frozen at {step.weight.describe()} after {self.failures} failed check(s): {reasons}."
+            self.registry.record("frozen", step.weight.canary)
+            return
+        self.message = f"rolled back from {step.weight.describe()} after {self.failures} failed check(s): {reasons}."
+        if self.restore():
+            self.result = "rolled-back"
+            self.registry.record("rolled-back", 0)
+        else:
+            self.registry.record("failed", None)
+
+    def unwind(self, why: str) -> None:
+        """Cancelled or crashed mid-rollout: stable first, then the record."""
+        self.message = why
+        if self.changed and self.result != "promoted":
+            if self.restore(attempts=RESTORE_ATTEMPTS):
+                self.result = "rolled-back"
+                self.message += " Traffic is back on stable (verified)."
+                self.registry.record("rolled-back", 0)
+            else:
+                self.registry.record("failed", None)
+        for step in self.steps:
+            step.ended = step.ended or time.time()
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.1f} ms"
+
+
+# --- the stage ----------------------------------------------------------------------------------
+
+
+def _router(values: dict[str, Any]) -> Router:
+    if not values["router"]:
+        raise UsageError("missing router", f"set `router`, e.g. `{ROUTER_EXAMPLE}` (see docs/actions/canary-shift.md).")
+    try:
+        return make_router(values["router"])
+    except ValueError as exc:
+        raise UsageError("invalid value for router", f"{exc}.") from None
+
+
+def _preflight(router: Router, source: Any, values: dict[str, Any]) -> tuple[Weights, dict[str, Figures]]:
+    """Reach the router and the metrics source before anything changes: a wrong address is exit 2."""
+    try:
+        before = router.get()
+    except RouterError as exc:
+        raise UsageError(
+            "router unreachable",
+            f"{exc}. Check `router.address` and that {router.describe()} is up; nothing was changed.",
+        ) from None
+    if source is None:
+        return before, {}
+    try:
+        figures = source.read([router.stable, router.canary], values["interval"])
+    except QueryError as exc:
+        raise UsageError("invalid metrics query", f"{exc}. Fix `metrics.queries`; nothing was changed.") from None
+    except MetricsError as exc:
+        raise UsageError(
+            "metrics source unreachable", f"{exc}. Check `metrics.address` and that {source.describe()} is up; nothing was changed."
+        ) from None
+    return before, figures
+
+
+def run(values: dict[str, Any]) -> int:
+    router = _router(values)
+    if bool(values["model-name"]) != bool(values["version"]):
+        raise UsageError("model-name and version go together", "give both `model-name` and `version` (the canary's model), or neither.")
+    if values["mode"] == "restore":
+        return restore_stable(values, router)
+    if not values["metrics"]:
+        raise UsageError("missing metrics", f"set `metrics`, e.g. `{METRICS_EXAMPLE}` (see docs/actions/canary-shift.md).")
+    plan = make_plan(values)
+    if values["strategy"] == "shadow" and not router.supports_shadow:
+        raise UsageError(
+            "strategy not supported by router",
+            f"the {router.kind} router cannot mirror traffic, which shadow needs. Use strategy canary or blue-green, "
+            "or the http router in front of a proxy that mirrors (Envoy, NGINX `mirror`).",
+        )
+    source = make_source(values["metrics"])
+    check_report_path(values["report"])
+    registry = Registry(values["model-name"], values["version"])
+    if not values["dry-run"]:
+        registry.connect()
+    before, preflight = _preflight(router, source, values)
+    if before.canary:
+        github.warning(
+            f"{router.describe()} had {before.describe()} before this rollout; it starts again from {plan[0].describe()}.",
+            title=f"{NAME}: canary already had traffic",
+        )
+    rollout = Rollout(values, router, source, plan, registry)
+    if values["dry-run"]:
+        rollout.result = "dry-run"
+        rollout.message = f"dry run: router and metrics answer; the plan is {', '.join(w.describe() for w in plan)}. Nothing was changed."
+        return finish(rollout, values, before, preflight)
+    try:
+        rollout.run()
+    except KeyboardInterrupt:
+        rollout.unwind("the job was cancelled mid-rollout.")
+        finish(rollout, values, before, preflight, cancelled=True)
+        raise KeyboardInterrupt(rollout.message) from None
+    except RouterError as exc:
+        rollout.unwind(f"the router failed mid-rollout: {exc}.")
+    except BaseException as exc:
+        rollout.unwind(f"unexpected error {type(exc).__name__}: {exc}.")
+        finish(rollout, values, before, preflight, cancelled=True)
+        raise
+    return finish(rollout, values, before, preflight)
+
+
+def restore_stable(values: dict[str, Any], router: Router) -> int:
+    """`mode: restore`: all traffic to stable, verified; for a job that died mid-rollout.
+    Traffic first: a registry that is down must not keep the canary serving."""
+    check_report_path(values["report"])
+    try:
+        before = router.get()
+    except RouterError as exc:
+        raise UsageError("router unreachable", f"{exc}. Check `router.address`; traffic is unchanged.") from None
+    registry = Registry(values["model-name"], values["version"])
+    rollout = Rollout(values, router, None, [], registry)
+    rollout.steps.append(StepRecord(Weights(0), time.time()))
+    restored = rollout.restore()
+    rollout.steps[-1].ended = time.time()
+    try:
+        registry.connect()
+    except Exception as exc:  # noqa: BLE001 - traffic is restored; the record is secondary
+        detail = exc.message if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
+        github.warning(f"{detail} The canary state was not recorded.", title=f"{NAME}: registry unavailable")
+        registry.client = None
+    if restored:
+        rollout.result = "rolled-back"
+        rollout.message = f"restored: {router.describe()} had {before.describe()}, now canary 0 % (verified)."
+        registry.record("rolled-back", 0)
+    else:
+        registry.record("failed", None)
+    return finish(rollout, values, before, {})
+
+
+def finish(rollout: Rollout, values: dict[str, Any], before: Weights, preflight: dict[str, Figures], *, cancelled: bool = False) -> int:
+    """Report, outputs, summary and the one annotation; `cancelled`: the caller re-raises, and the CLI annotates."""
+    final = rollout.verified.canary if rollout.verified is not None else None
+    report = {
+        "stage": NAME,
+        "ml_cicd_version": __version__,
+        "result": rollout.result or "unknown",
+        "message": rollout.message.strip(),
+        "final_weight": final,
+        "weight_before": before.canary,
+        "strategy": values["strategy"],
+        "judge": rollout.judge_kind,
+        "plan": [w.canary for w in rollout.plan],
+        "limits": vars(rollout.limits),
+        "failed_checks": rollout.failures,
+        "router": {
+            "type": rollout.router.kind,
+            "target": rollout.router.describe(),
+            "stable": rollout.router.stable,
+            "canary": rollout.router.canary,
+        },
+        "metrics": {"type": values["metrics"].get("type"), "queries": values["metrics"].get("queries")} if values["metrics"] else None,
+        "model": {"name": values["model-name"], "version": values["version"]} if values["model-name"] else None,
+        "preflight": {name: f.as_dict() for name, f in preflight.items()},
+        "steps": [s.as_dict() for s in rollout.steps],
+    }
+    path = write_json(values["report"], report)
+    outputs = {"final-weight": "" if final is None else f"{final:g}", "report": path}
+    if rollout.result:
+        outputs["result"] = rollout.result  # empty when the traffic state is unknown: the action's restore step runs
+    github.set_outputs(outputs)
+    github.write_summary(render_summary(report))
+    if cancelled:
+        print(f"[{NAME}] {report['message']} Report: {path}.", flush=True)
+        return CHECK_FAILED
+    if rollout.result in ("promoted", "dry-run") or (rollout.result == "rolled-back" and values["mode"] == "restore"):
+        print(f"[{NAME}] {rollout.result}: {report['message']}", flush=True)
+        return PASSED
+    if rollout.result == "rolled-back":
+        github.error(f"{report['message']} Report: {path}.", title=f"{NAME}: rolled back")
+    elif rollout.result == "frozen":
+        github.error(
+            f"{report['message']} Look at the canary, then rerun with `mode: restore` to roll back. Report: {path}.",
+            title=f"{NAME}: frozen",
+        )
+    else:
+        github.error(
+            f"{report['message']} Traffic may still reach the canary ({rollout.router.describe()}): once the router answers, "
+            f"rerun with `mode: restore`. Report: {path}.",
+            title=f"{NAME}: traffic state unknown",
+        )
+    return CHECK_FAILED
+
+
+ICONS = {
+    "promoted": "✅ promoted",
+    "rolled-back": "↩️ rolled back",
+    "frozen": "🧊 frozen",
+    "dry-run": "🔍 dry run",
+    "unknown": "❌ traffic state unknown",
+}
+
+
+def render_summary(report: dict[str, Any]) -> str:
+    lines = [f"### {NAME}: {ICONS.get(report['result'], report['result'])}", "", report["message"], ""]
+    model = report.get("model")
+    if model:
+        lines += [f"Model `{model['name']}` version {model['version']} · strategy {report['strategy']} · judge {report['judge']}", ""]
+    rows = []
+    for step in report["steps"]:
+        for check in step["checks"]:
+            c, s = check["canary"], check["stable"]
+            weight = f"{check['weight']:g} %" + (" (+mirror)" if check["shadow"] else "")
+            rows.append(
+                [
+                    weight,
+                    c["requests"] if c["requests"] is None else round(c["requests"]),
+                    s["requests"] if s["requests"] is None else round(s["requests"]),
+                    _pct(c["error_rate"]),
+                    _pct(s["error_rate"]),
+                    _ms(c["p99_ms"]),
+                    _ms(s["p99_ms"]),
+                    check["counted_as"] + ("" if not check["reasons"] else ": " + "; ".join(check["reasons"])),
+                ]
+            )
+    if rows:
+        headers = ["weight", "requests canary", "requests stable", "errors canary", "errors stable", "p99 canary", "p99 stable", "verdict"]
+        lines += [markdown_table(headers, rows), ""]
+        weights = [r["weight"] for step in report["steps"] for r in step["checks"]]
+        errors = [round(100 * (r["canary"]["error_rate"] or 0), 2) for step in report["steps"] for r in step["checks"]]
+        lines += [
+            "_Canary weight (bars) and canary error rate (line), both in percent, at each check:_",
+            "",
+            "```mermaid",
+            "xychart-beta",
+            f'  x-axis "check" [{", ".join(str(i + 1) for i in range(len(rows)))}]',
+            '  y-axis "percent" 0 --> 100',
+            f"  bar [{', '.join(f'{w:g}' for w in weights)}]",
+            f"  line [{', '.join(f'{e:g}' for e in errors)}]",
+            "```",
+            "",
+        ]
+    final = report["final_weight"]
+    lines.append(f"Final canary weight: {'unknown' if final is None else f'{final:g} %'} · report `{report.get('stage')}.json`")
+    return "\n".join(lines)
+
+
+STAGE = Stage(
+    name=NAME,
+    summary="shift traffic to a canary step by step, judge each step on live metrics, roll back on failure",
+    options=OPTIONS,
+    run=run,
+    outputs=(
+        ("result", "promoted, rolled-back or frozen (dry-run for a dry run; empty when the traffic state is unknown)"),
+        ("final-weight", "the canary's last verified share of traffic in percent"),
+        ("traffic-changed", "true once the rollout changed a weight"),
+        ("report", "path of the JSON report"),
+    ),
+)
