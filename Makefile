@@ -12,7 +12,10 @@ DEMO := examples/.demo
 WORKFLOWS = $(wildcard .github/workflows/*.yml tests/workflows/*.yml examples/.github/workflows/*.yml)
 ACTIONS = action.yml $(wildcard actions/*/action.yml)
 
-.PHONY: install demo test lint clean
+SYSTEM_TOOLS := haproxy prometheus
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: install system-deps demo test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +23,15 @@ $(STAMP): pyproject.toml
 	$(PIP) install -e '.[dev]'
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) system-deps
+
+# The canary tests and the demo drive a real HAProxy and a real Prometheus (Debian/Ubuntu packages).
+system-deps:
+	@missing="$$(for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || echo $$t; done)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing with apt-get"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 	$(BIN)/zizmor --offline --config .github/zizmor.yml $(ACTIONS) $(WORKFLOWS) .github/dependabot.yml
 
-test: lint
+test: lint system-deps
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: check testpaths in pyproject.toml" >&2; fi; exit $$rc
 
