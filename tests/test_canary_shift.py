@@ -379,8 +379,9 @@ def test_http_router_shadow_mirrors_then_switches(tmp_path, run_cli):
 def test_http_router_retries_and_verifies(tmp_path, run_cli):
     with model_servers(tmp_path) as servers:
         with http_router(tmp_path, *servers, "--fail-puts", "2") as router, LoadGenerator(router.url, rate=150, threads=4):
-            result = run_cli("canary-shift", *http_args(router, "--judge", "threshold"), cwd=tmp_path)
+            result = run_cli("canary-shift", *http_args(router, "--judge", "threshold", "--strategy", "blue-green"), cwd=tmp_path)
             assert result.rc == 0 and result.outputs["result"] == "promoted", result.log
+            assert [s["weight"] for s in report_of(result, tmp_path)["steps"]] == [30, 100]  # warm-up share, then the switch
         with http_router(tmp_path, *servers, "--ignore-puts") as router:
             result = run_cli("canary-shift", *http_args(router), cwd=tmp_path)
             assert result.rc == 1 and result.outputs["result"] == "rolled-back", result.log
