@@ -59,9 +59,9 @@ def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str,
     written as YAML text in an action input. Unknown keys are errors, as everywhere in the config."""
     import yaml
 
+    if isinstance(value, str) and not value.strip() or value == {}:
+        return {}  # not set: the stage says what is missing
     if isinstance(value, str):
-        if not value.strip():
-            return {}
         try:
             value = yaml.safe_load(value)
         except yaml.YAMLError:

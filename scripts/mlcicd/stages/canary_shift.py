@@ -44,7 +44,7 @@ def steps_list(value: Any) -> tuple[int, ...]:
     """`5,25,50,100` or a YAML list → whole percentages, strictly increasing, within 1..100."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return ()
-    items = value if isinstance(value, list) else str(value).replace(" ", "").split(",")
+    items = list(value) if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
     steps = []
     for item in items:
         text_item = str(item).strip().rstrip("%")
