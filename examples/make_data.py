@@ -5,6 +5,7 @@
 
 train.parquet   the training data the reference profile is built from
 current.csv     new data from the same distribution: validate-data passes
+test.parquet    a labelled hold-out set for check-gates: the model's numeric features and the label
 defects.csv     new data with planted defects: out-of-range and unknown values, nulls where none
                 are allowed, a dropped column, a shifted numeric feature and a shifted category mix
 """
@@ -26,7 +27,7 @@ def customers(rows: int, seed: int, *, income_shift: float = 0.0, pro_share: flo
     tenure = rng.integers(0, 120, rows)
     tickets = rng.poisson(1.5, rows)
     spend = (20 + 0.0004 * income + np.where(plan == "enterprise", 80, np.where(plan == "pro", 30, 0)) + rng.normal(0, 5, rows)).round(2)
-    logit = -1.2 + 0.35 * tickets - 0.015 * tenure + 0.01 * (age - 42)
+    logit = -1.0 + 1.1 * tickets - 0.05 * tenure + 0.03 * (age - 42)
     churned = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     return pd.DataFrame(
         {
@@ -52,6 +53,7 @@ def main() -> None:
 
     customers(args.rows, seed=1).to_parquet(out / "train.parquet", index=False)
     customers(args.rows // 4, seed=2).to_csv(out / "current.csv", index=False)
+    customers(args.rows // 4, seed=4).select_dtypes("number").to_parquet(out / "test.parquet", index=False)
 
     bad = customers(args.rows // 4, seed=3, income_shift=0.3, pro_share=0.45)
     bad.loc[:4, "age"] = [-3.0, 150.0, 212.0, -1.0, 130.0]  # out of range
@@ -59,7 +61,7 @@ def main() -> None:
     bad.loc[20:29, "region"] = None  # region is not nullable
     bad = bad.drop(columns=["support_tickets"])  # a column the model needs
     bad.to_csv(out / "defects.csv", index=False)
-    print(f"wrote {out}/train.parquet, current.csv, defects.csv")
+    print(f"wrote {out}/train.parquet, current.csv, test.parquet, defects.csv")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class ChurnNet(nn.Module):
         self.net = nn.Sequential(nn.Linear(len(mean), hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.where(torch.isnan(x), self.mean, x)  # a missing value counts as the training mean, not NaN out
         return torch.sigmoid(self.net((x - self.mean) / self.std))
 
 

@@ -556,6 +556,7 @@ def run(values: dict[str, Any]) -> int:
             "report": path,
             "metrics": json.dumps(cand["scores"]),
             "failed-gates": json.dumps(failed),
+            "version": str(version.version) if version is not None else "",
         }
     )
     github.write_summary(render_summary(report))
@@ -640,5 +641,6 @@ STAGE = Stage(
         ("report", "path of the JSON report"),
         ("metrics", 'the candidate\'s test metrics as JSON, e.g. `{"accuracy": 0.93, "f1": 0.91}`'),
         ("failed-gates", "JSON list of the gates that failed"),
+        ("version", "the registered version that was checked, e.g. `7` (empty for a run or logged model that is not registered)"),
     ),
 )

@@ -707,7 +707,7 @@ def train_in_run(job: Job, client: Any, outputs: dict[str, str]) -> int:
 def finish(values: dict[str, Any], report: dict[str, Any], outputs: dict[str, str]) -> None:
     report = {**report, "version": __version__, "tracking_uri": tracking.redact(os.environ.get("MLFLOW_TRACKING_URI", ""))}
     path = write_json(values["report"], report)
-    github.set_outputs({**outputs, "report": path})
+    github.set_outputs({**outputs, "model-name": values["model-name"], "report": path})
     github.write_summary(render_summary(report))
 
 
@@ -750,6 +750,7 @@ STAGE = Stage(
         ("model-uri", "the trained model, e.g. `models:/m-…` (or `models:/<name>/<version>` when skipped)"),
         ("skipped", "`true` when a registered version had the same fingerprint and training was skipped"),
         ("fingerprint", "`sha256:…` of the fingerprint files, params, command and data digest"),
+        ("model-name", "the registered model name, for the next jobs (check-gates, promote)"),
         ("device", "where it trained, e.g. `cuda:NVIDIA H100 80GB HBM3 x1` or `cpu`"),
         ("report", "path of the JSON report"),
     ),
