@@ -45,22 +45,10 @@ test: lint system-deps
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: check testpaths in pyproject.toml" >&2; fi; exit $$rc
 
-demo: $(STAMP)
-	$(BIN)/python examples/make_data.py --out $(DEMO)
-	cd examples && ../$(BIN)/mlcicd profile --data .demo/train.parquet --schema schema.yaml --out .demo/reference.json
-	@echo "--- validate-data on healthy new data (expect: passed) ---"
-	cd examples && ../$(BIN)/mlcicd validate-data --data .demo/current.csv --reference .demo/reference.json --report .demo/current.json
-	@echo "--- validate-data on data with planted defects (expect: failed, exit 1) ---"
-	cd examples && ../$(BIN)/mlcicd validate-data --data .demo/defects.csv --reference .demo/reference.json --report .demo/defects.json; \
-	  rc=$$?; test $$rc -eq 1 || { echo "expected exit 1, got $$rc" >&2; exit 1; }
-	@echo "--- train-gpu: the example MLP, tracked in the embedded MLflow store under $(DEMO)/home ---"
-	cd examples && MLCICD_HOME=$(CURDIR)/$(DEMO)/home ../$(BIN)/mlcicd train-gpu --require-gpu false --nproc-per-node 1 \
-	  --command "$(CURDIR)/$(BIN)/python train.py --data .demo/train.parquet --params params.yaml" --report .demo/train.json
-	@echo "--- promote: register the model and point @staging at it ---"
-	cd examples && MLCICD_HOME=$(CURDIR)/$(DEMO)/home ../$(BIN)/mlcicd promote --alias staging --reason demo \
-	  --model-uri "$$(../$(BIN)/python -c 'import json; print(json.load(open(".demo/train.json"))["model_uri"])')" --report .demo/promote.json
-	cd examples && MLCICD_HOME=$(CURDIR)/$(DEMO)/home ../$(BIN)/mlcicd history churn-classifier
-	@echo "demo finished: reports in $(DEMO)/, MLflow store in $(DEMO)/home (mlflow ui --backend-store-uri sqlite:///$(DEMO)/home/mlflow.db)"
+# The example consumer's whole pipeline through act: validate → train (CPU here) → gates → @staging
+# → canary on a loopback HAProxy + Prometheus under live traffic → @production. See tests/demo.py.
+demo: $(STAMP) system-deps
+	$(BIN)/python tests/demo.py --out $(DEMO)
 
 clean:
 	rm -rf $(DEMO) mlcicd-reports .pytest_cache

@@ -44,9 +44,12 @@ import requests
 from conftest import free_port
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SERVING = Path(__file__).resolve().parent.parent / "examples" / "serving"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"  # /usr/sbin is not on every user's PATH
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-DEFAULT_PAYLOAD = {"inputs": [[1.0, 2.0, 3.0]]}
+DEFAULT_PAYLOAD = {"inputs": [[42.0, 48000.0, 24.0, 60.0, 1.0]]}
+"""One customer of the example (age, income, tenure_months, monthly_spend, support_tickets): valid input
+for the stand-in's constant rule and for the example model alike."""
 
 
 class Process:
@@ -211,7 +214,7 @@ def get_json(url: str, timeout: float = 5, **kwargs: object) -> object:
 
 @dataclass
 class ModelServer:
-    """One tests/fixtures/model_server.py process."""
+    """One examples/serving/model_server.py process."""
 
     variant: str
     port: int
@@ -235,6 +238,10 @@ class ModelServer:
     def fault(self) -> dict[str, float]:
         return get_json(self.url + "/admin/fault")
 
+    def model_uri(self) -> str:
+        """The model it serves now; empty for the constant rule."""
+        return get_json(self.url + "/admin/model")["model_uri"]
+
     def metrics(self) -> str:
         return requests.get(self.url + "/metrics", timeout=5).text
 
@@ -245,8 +252,12 @@ class ModelServers(NamedTuple):
 
 
 @contextlib.contextmanager
-def model_servers(tmp_path: Path, *, delay_ms: float = 5.0, seed: int = 0, lazy_series: bool = False) -> Iterator[ModelServers]:
+def model_servers(
+    tmp_path: Path, *, delay_ms: float = 5.0, seed: int = 0, lazy_series: bool = False, env: dict[str, str] | None = None
+) -> Iterator[ModelServers]:
     """Two model servers, variants `stable` and `canary` (canary's RNG is seeded seed + 1).
+
+    env: their environment (e.g. MLFLOW_TRACKING_URI, for servers that are told to load a registered model).
 
     lazy_series: export http_requests_total{code="500"} only after the first 500 (prometheus_client's
     behaviour) instead of at 0 from the start, so an error query returns nothing until then.
@@ -256,10 +267,10 @@ def model_servers(tmp_path: Path, *, delay_ms: float = 5.0, seed: int = 0, lazy_
         for i, variant in enumerate(("stable", "canary")):
             port = free_port()
             argv = [
-                sys.executable, FIXTURES / "model_server.py", "--port", port, "--variant", variant, "--delay-ms", delay_ms, "--seed", seed + i,
+                sys.executable, SERVING / "model_server.py", "--port", port, "--variant", variant, "--delay-ms", delay_ms, "--seed", seed + i,
                 *(["--lazy-series"] if lazy_series else []),
             ]  # fmt: skip
-            process = stack.enter_context(start_process(argv, ready_line="ready", log_path=tmp_path / f"model-{variant}.log"))
+            process = stack.enter_context(start_process(argv, ready_line="ready", log_path=tmp_path / f"model-{variant}.log", env=env))
             started.append(ModelServer(variant, port, process))
         yield ModelServers(*started)
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from canary_rig import HAProxy, HttpRouter, LoadGenerator, ModelServers, Prometheus, haproxy, http_router, model_servers, prometheus
 
 from mlcicd.config import duration
 from mlcicd.errors import UsageError
 from mlcicd.stages.canary_shift import DEFAULT_STEPS, make_plan, steps_list
 
+from canary_rig import HAProxy, HttpRouter, LoadGenerator, ModelServers, Prometheus, haproxy, http_router, model_servers, prometheus
 from conftest import assert_one_clear_error, parse_outputs
 from test_actions import act_self_test
 
@@ -357,11 +357,14 @@ def http_args(router: HttpRouter, *extra: str) -> list[str]:
 
 
 def test_http_router_shadow_mirrors_then_switches(tmp_path, run_cli):
+    # The reference router times mirrored copies on its own worker threads, which a loaded 2-core
+    # machine slows down more than the routed requests: a wide latency band keeps this test about
+    # the mirroring, not about the router's thread scheduling.
     with model_servers(tmp_path) as servers, http_router(tmp_path, *servers, token="s3cret-token") as router:
         with LoadGenerator(router.url, rate=150, threads=4) as load:
             result = run_cli(
                 "canary-shift",
-                *http_args(router, "--steps", "", "--strategy", "shadow"),
+                *http_args(router, "--steps", "", "--strategy", "shadow", "--latency-tolerance", "1"),
                 env={"MLCICD_ROUTER_TOKEN": "s3cret-token"},
                 cwd=tmp_path,
             )

@@ -171,6 +171,19 @@ def test_serve_check_round_trip(run_cli, store):
     assert "rows over HTTP match in-process predictions" in result.summary
 
 
+def test_serve_only_checks_serving_and_leaves_the_verdict_alone(run_cli, store, tmp_path):
+    """deploy.yml's serve check: only the round trip, with limits that would fail if they were judged again."""
+    version = store["register"](store["net"], "deployed", pickle=False)
+    store["client"].set_model_version_tag("deployed", version, "mlcicd.gates.passed", "true")
+    limits = ["--min-accuracy", "0.9999", "--max-latency-p99", "0.001", "--report", str(tmp_path / "serve.json")]
+    result = gates(run_cli, store, "deployed", version, "--serve-only", "true", *limits)
+    assert result.rc == 0, result.log
+    report = json.loads((tmp_path / "serve.json").read_text())
+    assert [g["gate"] for g in report["gates"]] == ["serve check"] and report["serve_only"]
+    assert result.outputs["version"] == version and json.loads(result.outputs["failed-gates"]) == []
+    assert tag(store, "deployed", version) == "true"  # untouched
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [

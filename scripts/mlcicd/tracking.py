@@ -86,6 +86,16 @@ def connect() -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if is_embedded():
+        if os.environ.get("RUNNER_ENVIRONMENT") == "github-hosted":
+            from mlcicd import github
+
+            # Each job of a GitHub-hosted run gets a fresh machine: what one job registers here, the next cannot see.
+            github.warning(
+                f"no MLFLOW_TRACKING_URI: using the embedded registry in {mlcicd_home()}, which disappears with this GitHub-hosted "
+                "machine at the end of the job. Set the MLFLOW_TRACKING_URI secret to a tracking server, or run the jobs on one "
+                'self-hosted runner (e.g. `cpu-runner: \'["self-hosted", "gpu"]\'`).',
+                title="embedded registry on a GitHub-hosted runner",
+            )
         home = mlcicd_home()
         home.mkdir(parents=True, exist_ok=True)
         uri = embedded_uri()

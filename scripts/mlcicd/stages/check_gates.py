@@ -157,6 +157,13 @@ OPTIONS = (
     Option(
         "serve-check", boolean, False, "start `mlflow models serve` on loopback and compare its answers with in-process predictions", "true"
     ),
+    Option(
+        "serve-only",
+        boolean,
+        False,
+        "only the serve check, for a deploy job: no metrics, latency, size or robustness, and the gates verdict recorded at training is left alone",
+        "true",
+    ),
     Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/check-gates.json", is_path=True),
 )
 
@@ -473,6 +480,8 @@ def run(values: dict[str, Any]) -> int:
     tracking.connect()
     client = MlflowClient()
     name, version, run_id = resolve_candidate(client, values["model-uri"], values["model-name"])
+    if values["serve-only"]:
+        return serve_only(values, x, y, columns, name, version, run_id)
     baseline_version = find_baseline(client, name, values["compare-to"])
     compare = values["compare-to"].lower() not in ("", "none")
     if compare and not name:
@@ -549,12 +558,18 @@ def run(values: dict[str, Any]) -> int:
         "gates": [g.__dict__ for g in gates],
     }
     record(client, report, version, run_id, values)
+    return conclude(values, report, gates, version)
+
+
+def conclude(values: dict[str, Any], report: dict[str, Any], gates: list[Any], version: Any) -> int:
+    """The report file, the step outputs and summary, and one annotation when a gate failed."""
+    failed = report["failed_gates"]
     path = write_json(values["report"], report)
     github.set_outputs(
         {
             "passed": "true" if not failed else "false",
             "report": path,
-            "metrics": json.dumps(cand["scores"]),
+            "metrics": json.dumps(report["metrics"]["candidate"]),
             "failed-gates": json.dumps(failed),
             "version": str(version.version) if version is not None else "",
         }
@@ -563,10 +578,43 @@ def run(values: dict[str, Any]) -> int:
     if failed:
         github.error(
             f"{len(failed)} gate(s) failed: " + "; ".join(f"{g.gate}: {g.detail}" for g in gates if not g.passed),
-            title=f"{NAME}: model not promotable",
+            title=f"{NAME}: {'serve check failed' if report.get('serve_only') else 'model not promotable'}",
         )
         return CHECK_FAILED
     return PASSED
+
+
+def serve_only(values: dict[str, Any], x: Any, y: Any, columns: list[str], name: str | None, version: Any, run_id: str | None) -> int:
+    """deploy.yml's check of the exact version before it gets traffic: `mlflow models serve` answers as the
+    model does in-process. Quality was judged at training time, on the runner meant for it: its
+    verdict tag stays as it is, and nothing is re-measured on a deploy runner that may not be alike."""
+    from mlcicd.latency import load_model
+
+    candidate = load_model(values["model-uri"])
+    gates = [serve_check(values["model-uri"], x, candidate.predict(x[:SERVE_ROWS]))]
+    report = {
+        "stage": NAME,
+        "version": __version__,
+        "serve_only": True,
+        "passed": all(g.passed for g in gates),
+        "failed_gates": [g.gate for g in gates if not g.passed],
+        "candidate": {
+            "model_uri": values["model-uri"],
+            "model_name": name,
+            "model_version": version.version if version else None,
+            "run_id": run_id,
+        },
+        "baseline": {"alias": "none", "model_version": None, "first_run": None},
+        "task": values["task"],
+        "test_rows": int(len(y)),
+        "features": columns,
+        "metrics": {"candidate": {}, "baseline": None},
+        "significance": {},
+        "latency": {},
+        "model_size_bytes": None,
+        "gates": [g.__dict__ for g in gates],
+    }
+    return conclude(values, report, gates, version)
 
 
 def record(client: Any, report: dict[str, Any], version: Any, run_id: str | None, values: dict[str, Any]) -> None:
