@@ -15,7 +15,7 @@ ACTIONS = action.yml $(wildcard actions/*/action.yml)
 SYSTEM_TOOLS := haproxy prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install system-deps demo test lint clean
+.PHONY: install system-deps demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ test: lint system-deps
 # → canary on a loopback HAProxy + Prometheus under live traffic → @production. See tests/demo.py.
 demo: $(STAMP) system-deps
 	$(BIN)/python tests/demo.py --out $(DEMO)
+
+# Speed, memory and decision quality against peers; writes docs/benchmarks.md. QUICK=1 for small sizes.
+bench: $(STAMP) system-deps
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(DEMO) mlcicd-reports .pytest_cache

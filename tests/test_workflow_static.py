@@ -82,3 +82,17 @@ def test_workflow_jobs_have_timeouts_and_permissions(path: Path):
             # Our own actions ride the same moving major tag as the reusable workflow that calls them.
             own = re.fullmatch(r"org/ml-cicd(/actions/[\w-]+)?@v\d+", uses)
             assert own or re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), f"{path}: {uses} is not pinned by SHA"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_permissions_are_explicit_per_job_and_secrets_are_passed_by_name(path: Path):
+    doc = yaml.safe_load(path.read_text())
+    for name, job in doc["jobs"].items():
+        # A job without its own block inherits the top level, which must then grant nothing.
+        assert "permissions" in job or doc["permissions"] == {}, f"{path}: job {name} has no permissions block"
+        assert job.get("secrets") != "inherit", f"{path}: job {name} passes `secrets: inherit`; pass each secret by name"
+    call = (doc.get(True) or doc.get("on") or {}).get("workflow_call") if isinstance(doc.get(True) or doc.get("on"), dict) else None
+    if call is not None:
+        # Every secret a reusable workflow reads is declared, so callers see what it needs.
+        used = set(re.findall(r"secrets\.([A-Z0-9_]+)", path.read_text()))
+        assert used <= set(call.get("secrets") or {}), f"{path}: secrets used but not declared: {used - set(call.get('secrets') or {})}"
