@@ -451,6 +451,11 @@ def _preflight(router: Router, source: Any, values: dict[str, Any]) -> tuple[Wei
 
 
 def run(values: dict[str, Any]) -> int:
+    from mlcicd import metric_sources, routers
+
+    for name in (routers.TOKEN_ENV, metric_sources.TOKEN_ENV):
+        if os.environ.get(name):
+            github.add_mask(os.environ[name])  # before anything can print it (a router echoing a header, a traceback)
     router = _router(values)
     if bool(values["model-name"]) != bool(values["version"]):
         raise UsageError("model-name and version go together", "give both `model-name` and `version` (the canary's model), or neither.")
