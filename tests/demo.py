@@ -34,6 +34,8 @@ from conftest import EXAMPLES, ROOT
 
 SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
 MODEL = "churn-classifier"
+STABLE_IS_A_RULE = 3.0
+"""latency-tolerance of the demo's rollouts: the stand-in stable server runs no model (see main)."""
 SETUP_PYTHON_STAND_IN = """\
 name: setup-python stand-in
 description: act clones every action a job names, even in a skipped step; offline, this folder stands in
@@ -165,6 +167,9 @@ def main() -> int:
             "steps": "20,50",
             "interval": "5s",
             "min-requests": 30,
+            # Stable answers with the constant rule of before the first model, so the canary's real
+            # model is slower by construction: judge latency against the absolute limit, not stable.
+            "latency-tolerance": STABLE_IS_A_RULE,
             "router": {"type": "haproxy", "address": lb.admin_address, "backend": "model"},
             "metrics": {"type": "prometheus", "address": prom.url},
         }

@@ -96,6 +96,29 @@ def test_threshold_judge():
     assert judge("threshold", variant(1000, 0, p99=None), Figures(None), no_latency).verdict == PASS
 
 
+def test_threshold_judge_does_not_fail_on_noise_of_a_small_window():
+    fast = np.full(100, 20.0)
+    # 2 errors in 100 requests: 2 % > 1 %, but a healthy 0.5 % canary does that one time in ten.
+    noisy = judge("threshold", variant(100, 2, fast), Figures(None), LIMITS)
+    assert noisy.verdict == PASS and "not significantly" in noisy.findings[0].detail
+    # 8 in 100 is no accident; nor is 1.2 % over a million requests.
+    assert judge("threshold", variant(100, 8, fast), Figures(None), LIMITS).verdict == FAIL
+    assert judge("threshold", Figures(1_000_000, 12_000, 20.0), Figures(None), LIMITS).verdict == FAIL
+    # p99: 2 of 100 requests above the limit is within what "p99 ≤ limit" allows by chance; 10 is not.
+    two_slow = np.array([20.0] * 98 + [200.0] * 2)
+    assert judge("threshold", variant(100, 0, two_slow), Figures(None), LIMITS).verdict == PASS
+    ten_slow = np.array([20.0] * 90 + [200.0] * 10)
+    assert judge("threshold", variant(100, 0, ten_slow), Figures(None), LIMITS).verdict == FAIL
+    # Without a histogram there is only the p99 figure to go by.
+    assert judge("threshold", Figures(100, 0, 200.0), Figures(None), LIMITS).verdict == FAIL
+
+
+def test_zero_requests_are_never_judged_even_with_min_requests_0():
+    anything = Limits(min_requests=0, max_error_rate=0.01, max_latency_p99_ms=0)
+    assert judge("threshold", Figures(0, 0), Figures(0, 0), anything).verdict == INCONCLUSIVE
+    assert judge("both", Figures(0, 0), Figures(0, 0), anything).verdict == INCONCLUSIVE
+
+
 def test_too_few_requests_or_no_data_is_inconclusive_never_pass():
     fast = np.full(50, 20.0)
     few = judge("both", variant(50, 0, fast), variant(5000, 0, np.full(5000, 20.0)), LIMITS)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from canary_rig import HAProxy, ModelServers
-from demo import Act, git, prepare_consumer, registry, serving_layer
+from demo import STABLE_IS_A_RULE, Act, git, prepare_consumer, registry, serving_layer
 
 pytestmark = pytest.mark.act
 
@@ -59,7 +59,7 @@ def consumer(tmp_path_factory) -> Iterator[Consumer]:
     home = root / "home"
     with serving_layer(root, home, rate=200) as (servers, lb, prom, _load):
         canary = {
-            "steps": "20,50", "interval": "3s", "min-requests": 20,
+            "steps": "20,50", "interval": "3s", "min-requests": 20, "latency-tolerance": STABLE_IS_A_RULE,
             "router": {"type": "haproxy", "address": lb.admin_address, "backend": "model"},
             "metrics": {"type": "prometheus", "address": prom.url},
         }  # fmt: skip

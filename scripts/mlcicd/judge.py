@@ -2,7 +2,9 @@
 
 Two judges, usable alone or together:
 
-- `threshold`: the canary's own figures against absolute limits (error rate, p99).
+- `threshold`: the canary's own figures against absolute limits (error rate, p99), failed only
+  when a limit is exceeded significantly (an exact binomial test), so a small window's noise
+  does not roll a healthy canary back.
 - `statistical`: canary against stable, in the spirit of Kayenta. Errors: a one-sided Fisher exact
   test; latency: a one-sided Mann-Whitney U test computed from histogram buckets (all a Prometheus
   histogram gives), or the p99 ratio alone where no buckets exist. A difference fails the check only
@@ -90,44 +92,80 @@ def _combine(findings: list[Finding]) -> Verdict:
 def _enough(name: str, figures: Figures, limits: Limits, judge: str) -> Finding | None:
     if figures.requests is None:
         return Finding(judge, "requests", INCONCLUSIVE, f"the metrics source returned no request count for {name}")
-    if figures.requests < limits.min_requests:
+    if figures.requests < max(limits.min_requests, 1):  # never judge zero requests, whatever min-requests says
         return Finding(
             judge,
             "requests",
             INCONCLUSIVE,
-            f"{name} served {figures.requests:,.0f} requests, fewer than min-requests {limits.min_requests:,.0f}",
+            f"{name} served {figures.requests:,.0f} requests, fewer than min-requests {max(limits.min_requests, 1):,.0f}",
         )
     return None
 
 
+def binomial_above(count: float, trials: float, rate: float) -> float:
+    """P-value of 'the true share is above `rate`' after `count` of `trials` (one-sided exact binomial)."""
+    from scipy.stats import binom
+
+    k, n = round(count), max(round(trials), round(count))
+    if k == 0 or n == 0:
+        return 1.0
+    return float(binom.sf(k - 1, n, rate)) if rate > 0 else 0.0
+
+
 def threshold_judge(canary: Figures, limits: Limits) -> list[Finding]:
+    """Absolute limits, with the sampling noise of a small window taken into account: 2 errors in 100
+    requests is no evidence that a canary's error rate is above 1 %, and rolling it back for that
+    would roll back most healthy canaries over a few steps. A limit fails when it is exceeded
+    significantly (one-sided exact binomial test at `alpha`); with many requests that is any excess."""
     short = _enough("the canary", canary, limits, "threshold")
     if short:
         return [short]
     rate = canary.error_rate or 0.0
-    findings = [
-        Finding(
-            "threshold",
-            "error rate",
-            FAIL if rate > limits.max_error_rate else PASS,
-            f"{rate:.2%} {'>' if rate > limits.max_error_rate else '≤'} max-error-rate {limits.max_error_rate:.2%}",
-        )
-    ]
+    findings = []
+    if rate <= limits.max_error_rate:
+        findings.append(Finding("threshold", "error rate", PASS, f"{rate:.2%} ≤ max-error-rate {limits.max_error_rate:.2%}"))
+    else:
+        p = binomial_above(canary.errors or 0.0, canary.requests or 0.0, limits.max_error_rate)
+        verdict = FAIL if p < limits.alpha else PASS
+        detail = f"{rate:.2%} > max-error-rate {limits.max_error_rate:.2%} ({'significantly' if verdict == FAIL else 'not significantly'}: binomial p={p:.2g})"
+        findings.append(Finding("threshold", "error rate", verdict, detail, p))
     if limits.max_latency_p99_ms > 0:
-        p99 = canary.p99_ms if canary.p99_ms is not None else quantile_from_bins(canary.bins, 0.99)
-        if p99 is None:
-            findings.append(Finding("threshold", "p99", INCONCLUSIVE, "the metrics source returned no latency for the canary"))
-        else:
-            over = p99 > limits.max_latency_p99_ms
-            findings.append(
-                Finding(
-                    "threshold",
-                    "p99",
-                    FAIL if over else PASS,
-                    f"{p99:.1f} ms {'>' if over else '≤'} max-latency-p99-ms {limits.max_latency_p99_ms:g}",
-                )
-            )
+        findings.append(_p99_limit(canary, limits))
     return findings
+
+
+def _p99_limit(canary: Figures, limits: Limits) -> Finding:
+    limit = limits.max_latency_p99_ms
+    p99 = canary.p99_ms if canary.p99_ms is not None else quantile_from_bins(canary.bins, 0.99)
+    if p99 is None:
+        return Finding("threshold", "p99", INCONCLUSIVE, "the metrics source returned no latency for the canary")
+    if p99 <= limit:
+        return Finding("threshold", "p99", PASS, f"{p99:.1f} ms ≤ max-latency-p99-ms {limit:g}")
+    if not canary.bins:
+        return Finding("threshold", "p99", FAIL, f"{p99:.1f} ms > max-latency-p99-ms {limit:g} (no histogram: the p99 figure alone)")
+    # p99 ≤ limit means at most 1 % of requests slower than the limit: test the count that was slower.
+    slower = count_above(canary.bins, limit)
+    total = sum(c for _, c in canary.bins)
+    p = binomial_above(slower, total, 0.01)
+    verdict = FAIL if p < limits.alpha else PASS
+    detail = (
+        f"{p99:.1f} ms > max-latency-p99-ms {limit:g} ({'significantly' if verdict == FAIL else 'not significantly'}: "
+        f"{slower:,.0f} of {total:,.0f} requests slower, binomial p={p:.2g})"
+    )
+    return Finding("threshold", "p99", verdict, detail, p)
+
+
+def count_above(bins: Sequence[tuple[float, float]], limit: float) -> float:
+    """Requests slower than `limit`, interpolating inside the bucket that holds it (as histogram_quantile does)."""
+    above, lower = 0.0, 0.0
+    for upper, count in bins:
+        if lower >= limit:
+            above += count
+        elif upper > limit:
+            share = 1.0 if math.isinf(upper) else (upper - limit) / (upper - lower)
+            above += count * share
+        lower = upper if not math.isinf(upper) else lower
+    return above
 
 
 def statistical_judge(canary: Figures, stable: Figures, limits: Limits) -> list[Finding]:

@@ -77,7 +77,13 @@ OPTIONS = (
         aliases=("max-latency-p99",),
     ),
     Option("judge", choice(*JUDGES), "both", "threshold (absolute limits), statistical (canary vs stable) or both", "statistical"),
-    Option("alpha", number(positive=True, maximum=0.5), 0.01, "statistical judge: significance level of each test", "0.001"),
+    Option(
+        "alpha",
+        number(positive=True, maximum=0.5),
+        0.01,
+        "chance of rolling back a healthy canary over the whole rollout (split over its tests)",
+        "0.001",
+    ),
     Option(
         "error-rate-tolerance",
         number(minimum=0, maximum=1),
@@ -270,6 +276,15 @@ def signals_held() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def per_test_alpha(alpha: float, plan: list[Weights], judge_kind: str) -> float:
+    """`alpha` is the false-rollback budget of the whole rollout, not of one test: a healthy canary
+    meets every test at every judged step, and 0.01 per test over 3 steps × 4 tests would roll back
+    about one in twenty. Bonferroni: each test runs at alpha / (judged steps × tests per check)."""
+    judged = max(1, sum(1 for w in plan if w.canary < 100))
+    tests = 2 * (2 if judge_kind == "both" else 1)  # error rate and latency, per judge
+    return alpha / (judged * tests)
+
+
 class Rollout:
     def __init__(self, values: dict[str, Any], router: Router, source: Any, plan: list[Weights], registry: Registry) -> None:
         self.values, self.router, self.source, self.plan, self.registry = values, router, source, plan, registry
@@ -278,7 +293,7 @@ class Rollout:
             min_requests=values["min-requests"],
             max_error_rate=values["max-error-rate"],
             max_latency_p99_ms=values["max-latency-p99-ms"],
-            alpha=values["alpha"],
+            alpha=per_test_alpha(values["alpha"], plan, self.judge_kind),
             error_rate_tolerance=values["error-rate-tolerance"],
             latency_tolerance=values["latency-tolerance"],
         )
@@ -542,7 +557,7 @@ def finish(rollout: Rollout, values: dict[str, Any], before: Weights, preflight:
         "strategy": values["strategy"],
         "judge": rollout.judge_kind,
         "plan": [w.canary for w in rollout.plan],
-        "limits": vars(rollout.limits),
+        "limits": {**vars(rollout.limits), "alpha_rollout": values["alpha"]},
         "failed_checks": rollout.failures,
         "router": {
             "type": rollout.router.kind,

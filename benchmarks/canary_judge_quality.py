@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""Canary judge quality: false rollbacks of healthy canaries, detection and speed for bad ones.
+
+    python benchmarks/canary_judge_quality.py [--quick] [--seed N] [--json PATH]
+
+Whole rollouts run through the stage's own `Rollout.run()` (mlcicd.stages.canary_shift): its plan,
+its analyse loop (window since the step started, reset after a failed check, failure-limit,
+max-inconclusive) and the product's judge (mlcicd.judge.judge), with the stage's option defaults.
+Only the outside world is simulated: an in-memory router, a metrics source that draws each
+interval's counts, and a virtual clock in place of `time` inside canary_shift, so an interval of
+5 minutes costs nothing. Nothing is started, no network is used.
+
+Traffic model, per interval: total requests ~ Poisson(rate); canary requests ~ Binomial(total,
+weight); errors ~ Binomial(requests, error rate); latencies lognormal (median 30 ms, p99 80 ms
+for a healthy model) binned into the example server's Prometheus buckets by a multinomial draw;
+p99 = quantile_from_bins over the window's buckets (what histogram_quantile returns). Stable is
+always healthy (0.5 % errors).
+
+`run(quick)` is imported by benchmarks/run.py; it returns {"title", "markdown", "results"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import io
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "scripts") not in sys.path:
+    sys.path.insert(0, str(ROOT / "scripts"))
+
+SEED = 20240612
+TITLE = "Canary judge quality (canary-shift)"
+JUDGE_KINDS = ("threshold", "statistical", "both")
+STABLE_ERROR_RATE = 0.005
+LATENCY_MEDIAN_MS = 30.0
+LATENCY_P99_MS = 80.0
+Z99 = 2.3263478740408408  # standard normal 0.99 quantile
+SCENARIOS = (
+    # name, error rate, latency scale (every quantile multiplied), healthy?
+    ("healthy", STABLE_ERROR_RATE, 1.0, True),
+    ("errors +1 pt", STABLE_ERROR_RATE + 0.01, 1.0, False),
+    ("errors +5 pts", STABLE_ERROR_RATE + 0.05, 1.0, False),
+    ("p99 ×1.5", STABLE_ERROR_RATE, 1.5, False),
+    ("p99 ×3", STABLE_ERROR_RATE, 3.0, False),
+)
+TRAFFIC = (  # requests per interval (both variants together), what it means at the defaults, min-requests reachable?
+    (20_000, "high: every step has ≥ min-requests in its first interval", True),
+    (2_000, "5 % step ≈ 100 canary requests per interval (about half the first checks are inconclusive)", True),
+    (1_000, "low: 5 % step ≈ 50 per interval, min-requests reached in the 2nd interval", True),
+    (500, "too low: 5 % step ≈ 25 per interval, 75 after max-inconclusive intervals", False),
+)
+FULL_REPS = {"healthy": 1000, "bad": 200}
+QUICK_REPS = {"healthy": 200, "bad": 50}
+QUICK_TRAFFIC = (2_000, 1_000)
+
+
+def bucket_bounds_ms() -> tuple[float, ...]:
+    """The latency buckets of examples/serving/model_server.py (seconds there), in ms, read without importing it."""
+    source = (ROOT / "examples" / "serving" / "model_server.py").read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "BUCKETS" for t in node.targets):
+            return tuple(1000.0 * float(b) for b in ast.literal_eval(node.value)) + (math.inf,)
+    raise RuntimeError("BUCKETS not found in examples/serving/model_server.py")
+
+
+def bin_probabilities(bounds_ms: tuple[float, ...], scale: float) -> np.ndarray:
+    """P(latency in each bucket) for lognormal(median 30 ms × scale, σ with p99 = 80 ms × scale)."""
+    from scipy.stats import norm
+
+    sigma = math.log(LATENCY_P99_MS / LATENCY_MEDIAN_MS) / Z99
+    mu = math.log(LATENCY_MEDIAN_MS * scale)
+    cdf = np.array([norm.cdf((math.log(b) - mu) / sigma) if math.isfinite(b) else 1.0 for b in bounds_ms])
+    probs = np.diff(np.concatenate([[0.0], cdf]))
+    return probs / probs.sum()
+
+
+def stage_values() -> dict[str, Any]:
+    """canary-shift's option defaults (steps 5,25,50,100; min-requests 100; failure-limit 1; ...)."""
+    from mlcicd.stages.canary_shift import OPTIONS
+
+    values = {o.name: o.default for o in OPTIONS}
+    values["router"] = {"type": "simulated"}
+    values["metrics"] = {"type": "simulated"}
+    return values
+
+
+class VirtualClock:
+    """Stands in for the `time` module inside canary_shift: sleep advances, time reads."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def time(self) -> float:
+        return self.now
+
+
+@contextlib.contextmanager
+def virtual_time(clock: VirtualClock) -> Any:
+    from mlcicd.stages import canary_shift
+
+    real = canary_shift.time
+    canary_shift.time = clock
+    try:
+        yield
+    finally:
+        canary_shift.time = real
+
+
+def make_router_class() -> type:
+    from mlcicd.routers import Router, Weights
+
+    class SimRouter(Router):
+        kind = "simulated"
+
+        def __init__(self) -> None:
+            super().__init__("stable", "canary", 1.0)
+            self.weights = Weights(0)
+
+        def describe(self) -> str:
+            return "simulated router"
+
+        def read(self) -> Weights:
+            return self.weights
+
+        def _write(self, weights: Weights) -> None:
+            self.weights = weights
+
+    return SimRouter
+
+
+class SimSource:
+    """One interval of traffic per read, at the router's current weight; the window is summed from
+    the intervals of the current step (the stage asks for the seconds since the window started)."""
+
+    def __init__(self, rng: np.random.Generator, router: Any, rate: float, interval: float, canary: dict[str, Any], stable: dict[str, Any]):
+        self.rng, self.router, self.rate, self.interval = rng, router, rate, interval
+        self.variant = {"canary": canary, "stable": stable}
+        self.weight: float | None = None
+        self.history: list[dict[str, np.ndarray]] = []
+
+    def describe(self) -> str:
+        return "simulated metrics"
+
+    def _draw(self, n: int, spec: dict[str, Any]) -> np.ndarray:
+        errors = self.rng.binomial(n, spec["error_rate"])
+        bins = self.rng.multinomial(n, spec["bin_probs"])
+        return np.concatenate([[n, errors], bins])
+
+    def read(self, variants: list[str], window_s: float) -> dict[str, Any]:
+        from mlcicd.judge import Figures, quantile_from_bins
+
+        weight = self.router.weights.canary
+        if weight != self.weight:  # a new step: its window starts empty
+            self.weight, self.history = weight, []
+        total = int(self.rng.poisson(self.rate))
+        n_canary = int(self.rng.binomial(total, weight / 100.0))
+        self.history.append(
+            {"canary": self._draw(n_canary, self.variant["canary"]), "stable": self._draw(total - n_canary, self.variant["stable"])}
+        )
+        k = max(1, round(window_s / self.interval))
+        out = {}
+        for name in variants:
+            summed = np.sum([h[name] for h in self.history[-k:]], axis=0)
+            bins = tuple((b, float(c)) for b, c in zip(self.variant[name]["bounds"], summed[2:], strict=True))
+            out[name] = Figures(requests=float(summed[0]), errors=float(summed[1]), p99_ms=quantile_from_bins(bins, 0.99), bins=bins)
+        return out
+
+
+def simulate(judge_kind: str, scenario: tuple, rate: float, seed_seq: np.random.SeedSequence, values: dict[str, Any], bins: dict) -> dict:
+    from mlcicd.stages.canary_shift import Registry, Rollout, make_plan
+
+    class QuietRollout(Rollout):
+        def _log(self, check: Any) -> None:  # the per-check console line; nothing to decide there
+            pass
+
+    _, error_rate, scale, _ = scenario
+    router = make_router_class()()
+    stable = {"error_rate": STABLE_ERROR_RATE, "bin_probs": bins[1.0], "bounds": bins["bounds"]}
+    canary = {"error_rate": error_rate, "bin_probs": bins[scale], "bounds": bins["bounds"]}
+    source = SimSource(np.random.default_rng(seed_seq), router, rate, values["interval"], canary, stable)
+    run_values = {**values, "judge": judge_kind}
+    rollout = QuietRollout(run_values, router, source, make_plan(run_values), Registry("", ""))
+    rollout.changed = True  # skip the `traffic-changed` step output (a write to $GITHUB_OUTPUT inside Actions)
+    with virtual_time(VirtualClock()), contextlib.redirect_stdout(io.StringIO()):  # the stage's progress lines
+        rollout.run()
+    checks = [(step.weight.canary, c) for step in rollout.steps for c in step.checks]
+    first_enough = next((i for i, (_, c) in enumerate(checks, 1) if (c.canary.requests or 0) >= values["min-requests"]), None)
+    rolled_back = rollout.result != "promoted"
+    last = checks[-1][1] if checks else None
+    return {
+        "result": rollout.result,
+        "rolled_back": rolled_back,
+        "checks": len(checks),
+        "weight_at_end": checks[-1][0] if rolled_back and checks else 100,
+        "cause": last.counted_as if rolled_back and last else None,
+        "failed_on": sorted({f"{f.judge} {f.metric}" for f in last.verdict.findings if f.verdict == "fail"})
+        if rolled_back and last
+        else [],
+        "first_enough": first_enough,
+        "intervals_after_enough": (len(checks) - first_enough + 1) if rolled_back and first_enough else None,
+    }
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return math.nan, math.nan
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise(runs: list[dict[str, Any]], healthy: bool) -> dict[str, Any]:
+    n = len(runs)
+    rolled = [r for r in runs if r["rolled_back"]]
+    k = len(rolled)
+    lo, hi = wilson(k, n)
+    after = [r["intervals_after_enough"] for r in rolled if r["intervals_after_enough"] is not None]
+    out = {
+        "runs": n,
+        "rolled_back": k,
+        "rate": k / n,
+        "ci95": [lo, hi],
+        "rolled_back_inconclusive": sum(1 for r in rolled if r["cause"] == "fail (inconclusive)"),
+        "rolled_back_at_weight": {
+            str(w): sum(1 for r in rolled if r["weight_at_end"] == w) for w in sorted({r["weight_at_end"] for r in rolled})
+        },
+        "median_checks": float(np.median([r["checks"] for r in runs])),
+        "failed_on": {},
+    }
+    for r in rolled:
+        for name in r["failed_on"]:
+            out["failed_on"][name] = out["failed_on"].get(name, 0) + 1
+    if not healthy:
+        # the target's population: runs whose canary window reached min-requests before the rollout ended
+        out["reached_min_requests"] = sum(1 for r in runs if r["first_enough"] is not None)
+        out["within_one_interval"] = sum(1 for a in after if a == 1)
+        out["intervals_after_enough_median"] = float(np.median(after)) if after else None
+        out["intervals_after_enough_p95"] = float(np.percentile(after, 95, method="inverted_cdf")) if after else None
+    return out
+
+
+def measure(quick: bool, seed: int) -> dict[str, Any]:
+    values = stage_values()
+    bounds = bucket_bounds_ms()
+    bins: dict[Any, Any] = {"bounds": bounds}
+    for _, _, scale, _ in SCENARIOS:
+        bins[scale] = bin_probabilities(bounds, scale)
+    reps = QUICK_REPS if quick else FULL_REPS
+    traffic = [t for t in TRAFFIC if not quick or t[0] in QUICK_TRAFFIC]
+    cells: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for rate, _, _ in traffic:
+        t0 = time.perf_counter()
+        for si, scenario in enumerate(SCENARIOS):
+            healthy = scenario[3]
+            n = reps["healthy" if healthy else "bad"]
+            for judge_kind in JUDGE_KINDS:
+                # common random numbers: the three judges see the same traffic draws
+                runs = [
+                    simulate(judge_kind, scenario, rate, np.random.SeedSequence([seed, rate, si, rep]), values, bins) for rep in range(n)
+                ]
+                cells[f"{rate}|{scenario[0]}|{judge_kind}"] = {
+                    "rate": rate,
+                    "scenario": scenario[0],
+                    "judge": judge_kind,
+                    "healthy": healthy,
+                    **summarise(runs, healthy),
+                }
+        seconds[str(rate)] = time.perf_counter() - t0
+    limits = {
+        k: values[k] for k in ("min-requests", "max-error-rate", "max-latency-p99-ms", "alpha", "error-rate-tolerance", "latency-tolerance")
+    }
+    return {
+        "seed": seed,
+        "quick": quick,
+        "reps": reps,
+        "traffic": [rate for rate, _, _ in traffic],
+        "options": {
+            **limits,
+            "steps": "5,25,50,100",
+            "interval_s": values["interval"],
+            "failure-limit": values["failure-limit"],
+            "max-inconclusive": values["max-inconclusive"],
+        },
+        "latency_bucket_bounds_ms": [b if math.isfinite(b) else "+Inf" for b in bounds],
+        "healthy_bucket_probabilities": [round(float(p), 6) for p in bins[1.0]],
+        "cells": cells,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def verdict(cell: dict[str, Any]) -> tuple[bool | None, str]:
+    """Target: healthy ≤ 1 % rolled back; bad: of the runs whose canary reached min-requests, ≥ 99 % rolled back at
+    the first check with ≥ min-requests (a bad canary promoted counts against it)."""
+    if cell["healthy"]:
+        met = cell["rate"] <= 0.01
+        return met, f"{'met' if met else 'MISSED'} ({_pct(cell['rate'])} false rollbacks, target ≤ 1 %)"
+    reached = cell["reached_min_requests"]
+    if reached < cell["runs"] / 2:
+        return None, (
+            f"n/a: min-requests reached in {reached}/{cell['runs']} runs; the rest were rolled back after "
+            "max-inconclusive checks without data"
+        )
+    share = cell["within_one_interval"] / reached
+    met = share >= 0.99
+    return met, f"{'met' if met else 'MISSED'} ({_pct(share)} of {reached} rolled back within one interval, target ≥ 99 %)"
+
+
+def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Two targets per judge for the run's summary: false rollbacks, and bad canaries rolled back within one interval.
+    Evaluated on the traffic levels where the 5 % step can reach min-requests before max-inconclusive checks; the
+    others are listed in the figure but cannot meet a target that presumes data."""
+    reachable = {rate for rate, _, ok in TRAFFIC if ok}
+    out = []
+    for judge_kind in JUDGE_KINDS:
+        healthy, bad, healthy_met, bad_met = [], [], [], []
+        for rate in results["traffic"]:
+            cell = results["cells"][f"{rate}|healthy|{judge_kind}"]
+            note = "" if rate in reachable else " (min-requests unreachable)"
+            healthy.append(f"{_pct(cell['rate'])} at {rate:,}/interval{note}")
+            if rate in reachable:
+                healthy_met.append(verdict(cell)[0])
+            worst = None
+            for scenario in SCENARIOS[1:]:
+                c = results["cells"][f"{rate}|{scenario[0]}|{judge_kind}"]
+                met, _ = verdict(c)
+                if met is None:
+                    continue
+                share = c["within_one_interval"] / c["reached_min_requests"]
+                if worst is None or share < worst[0]:
+                    worst = (share, scenario[0])
+                if rate in reachable:
+                    bad_met.append(met)
+            bad.append(f"{_pct(worst[0])} ({worst[1]}) at {rate:,}/interval{note}" if worst else f"n/a at {rate:,}/interval{note}")
+        out.append(
+            {
+                "target": f"canary, judge {judge_kind}: ≤ 1 % of healthy canaries rolled back",
+                "measured": "; ".join(healthy),
+                "met": all(healthy_met) if healthy_met else None,
+            }
+        )
+        out.append(
+            {
+                "target": f"canary, judge {judge_kind}: bad canaries rolled back within one interval once min-requests is reached (≥ 99 %)",
+                "measured": "lowest share over the bad scenarios: " + "; ".join(bad),
+                "met": all(bad_met) if bad_met else None,
+            }
+        )
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    o = results["options"]
+    traffic_text = {rate: text for rate, text, _ in TRAFFIC}
+    lines = [
+        "Whole rollouts run through canary-shift's own `Rollout.run()` (plan, `analyse` loop with its window, failure-limit and "
+        "max-inconclusive rules) and `mlcicd.judge.judge`, at the stage defaults: steps "
+        f"{o['steps']}, interval {o['interval_s']:g} s (virtual clock), min-requests {o['min-requests']}, "
+        f"max-error-rate {o['max-error-rate']:g}, max-latency-p99-ms {o['max-latency-p99-ms']:g}, alpha {o['alpha']:g}, "
+        f"error-rate-tolerance {o['error-rate-tolerance']:g}, latency-tolerance {o['latency-tolerance']:g}, "
+        f"failure-limit {o['failure-limit']}, max-inconclusive {o['max-inconclusive']}. Router, metrics source and clock are "
+        "simulated in memory; no server is started.",
+        "",
+        "Traffic per interval: total ~ Poisson(rate), canary ~ Binomial(total, weight), errors ~ Binomial(requests, rate), "
+        f"latency lognormal (median {LATENCY_MEDIAN_MS:g} ms, p99 {LATENCY_P99_MS:g} ms when healthy) drawn into the buckets of "
+        "`examples/serving/model_server.py` "
+        f"({', '.join(f'{b:g}' for b in results['latency_bucket_bounds_ms'] if b != '+Inf')} ms, +Inf) by a multinomial; "
+        "p99 = `quantile_from_bins` of the window's buckets (as `histogram_quantile`). Stable: 0.5 % errors, healthy latency. "
+        "Bad canaries: error rate +1 or +5 points, or every latency quantile ×1.5 or ×3 (p99 120 or 240 ms). "
+        f"Runs per judge and traffic level: {results['reps']['healthy']} healthy, {results['reps']['bad']} per bad scenario "
+        f"(the three judges see the same traffic draws); seed {results['seed']}.",
+        "",
+        "**Rolled back** = the rollout did not reach 100 %. **Failed on**: the findings that failed the last check (a check can fail on "
+        "more than one). **Intervals after min-requests**: checks from the first one whose "
+        "window held ≥ min-requests canary requests up to and including the one that rolled back (1 = rolled back at that first "
+        "check); *within 1* is the share of the runs that reached min-requests. Target: healthy ≤ 1 % rolled back; bad: ≥ 99 % "
+        "of those that reached min-requests rolled back at that first check (a promoted bad canary counts against it).",
+    ]
+    for rate in results["traffic"]:
+        lines += [
+            "",
+            f"### {rate:,} requests per interval",
+            "",
+            f"{traffic_text[rate][0].upper()}{traffic_text[rate][1:]}.",
+            "",
+            "| scenario | judge | rolled back (95 % CI) | failed on | rolled back at weight | intervals after min-requests: median / p95 / within 1 | Target |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for scenario in SCENARIOS:
+            for judge_kind in JUDGE_KINDS:
+                c = results["cells"][f"{rate}|{scenario[0]}|{judge_kind}"]
+                lo, hi = c["ci95"]
+                at = ", ".join(f"{w} %: {k}" for w, k in c["rolled_back_at_weight"].items()) or "–"
+                why = [f"{name} {k}" for name, k in sorted(c["failed_on"].items())]
+                if c["rolled_back_inconclusive"]:
+                    why.append(f"{o['max-inconclusive']} inconclusive in a row {c['rolled_back_inconclusive']}")
+                why_text = ", ".join(why) or "–"
+                if c["healthy"]:
+                    speed = "–"
+                elif c["intervals_after_enough_median"] is None:
+                    speed = "n/a"
+                else:
+                    speed = (
+                        f"{c['intervals_after_enough_median']:g} / {c['intervals_after_enough_p95']:g} / "
+                        f"{_pct(c['within_one_interval'] / c['reached_min_requests'] if c['reached_min_requests'] else 0.0)}"
+                    )
+                lines.append(
+                    f"| {scenario[0]} | {judge_kind} | {c['rolled_back']}/{c['runs']} = {_pct(c['rate'])} ({100 * lo:.1f}–{100 * hi:.1f}) "
+                    f"| {why_text} | {at} | {speed} | {verdict(c)[1]} |"
+                )
+    lines += ["", "Run time: " + ", ".join(f"{int(k):,}/interval {v:.1f} s" for k, v in results["seconds"].items()) + "."]
+    return "\n".join(lines)
+
+
+def run(quick: bool = False, seed: int = SEED) -> dict[str, Any]:
+    results = measure(quick, seed)
+    for cell in results["cells"].values():
+        cell["target_met"], cell["target_text"] = verdict(cell)
+    results["targets"] = summary_targets(results)
+    return {"title": TITLE, "markdown": render(results), "results": results}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2,000 and 1,000 requests/interval; 200 healthy and 50 bad runs each")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--json", help="also write the results as JSON here")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    out = run(quick=args.quick, seed=args.seed)
+    print(out["markdown"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(out["results"], indent=1), encoding="utf-8")
+    print(f"\n({time.perf_counter() - t0:.1f} s wall, {os.cpu_count()} CPUs)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
