@@ -280,6 +280,34 @@ def test_no_metrics_is_inconclusive_then_rolled_back_never_promoted(live, tmp_pa
     assert rig.canary_weight() == 0
 
 
+def test_metrics_source_down_mid_shift_is_inconclusive_then_rolled_back(live, tmp_path):
+    rig, load = live
+    with prometheus(tmp_path, list(rig.servers)) as prom:
+        args = rig.args(
+            "--interval",
+            "2s",
+            "--max-inconclusive",
+            "2",
+            "--report",
+            str(tmp_path / "r.json"),
+            metrics=f"{{type: prometheus, address: '{prom.url}'}}",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlcicd", "canary-shift", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + 60
+        while rig.canary_weight() != 20:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        prom.process.kill()  # Prometheus dies after the preflight, once traffic has moved
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    checks = json.loads((tmp_path / "r.json").read_text())["steps"][0]["checks"]
+    assert [c["counted_as"] for c in checks] == ["inconclusive", "fail (inconclusive)"], checks
+    assert "gave no answer" in checks[0]["reasons"][0]
+    assert rig.canary_weight() == 0  # never promoted on no data
+
+
 def test_cancelled_job_restores_stable_before_exit(live, model_version, embedded_home, tmp_path):
     rig, load = live
     name, version = model_version
