@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlcicd.judge import Figures, bins_from_cumulative
-from mlcicd.routers import parse_spec
+from mlcicd.routers import parse_spec, request_json
 
 METRICS_TYPES = ("prometheus", "http")
 TOKEN_ENV = "MLCICD_METRICS_TOKEN"
@@ -165,25 +165,8 @@ class HttpSource:
         return f"the metrics endpoint {self.url}"
 
     def fetch(self, window_s: float) -> dict[str, Any]:
-        import requests
-
-        headers = {"Accept": "application/json"}
-        token = os.environ.get(TOKEN_ENV, "")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            response = requests.get(self.url, params={"window": f"{max(1, math.ceil(window_s))}"}, headers=headers, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise MetricsError(f"{self.url}: {type(exc).__name__}") from None
-        if response.status_code >= 300:
-            raise MetricsError(f"{self.url}: HTTP {response.status_code} {response.text[:200].strip()}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise MetricsError(f"{self.url} did not return JSON (got {response.text[:60].strip()!r}…)") from None
-        if not isinstance(body, dict):
-            raise MetricsError(f"{self.url} returned {type(body).__name__}; expected an object keyed by variant")
-        return body
+        params = {"window": f"{max(1, math.ceil(window_s))}"}
+        return request_json("GET", self.url, TOKEN_ENV, MetricsError, "an object keyed by variant", params=params, timeout=self.timeout)
 
     def read(self, variants: list[str], window_s: float) -> dict[str, Figures]:
         body = self.fetch(window_s)  # both variants in one response

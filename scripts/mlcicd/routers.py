@@ -108,6 +108,32 @@ def make_router(spec: Mapping[str, Any]) -> Router:
     return HaproxyRouter(str(spec["address"]), str(spec["backend"]), stable, canary, timeout)
 
 
+def request_json(method: str, url: str, token_env: str, error: type[Exception], expected: str, **kwargs: Any) -> dict[str, Any]:
+    """One HTTP call to a JSON API (the http router, the http metrics source), with the bearer token
+    from `token_env`; every failure becomes `error` with a message that says what went wrong."""
+    import requests
+
+    headers = {"Accept": "application/json"}
+    token = os.environ.get(token_env, "")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = requests.request(method, url, headers=headers, **kwargs)
+    except requests.RequestException as exc:
+        raise error(f"{method} {url}: {type(exc).__name__}") from None
+    if response.status_code in (401, 403):
+        raise error(f"{method} {url}: HTTP {response.status_code}; set {token_env} to a token it accepts")
+    if response.status_code >= 300:
+        raise error(f"{method} {url}: HTTP {response.status_code} {response.text[:200].strip()}")
+    try:
+        document = response.json()
+    except ValueError:
+        raise error(f"{method} {url} did not return JSON (got {response.text[:80].strip()!r}…)") from None
+    if not isinstance(document, dict):
+        raise error(f"{method} {url} returned {type(document).__name__}, not {expected}")
+    return document
+
+
 # --- routers -------------------------------------------------------------------------------
 
 
@@ -168,27 +194,7 @@ class HttpRouter(Router):
         return f"the http router at {self.url}"
 
     def _request(self, method: str, body: dict[str, float] | None = None) -> dict[str, Any]:
-        import requests
-
-        headers = {"Accept": "application/json"}
-        token = os.environ.get(TOKEN_ENV, "")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            response = requests.request(method, self.url, json=body, headers=headers, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise RouterError(f"{method} {self.url}: {type(exc).__name__}") from None
-        if response.status_code in (401, 403):
-            raise RouterError(f"{method} {self.url}: HTTP {response.status_code}; set {TOKEN_ENV} to a token the router accepts")
-        if response.status_code >= 300:
-            raise RouterError(f"{method} {self.url}: HTTP {response.status_code} {response.text[:200].strip()}")
-        try:
-            document = response.json()
-        except ValueError:
-            raise RouterError(f"{method} {self.url} did not return JSON (got {response.text[:80].strip()!r}…)") from None
-        if not isinstance(document, dict):
-            raise RouterError(f"{method} {self.url} returned {type(document).__name__}, not a weights object")
-        return document
+        return request_json(method, self.url, TOKEN_ENV, RouterError, "a weights object", json=body, timeout=self.timeout)
 
     def read(self) -> Weights:
         document = self._request("GET")
