@@ -31,6 +31,8 @@ TAG_LOCK = "mlcicd.lock"
 TAG_CANARY_STATE = "mlcicd.canary.state"
 TAG_CANARY_WEIGHT = "mlcicd.canary.weight"
 TAG_CANARY_UPDATED = "mlcicd.canary.updated"
+PROFILE_ARTIFACT = "mlcicd/reference-profile.json"
+"""The training data's reference profile, stored with each trained version for monitor's drift check."""
 SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_CLIENT_CERT_PATH", "DATABRICKS_TOKEN")
 
 

@@ -7,7 +7,7 @@ from mlcicd.config import Stage
 
 
 def all_stages() -> dict[str, Stage]:
-    from mlcicd.stages import canary_shift, check_gates, promote, train_gpu, validate_data
+    from mlcicd.stages import canary_shift, check_gates, monitor, pr_report, promote, train_gpu, validate_data
 
     commands = [
         validate_data.STAGE,
@@ -17,6 +17,8 @@ def all_stages() -> dict[str, Stage]:
         promote.STAGE,
         promote.HISTORY,
         canary_shift.STAGE,
+        monitor.STAGE,
+        pr_report.STAGE,
     ]
     return {stage.name: stage for stage in commands}
 

@@ -98,6 +98,14 @@ OPTIONS = (
         is_path=True,
     ),
     Option("target", text, "", "label column to drop from `signature-data`", "churned"),
+    Option(
+        "reference-profile",
+        text,
+        "",
+        "the training data's profile (`mlcicd profile`), stored with the version for monitor; empty = validate-data's `reference`",
+        "reference.json",
+        is_path=True,
+    ),
     Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/train-gpu.json", is_path=True),
 )
 
@@ -516,6 +524,22 @@ def run_name(values: dict[str, Any], sha: str) -> str:
     return f"ci-{sha[:7]}" if sha else time.strftime("local-%Y%m%d-%H%M%S")
 
 
+def reference_profile(values: dict[str, Any]) -> str:
+    """The profile to store with the version: the option, else validate-data's `reference` in the same config file
+    (the profile drift was measured against is the one monitor should keep measuring against)."""
+    from mlcicd.config import _relative_to, load_config_file
+    from mlcicd.profile import load_profile
+
+    path = values["reference-profile"]
+    if not path and values.get("config"):
+        section = load_config_file(Path(values["config"])).get("validate-data")
+        found = section.get("reference") if isinstance(section, dict) else None
+        path = _relative_to(str(found), Path(values["config"]).parent) if found else ""
+    if path:
+        load_profile(path)  # a broken profile fails here, before a run exists
+    return path
+
+
 def record_environment(client: Any, run_id: str, gpus: dict[str, Any], values: dict[str, Any], files: list[str]) -> None:
     environment = {
         "python": platform.python_version(),
@@ -534,6 +558,11 @@ def record_environment(client: Any, run_id: str, gpus: dict[str, Any], values: d
         client.log_artifact(run_id, values["params"], "mlcicd")
     if values.get("config"):
         client.log_artifact(run_id, values["config"], "mlcicd")
+    if values["reference-profile"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            stored = Path(tmp) / Path(tracking.PROFILE_ARTIFACT).name
+            shutil.copyfile(values["reference-profile"], stored)
+            client.log_artifact(run_id, str(stored), str(Path(tracking.PROFILE_ARTIFACT).parent))
 
 
 def log_params_after(client: Any, run_id: str, params: dict[str, str]) -> None:
@@ -559,6 +588,7 @@ def run(values: dict[str, Any]) -> int:
     if not workdir.is_dir():
         raise UsageError("working-directory not found", f"{workdir} is not a directory. Fix `working-directory`.")
     params = read_params(values["params"]) if values["params"] else {}
+    values = {**values, "reference-profile": reference_profile(values)}
 
     gpus = detect_gpus()
     check_gpu(gpus, values["require-gpu"])
