@@ -385,16 +385,23 @@ def paired_bootstrap(
     alpha: float = 0.05,
     labels: Sequence[Any] | None = None,
 ) -> dict[str, float]:
-    """Paired bootstrap of metric(candidate) − metric(baseline) over the same resampled test rows.
+    """Paired comparison of metric(candidate) − metric(baseline) on the same test rows.
 
     Returns delta (on all rows, candidate minus baseline, not oriented), the (1 − alpha)
-    percentile interval of the resampled deltas, and p_value: the share of resamples in which the
-    candidate is *not* better (delta ≤ 0, or ≥ 0 when lower is better), a one-sided bootstrap
-    p-value. Predictions are labels for accuracy/f1, probabilities for roc_auc (columns in
-    `labels` order, default sorted y_true labels), numbers for regression, anything a custom
-    metric function takes. Built-in metrics are vectorised over a chunk of resamples at a time;
-    a custom function is called once per resample and model. Same seed, same answer. Resamples on
-    which the metric is undefined (AUC with one class) are dropped.
+    percentile interval of `n_resamples` paired bootstrap deltas, and p_value from a two-sided
+    paired permutation test with as many random swaps: each row's two predictions trade models
+    with probability ½ (what "neither model is better" means), and p is the share of swapped
+    deltas at least as large in size as the observed one, (1 + count) / (1 + swaps). The share of
+    bootstrap resamples that are not better is no p-value: resampled deltas centre on the observed
+    delta, not on 0, and with it an equal candidate passed alpha 0.05 in 7-10 % of trials for f1
+    (docs/benchmarks.md). Two-sided like McNemar's test for accuracy: the gate also requires a
+    gain, so an equal candidate passes about alpha/2 of the time.
+
+    Predictions are labels for accuracy/f1, probabilities for roc_auc (columns in `labels` order,
+    default sorted y_true labels), numbers for regression, anything a custom metric function
+    takes. Built-in metrics are vectorised over a chunk of resamples at a time; a custom function
+    is called once per resample and model. Same seed, same answer. Resamples on which the metric
+    is undefined (AUC with one class) are dropped.
     """
     if isinstance(metric, str) and metric in METRICS and METRICS[metric].higher_is_better != higher_is_better:
         raise ValueError(
@@ -412,23 +419,34 @@ def paired_bootstrap(
     delta = float(score_candidate(whole)[0] - score_baseline(whole)[0])
     if math.isnan(delta):
         raise ValueError(f"{getattr(metric, '__name__', metric)} is undefined on these test rows (e.g. AUC with a single class)")
+    # Rows 0..n-1 hold the candidate's predictions, n..2n-1 the baseline's: a swap is an index.
+    score_either = _batch_scorer(
+        metric, np.concatenate([t, t]), np.concatenate([np.asarray(pred_candidate), np.asarray(pred_baseline)]), labels
+    )
     rng = np.random.default_rng(seed)
     chunk = max(1, min(BOOTSTRAP_CHUNK, BOOTSTRAP_MAX_CELLS // n))
-    parts = []
+    boot_parts, swap_parts = [], []
     for start in range(0, n_resamples, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_resamples - start), n))
-        parts.append(score_candidate(idx) - score_baseline(idx))
-    deltas = np.concatenate(parts)
+        size = min(chunk, n_resamples - start)
+        idx = rng.integers(0, n, size=(size, n))
+        boot_parts.append(score_candidate(idx) - score_baseline(idx))
+        swapped = rng.integers(0, 2, size=(size, n)) * n
+        rows = np.arange(n)[None, :]
+        swap_parts.append(score_either(rows + swapped) - score_either(rows + (n - swapped)))
+    deltas = np.concatenate(boot_parts)
     deltas = deltas[~np.isnan(deltas)]
+    null_deltas = np.concatenate(swap_parts)
+    null_deltas = null_deltas[~np.isnan(null_deltas)]
     if not len(deltas):
         return {"delta": delta, "ci_low": math.nan, "ci_high": math.nan, "p_value": 1.0, "n_resamples": 0}
     ci_low, ci_high = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
-    not_better = deltas <= 0 if higher_is_better else deltas >= 0
+    # the slack keeps a swapped delta equal to the observed one (up to rounding) counted
+    as_large = int(np.sum(np.abs(null_deltas) >= abs(delta) * (1 - _TOLERANCE)))
     return {
         "delta": delta,
         "ci_low": float(ci_low),
         "ci_high": float(ci_high),
-        "p_value": float(np.mean(not_better)),
+        "p_value": (1 + as_large) / (1 + len(null_deltas)),
         "n_resamples": len(deltas),
     }
 
