@@ -234,3 +234,151 @@ def test_profile_reads_csv_with_the_schema_types(run_cli, tmp_path):
     assert json.loads((tmp_path / "ref.json").read_text())["columns"]["postcode"]["kind"] == "categorical"
     result = run_cli("validate-data", "--data", "train.csv", "--schema", "schema.yaml", "--reference", "ref.json", cwd=tmp_path)
     assert result.rc == 0, result.log
+
+
+# --- schemas of built-in checks run on Arrow, without pandas/pandera, with pandera's reports -----
+
+ARROW_SCHEMA = """\
+schema_type: dataframe
+api: pandas
+columns:
+  x:
+    dtype: float64
+    nullable: true
+    in_range: {min_value: 0, max_value: 10, include_min: true, include_max: false}
+  n:
+    dtype: int64
+    unique: true
+    greater_than_or_equal_to: 0
+    less_than: 100
+  c:
+    dtype: string[pyarrow]
+    isin: [a, b]
+  d:
+    dtype: string[pyarrow]
+    nullable: true
+    notin: [zz]
+  flag:
+    dtype: bool
+    required: false
+strict: true
+"""
+
+
+def arrow_batches():
+    """A clean batch, then one batch per way of breaking it (and a few that only look broken)."""
+    import pyarrow as pa
+
+    clean = {
+        "x": pa.array([0.0, 5.5, None, 9.99]),
+        "n": pa.array([0, 1, 2, 99]),
+        "c": pa.array(["a", "b", "a", "a"]),
+        "d": pa.array(["p", None, "q", "r"]),
+        "flag": pa.array([True, False, True, True]),
+    }
+    variants = {
+        "clean": {},
+        "x at the excluded max": {"x": pa.array([0.0, 10.0, 1.0, 2.0])},
+        "x below min": {"x": pa.array([-0.1, 1.0, 1.0, 2.0])},
+        "x NaN (null, allowed)": {"x": pa.array([float("nan"), 1.0, 1.0, 2.0])},
+        "x infinite": {"x": pa.array([float("inf"), 1.0, 1.0, 2.0])},
+        "x float32": {"x": pa.array([1.0, 1.0, 1.0, 2.0], pa.float32())},
+        "x all null": {"x": pa.array([None, None, None, None], pa.float64())},
+        "n duplicate": {"n": pa.array([0, 1, 1, 2])},
+        "n null": {"n": pa.array([0, 1, None, 2])},
+        "n at the excluded max": {"n": pa.array([0, 1, 100, 2])},
+        "n negative": {"n": pa.array([0, -1, 3, 2])},
+        "n as float": {"n": pa.array([0.0, 1.0, 3.0, 2.0])},
+        "c not in the set": {"c": pa.array(["a", "b", "zz", "a"])},
+        "c null": {"c": pa.array(["a", None, "b", "a"])},
+        "c large_string": {"c": pa.array(["a", "b", "a", "a"], pa.large_string())},
+        "c dictionary": {"c": pa.array(["a", "b", "a", "a"]).dictionary_encode()},
+        "d forbidden": {"d": pa.array(["zz", None, "q", "r"])},
+        "flag null": {"flag": pa.array([True, None, True, True])},
+        "flag missing (not required)": {"flag": None},
+        "n missing": {"n": None},
+        "extra column (strict)": {"extra": pa.array([1, 2, 3, 4])},
+    }
+    for name, change in variants.items():
+        columns = {**clean, **change}
+        yield name, pa.RecordBatch.from_pydict({k: v for k, v in columns.items() if v is not None})
+
+
+def test_arrow_schema_passes_a_batch_only_when_pandera_does(tmp_path):
+    import pandera.errors as pe
+
+    from mlcicd.stages.validate_data import ArrowSchema, load_schema
+
+    (tmp_path / "s.yaml").write_text(ARROW_SCHEMA)
+    schema = load_schema(str(tmp_path / "s.yaml"))
+    assert isinstance(schema, ArrowSchema)
+    verdicts = {}
+    for name, batch in arrow_batches():
+        try:
+            schema.pandera().validate(batch.to_pandas(), lazy=True)
+            pandera_passes = True
+        except pe.SchemaErrors:
+            pandera_passes = False
+        verdicts[name] = (schema.surely_passes(batch), pandera_passes)
+    assert all(pandera for ours, pandera in verdicts.values() if ours), verdicts  # never a pass pandera would fail
+    assert verdicts["clean"] == verdicts["x NaN (null, allowed)"] == verdicts["flag missing (not required)"] == (True, True)
+    assert verdicts["c large_string"] == verdicts["x all null"] == (True, True)
+    assert sum(not pandera for _, pandera in verdicts.values()) >= 15  # the variants do break the schema
+
+
+def test_arrow_schema_reports_exactly_what_pandera_reports(tmp_path):
+    from mlcicd.stages.validate_data import SchemaFailures, load_schema, validate_batch
+
+    (tmp_path / "s.yaml").write_text(ARROW_SCHEMA)
+    schema = load_schema(str(tmp_path / "s.yaml"))
+    for _, batch in arrow_batches():
+        ours, theirs = SchemaFailures(), SchemaFailures()
+        validate_batch(schema, batch, 1000, ours)
+        validate_batch(schema.pandera(), batch, 1000, theirs)
+        assert ours.as_list() == theirs.as_list()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("    dtype: float64\n    nullable: true\n", "    dtype: float64\n    nullable: true\n    coerce: true\n"),
+        ("in_range: {min_value: 0", "in_range: {min_value: 20"),  # an empty interval: pandera's error
+        ("isin: [a, b]", "isin: [a, true]"),
+        ("    dtype: bool\n", "    dtype: bool\n    unique: true\n"),
+        ("strict: true", "strict: filter"),
+        ("strict: true", "ordered: true"),
+        ("greater_than_or_equal_to: 0", "str_length: {min_value: 1}"),
+        ("dtype: int64", "dtype: int32"),
+        ("dtype: string[pyarrow]\n    isin", "dtype: str\n    isin"),
+    ],
+)
+def test_anything_else_is_left_to_pandera(tmp_path, change):
+    from mlcicd.stages.validate_data import ArrowSchema
+
+    old, new = change
+    assert old in ARROW_SCHEMA
+    (tmp_path / "s.yaml").write_text(ARROW_SCHEMA.replace(old, new, 1))
+    assert ArrowSchema.from_yaml_file(str(tmp_path / "s.yaml")) is None
+
+
+def test_arrow_schema_fingerprint_is_pandera_s(example_data):
+    import pandera.pandas as pa
+
+    from mlcicd.stages.validate_data import ArrowSchema, load_schema, schema_columns
+
+    schema = load_schema(str(example_data / "schema.yaml"))
+    assert isinstance(schema, ArrowSchema)
+    assert schema_columns(schema) == schema_columns(pa.DataFrameSchema.from_yaml(example_data / "schema.yaml"))
+
+
+def test_validate_data_of_clean_data_imports_neither_pandas_nor_pandera(workdir):
+    import subprocess
+
+    code = (
+        "import sys\nfrom mlcicd.cli import main\n"
+        "try: main(['validate-data', '--data', 'current.csv', '--schema', 'schema.yaml', '--reference', 'reference.json'])\n"
+        "except SystemExit as exc: assert exc.code in (0, None), exc.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pandas', 'pandera', 'scipy'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=workdir, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
