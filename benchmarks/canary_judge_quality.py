@@ -300,6 +300,7 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
         "latency_bucket_bounds_ms": [b if math.isfinite(b) else "+Inf" for b in bounds],
         "healthy_bucket_probabilities": [round(float(p), 6) for p in bins[1.0]],
         "cells": cells,
+        "one_check_power": {str(rate): one_check_power(values, rate) for rate in [r for r, _, _ in traffic]},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
 
@@ -368,6 +369,89 @@ def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def one_check_power(values: dict[str, Any], rate: int) -> dict[str, Any]:
+    """Why "errors +1 pt" cannot be rolled back at the first check: the power of one check's error-rate test on the
+    first step's canary requests, exactly for the threshold judge (one-sided binomial against max-error-rate) and as an
+    upper bound for the statistical one (a binomial against the stable rate taken as known, which Fisher's test on a
+    finite stable window cannot beat), each at the per-test alpha canary-shift uses; and the canary requests one check
+    would need for 99 % power."""
+    from mlcicd.stages.canary_shift import make_plan, per_test_alpha
+
+    plan = make_plan(values)
+    per_interval = round(rate * plan[0].canary / 100)
+    # the check that first has min-requests in its window (intervals accumulate until then)
+    intervals = math.ceil(values["min-requests"] / per_interval) if per_interval else math.inf
+    n = per_interval * intervals if intervals <= values["max-inconclusive"] else 0
+    bad = STABLE_ERROR_RATE + 0.01
+    out: dict[str, Any] = {"canary_requests": n, "bad_rate": bad}
+    for judge_kind, null_rate, tolerance in (
+        ("threshold", values["max-error-rate"], None),  # any significant excess over the limit fails
+        ("statistical", STABLE_ERROR_RATE, values["error-rate-tolerance"]),  # and the gap must pass the tolerance band
+    ):
+        alpha = per_test_alpha(values["alpha"], plan, judge_kind)
+        needed = next((m for m in (2**e for e in range(6, 22)) if _error_test_power(m, alpha, null_rate, tolerance, bad) >= 0.99), None)
+        if needed is not None:  # bisect between the last power of two that fell short and the first that did not
+            lo = needed // 2
+            while needed - lo > max(1, needed // 100):
+                mid = (lo + needed) // 2
+                lo, needed = (lo, mid) if _error_test_power(mid, alpha, null_rate, tolerance, bad) >= 0.99 else (mid, needed)
+        power = _error_test_power(n, alpha, null_rate, tolerance, bad) if n else 0.0
+        out[judge_kind] = {"alpha": alpha, "power": power, "requests_for_99": needed}
+    return out
+
+
+def _error_test_power(requests: int, alpha: float, null_rate: float, tolerance: float | None, bad_rate: float) -> float:
+    """P(a one-sided exact binomial test at `alpha` against `null_rate` rejects) when the true rate is `bad_rate`."""
+    from scipy.stats import binom
+
+    k = int(binom.isf(alpha, requests, null_rate)) + 1  # the smallest error count with P(>= k | null) <= alpha
+    if tolerance is not None:
+        k = max(k, math.floor(requests * (null_rate + tolerance)) + 1)
+    return float(binom.sf(k - 1, requests, bad_rate))
+
+
+def limits_text(results: dict[str, Any]) -> list[str]:
+    """What no judge at these settings can do, so the MISSED rows are read for what they are."""
+    o = results["options"]
+    latency_p99 = {scale: LATENCY_P99_MS * scale for _, _, scale, _ in SCENARIOS}
+    rows = []
+    for rate in results["traffic"]:
+        p = results["one_check_power"][str(rate)]
+        if not p["canary_requests"]:
+            rows.append(
+                f"| {rate:,} | min-requests not reached | – | {p['threshold']['requests_for_99']:,} | – | {p['statistical']['requests_for_99']:,} |"
+            )
+            continue
+        rows.append(
+            f"| {rate:,} | {p['canary_requests']:,} | {_pct(p['threshold']['power'])} | {p['threshold']['requests_for_99']:,} "
+            f"| ≤ {_pct(p['statistical']['power'])} | {p['statistical']['requests_for_99']:,} |"
+        )
+    return [
+        "",
+        "### Why some bad canaries cannot be rolled back within one interval",
+        "",
+        f"- **p99 ×1.5 with the `threshold` judge**: the canary's p99 is about {latency_p99[1.5]:g} ms, under the absolute "
+        f"limit max-latency-p99-ms {o['max-latency-p99-ms']:g}. The threshold judge checks absolute limits only: a canary "
+        "that stays within them passes by design, however much slower than stable it is. Catching a relative slowdown is "
+        "the `statistical` judge's job (it compares with stable and rolls these back) or needs a lower limit.",
+        f"- **errors +1 point** ({_pct(STABLE_ERROR_RATE)} → {_pct(STABLE_ERROR_RATE + 0.01)}) is a small effect for the "
+        "first step's canary traffic. One check's error-rate test has the power below (the threshold judge's exact "
+        "binomial test against max-error-rate; for the statistical judge an upper bound: a binomial test against the "
+        "stable rate taken as exactly known, plus the error-rate-tolerance band), each at the per-test alpha canary-shift "
+        f"uses (the rollout's alpha {o['alpha']:g} Bonferroni-split over judged steps and tests: "
+        f"{results['one_check_power'][str(results['traffic'][0])]['threshold']['alpha']:.2g} for `threshold` and "
+        f"`statistical`, half that for `both`). With ~100 canary requests a check expects 1.5 errors against 1 at the "
+        "limit: no test at a false-rollback rate this low can tell them apart in one interval. The right-hand columns give "
+        "the canary requests one check would need for 99 % power; below that, the rollback comes at a later check as the "
+        "window and the weight grow, as the tables show.",
+        "",
+        "| requests per interval | canary requests in the first check with ≥ min-requests (5 % step) | threshold: power of one check | threshold: requests for 99 % "
+        "| statistical: power of one check | statistical: requests for 99 % |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     o = results["options"]
     traffic_text = {rate: text for rate, text, _ in TRAFFIC}
@@ -427,6 +511,7 @@ def render(results: dict[str, Any]) -> str:
                     f"| {scenario[0]} | {judge_kind} | {c['rolled_back']}/{c['runs']} = {_pct(c['rate'])} ({100 * lo:.1f}–{100 * hi:.1f}) "
                     f"| {why_text} | {at} | {speed} | {verdict(c)[1]} |"
                 )
+    lines += limits_text(results)
     lines += ["", "Run time: " + ", ".join(f"{int(k):,}/interval {v:.1f} s" for k, v in results["seconds"].items()) + "."]
     return "\n".join(lines)
 
