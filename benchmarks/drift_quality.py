@@ -224,12 +224,29 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "measured": f"1e6 not run in quick mode ({c['flagged']}/{c['reps']} flagged at {_size(sizes[-1])})",
             "met": None,
         }
+    alpha = results["thresholds"]["drift-threshold"]
+    ceilings = [f"{_pct(best_power(0.2, n, alpha))} at {_size(n)}" for n in sizes if best_power(0.2, n, alpha) < 0.99]
     out["num_4"] = {
         "target": "drift: a 0.2σ mean shift is flagged ≥ 99 %, at every size",
-        "measured": ", ".join(f"{_pct(cells[f'num_4@{n}']['flagged_rate'])} at {_size(n)}" for n in sizes),
+        "measured": ", ".join(f"{_pct(cells[f'num_4@{n}']['flagged_rate'])} at {_size(n)}" for n in sizes)
+        + (
+            f" (the best two-sided test at level {alpha:g}, a z-test with σ known, has power {', '.join(ceilings)} "
+            "with that many rows a side: unreachable there)"
+            if ceilings
+            else ""
+        ),
         "met": all(cells[f"num_4@{n}"]["flagged_rate"] >= 0.99 for n in sizes),
     }
     return out
+
+
+def best_power(shift: float, rows: int, alpha: float) -> float:
+    """Power of the two-sided z-test of a mean shift (in σ, σ known) between two samples of `rows` rows at level `alpha`:
+    the uniformly most powerful unbiased test of it, so a bound for whatever combination of tests validate-data runs."""
+    from statistics import NormalDist
+
+    z, effect = NormalDist().inv_cdf(1 - alpha / 2), shift * math.sqrt(rows / 2)
+    return NormalDist().cdf(effect - z) + NormalDist().cdf(-effect - z)
 
 
 def _verdict(t: dict[str, Any]) -> str:
@@ -249,7 +266,10 @@ def render(results: dict[str, Any]) -> str:
         "50,000-row sample, in memory; both fed in Arrow batches of `BATCH_ROWS` as the Parquet reader yields them) and "
         "compares them with validate-data's `check_drift` at the stage defaults "
         f"(drift-threshold {th['drift-threshold']:g}, min-wasserstein {th['min-wasserstein']:g}, min-psi {th['min-psi']:g}, "
-        f"min-share-change {th['min-share-change']:g}).",
+        f"min-share-change {th['min-share-change']:g}). Numeric columns are tested with KS on the samples and Welch's t on "
+        "the exact moments of all rows, Bonferroni-combined, and flagged when that p-value is below drift-threshold and "
+        "Wasserstein / std or PSI reaches its threshold (docs/actions/validate-data.md); before 2026-11-23 KS alone "
+        "(a 0.2σ shift at 1e3 was flagged in 89.4 % of 1,000 pairs).",
         "",
         "Data model, one independent column per condition: numeric reference N(0, 1), current N(δ, 1); categorical 5 categories "
         "with shares 40/25/15/12/8 %, the current moves d points from the first category to the second (largest share change = d). "
