@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Run ml-cicd's benchmarks and write docs/benchmarks.md (`make bench`, `make bench QUICK=1`).
 
-    python benchmarks/run.py [--quick] [--only name[,name]] [--out docs/benchmarks.md]
+    python benchmarks/run.py [--quick] [--only name[,name]] [--merge benchmarks/results/<earlier>.json] [--out docs/benchmarks.md]
 
 Each benchmark is a module in this folder with `run(quick: bool = False) -> dict` returning
 {"title": str, "markdown": str, "results": dict}. Its results may list the targets it checked as
 `"targets": [{"target": str, "measured": str, "met": bool | None}]` (None: no threshold, measured only);
 the summary table at the top of the page is built from those. A missing module is noted and skipped;
 a module that raises gets a "failed: <error>" section, the others still run, and the exit code is 1.
-The raw results of every run go to benchmarks/results/<timestamp>.json.
+The raw results of every run go to benchmarks/results/<timestamp>.json. With --only, the page holds only the
+sections that ran, unless --merge names an earlier run's raw results: its sections that did not run now are then
+copied onto the page, each marked with the run it comes from, so that the page stays complete.
 """
 
 from __future__ import annotations
@@ -110,7 +112,22 @@ def machine() -> dict:
         "versions": {name: package_version(name) for name in PACKAGES},
         "gpu": gpu(),
         "load_average_at_start": list(load) if load else None,
+        "git": git_commit(),
     }
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with `+changes` when the tree differs from it), so a merged section says what it measured."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -175,7 +192,7 @@ def normalized_targets(targets: object) -> list[dict]:
 
 
 def summary_rows(name: str, section: dict) -> list[str]:
-    title = _cell(section["title"])
+    title = _cell(section["title"]) + (" (earlier run)" if "earlier" in section else "")
     if section["status"] == "missing":
         return [f"| {title} | – | not run (no module) | – |"]
     if section["status"] == "failed":
@@ -196,16 +213,53 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def earlier_sections(path: Path, names: list[str]) -> dict[str, dict]:
+    """The sections of an earlier run (its raw results file) that are not in `names`, each marked with where it is from."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        sections = payload["sections"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"--merge {path}: not a results file of benchmarks/run.py ({exc})") from None
+    origin = {
+        "file": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+        "started": payload.get("started", "?"),
+        "command": " ".join(payload.get("command", [])),
+        "quick": bool(payload.get("quick")),
+        "load_average_at_start": (payload.get("machine") or {}).get("load_average_at_start"),
+        "git": (payload.get("machine") or {}).get("git"),
+    }
+    return {name: {**section, "earlier": origin} for name, section in sections.items() if name in MODULES and name not in names}
+
+
+def _earlier_note(origin: dict) -> str:
+    load = origin["load_average_at_start"]
+    when = origin["started"][:16].replace("T", " ") + " UTC"
+    return (
+        f"_Not re-run for this page: copied from the earlier run of {when} (`{origin['command']}`, raw results "
+        f"`{origin['file']}`{', quick mode' if origin['quick'] else ''}"
+        + (f", git {origin['git']}" if origin["git"] else "")
+        + (f", load average {load[0]:.2f} at its start" if load else "")
+        + ")._"
+    )
+
+
 def render(info: dict, sections: dict[str, dict], quick: bool, argv: list[str], started: datetime, seconds: float) -> str:
     m = info
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     load = m["load_average_at_start"]
+    earlier = [s["title"] for s in sections.values() if "earlier" in s]
     lines = [
         "# Benchmarks",
         "",
         f"Run on {started.strftime('%Y-%m-%d %H:%M UTC')}, {seconds / 60:.1f} min in all. Command: {command_line(argv)}.",
         "",
     ]
+    if earlier:
+        lines += [
+            f"Sections not re-run (copied from an earlier run, marked as such): {', '.join(earlier)}. The machine lines below "
+            "describe this run.",
+            "",
+        ]
     if quick:
         lines += [
             "> **Quick mode**: fewer repetitions and smaller data, to check that the benchmarks run. These numbers are **not** the "
@@ -235,7 +289,10 @@ def render(info: dict, sections: dict[str, dict], quick: bool, argv: list[str], 
     for name, section in sections.items():
         lines += summary_rows(name, section)
     for section in sections.values():
-        lines += ["", f"## {section['title']}", "", section["markdown"].strip()]
+        lines += ["", f"## {section['title']}", ""]
+        if "earlier" in section:
+            lines += [_earlier_note(section["earlier"]), ""]
+        lines.append(section["markdown"].strip())
     return "\n".join(lines) + "\n"
 
 
@@ -252,6 +309,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and smaller data: a check that the benchmarks run")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MODULES)}")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the Markdown page to write")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="an earlier run's benchmarks/results/<timestamp>.json: its sections that do not run now go on the page too, marked",
+    )
     args = parser.parse_args()
     argv = sys.argv[1:]
 
@@ -268,6 +330,7 @@ def main() -> int:
     t0 = time.monotonic()
     log(f"benchmarks: {', '.join(names)}{' (quick)' if args.quick else ''}")
     info = machine()
+    earlier = earlier_sections(args.merge, names) if args.merge else {}
     sections = {name: run_module(name, args.quick) for name in names}
     seconds = time.monotonic() - t0
 
@@ -282,13 +345,15 @@ def main() -> int:
         "command": ["python", "benchmarks/run.py", *argv],
         "machine": info,
         "sections": sections,
+        "merged_from": str(args.merge) if args.merge else None,
     }
     raw.write_text(json.dumps(payload, indent=2, default=_json_default, ensure_ascii=False) + "\n", encoding="utf-8")
     log(f"wrote {raw}")
 
     out = args.out if args.out.is_absolute() else Path.cwd() / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(info, sections, args.quick, argv, started, seconds), encoding="utf-8")
+    page_sections = {name: sections.get(name) or earlier[name] for name in MODULES if name in sections or name in earlier}
+    out.write_text(render(info, page_sections, args.quick, argv, started, seconds), encoding="utf-8")
     log(f"wrote {out}")
 
     failed = [n for n, s in sections.items() if s["status"] == "failed"]
