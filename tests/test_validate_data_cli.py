@@ -382,3 +382,50 @@ def test_validate_data_of_clean_data_imports_neither_pandas_nor_pandera(workdir)
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=workdir, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_parquet_strings_read_as_dictionary_change_nothing(tmp_path):
+    """validate-data reads dictionary-encoded Parquet strings as dictionaries; the profile, the schema verdict and
+    pandera's view of a failing batch are those of the plain strings."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlcicd.data import iter_batches, plain_strings, read_as_dictionary
+    from mlcicd.profile import ProfileBuilder, to_json
+    from mlcicd.stages.validate_data import SchemaFailures, load_schema, validate_batch
+
+    rng = np.random.default_rng(3)
+    n = 5_000
+    table = pa.table(
+        {
+            "x": rng.uniform(0, 9, n),
+            "n": np.arange(n),
+            "c": rng.choice(["a", "b"], n),
+            "d": pa.array(rng.choice(["p", "q", "zz"], n), mask=rng.random(n) < 0.1),
+            "already": pa.array(rng.choice(["u", "v"], n)).dictionary_encode(),  # a categorical column stays one
+        }
+    )
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=2_000)
+    (tmp_path / "s.yaml").write_text(ARROW_SCHEMA.replace("less_than: 100", "less_than: 100000").replace("strict: true", ""))
+    schema = load_schema(str(tmp_path / "s.yaml"))
+    files = [tmp_path / "t.parquet"]
+    plain = [b for _, b in iter_batches(files)]
+    encoded = [b for _, b in iter_batches(files, strings_as_dictionary=True)]
+    assert read_as_dictionary(encoded[0]) == {"c", "d"} and read_as_dictionary(plain[0]) == set()
+    assert pa.types.is_dictionary(encoded[0].schema.field("c").type)
+    assert all(
+        plain_strings(e).equals(p) and plain_strings(e).schema.equals(p.schema, check_metadata=True)
+        for e, p in zip(encoded, plain, strict=True)
+    )
+    profiles = []
+    for batches in (plain, encoded):
+        builder = ProfileBuilder(1_000)
+        for batch in batches:
+            builder.add(batch, "t")
+        profiles.append(to_json(builder.finish()))
+    assert profiles[0] == profiles[1]
+    for e, p in zip(encoded, plain, strict=True):
+        ours, theirs = SchemaFailures(), SchemaFailures()
+        validate_batch(schema, e, 0, ours)  # `d` holds the forbidden "zz": pandera reports it
+        validate_batch(schema.pandera(), p, 0, theirs)
+        assert ours.as_list() == theirs.as_list() and ours.as_list()

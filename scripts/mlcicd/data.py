@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlcicd.errors import UsageError
 
@@ -28,6 +29,8 @@ FORMATS = {
     ".ndjson": "jsonl",
 }
 BATCH_ROWS = 1 << 18
+READ_AS_DICTIONARY = b"mlcicd:read-as-dictionary"
+"""Schema metadata key of a batch whose Parquet string columns (a JSON list) were read dictionary-encoded."""
 CSV_BLOCK_BYTES = 16 << 20
 LIKELY_DELIMITERS = (";", "\t", "|")
 
@@ -168,7 +171,7 @@ def _csv_batches(path: Path, delimiter: str, encoding: str, column_types: Mappin
         raise _arrow_error(path, exc, first.schema.names) from None
 
 
-def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(path: Path, strings_as_dictionary: bool = False) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -177,9 +180,47 @@ def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
         # batch: memory would grow with the file, not the batch.
         parquet = pq.ParquetFile(path, pre_buffer=False)
         _check_header(path, parquet.schema_arrow, ",")
-        yield from parquet.iter_batches(batch_size=BATCH_ROWS)
+        names = _dictionary_strings(parquet) if strings_as_dictionary else []
+        if not names:
+            yield from parquet.iter_batches(batch_size=BATCH_ROWS)
+            return
+        # A string column the writer dictionary-encoded is read as stored, without building a
+        # Python-visible string per row: at 5,000,000 rows that was 1.3 s of a 1.8 s read.
+        parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=names)
+        marker = {READ_AS_DICTIONARY: json.dumps(names).encode()}
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+            yield batch.replace_schema_metadata({**(batch.schema.metadata or {}), **marker})
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(path, exc) from None
+
+
+def _dictionary_strings(parquet: Any) -> list[str]:
+    """Top-level string columns whose first row group has a dictionary page."""
+    import pyarrow as pa
+
+    if not parquet.metadata.num_row_groups:
+        return []
+    group = parquet.metadata.row_group(0)
+    paths = {group.column(i).path_in_schema: group.column(i).has_dictionary_page for i in range(group.num_columns)}
+    return [f.name for f in parquet.schema_arrow if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and paths.get(f.name)]
+
+
+def read_as_dictionary(batch: pa.RecordBatch) -> set[str]:
+    """The columns of a batch that iter_batches(strings_as_dictionary=True) dictionary-encoded."""
+    marker = (batch.schema.metadata or {}).get(READ_AS_DICTIONARY)
+    return set(json.loads(marker)) if marker else set()
+
+
+def plain_strings(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch as iter_batches() without strings_as_dictionary yields it: those columns decoded."""
+    names = read_as_dictionary(batch)
+    if not names:
+        return batch
+    import pyarrow as pa
+
+    columns = [c.dictionary_decode() if n in names else c for n, c in zip(batch.schema.names, batch.columns, strict=True)]
+    metadata = {k: v for k, v in batch.schema.metadata.items() if k != READ_AS_DICTIONARY} or None
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names, metadata=metadata)
 
 
 def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
@@ -202,14 +243,18 @@ def iter_batches(
     delimiter: str = ",",
     encoding: str = "utf-8",
     column_types: Mapping[str, pa.DataType] | None = None,
+    strings_as_dictionary: bool = False,
 ) -> Iterator[tuple[Path, pa.RecordBatch]]:
-    """Yield (file, batch) for every file in turn; memory stays at about one batch."""
+    """Yield (file, batch) for every file in turn; memory stays at about one batch.
+
+    With strings_as_dictionary, Parquet string columns stored dictionary-encoded come as
+    dictionary arrays (listed by read_as_dictionary; plain_strings undoes it)."""
     for path in files:
         fmt = data_format(path)
         if fmt == "csv":
             batches = _csv_batches(path, delimiter, encoding, column_types or {})
         elif fmt == "parquet":
-            batches = _parquet_batches(path)
+            batches = _parquet_batches(path, strings_as_dictionary)
         else:
             batches = _jsonl_batches(path)
         for batch in batches:

@@ -125,9 +125,9 @@ class ProfileBuilder:
         numeric_seen: set[str] = set()
 
         for name, array in zip(batch.schema.names, batch.columns, strict=True):
-            if pa.types.is_dictionary(array.type):
-                array = array.dictionary_decode()
             kind = column_kind(array.type)
+            if pa.types.is_dictionary(array.type) and kind != "categorical":  # value_counts takes dictionaries as they are
+                array = array.dictionary_decode()
             col = self._column(name, kind, source)
             kind = col["kind"] if kind == "empty" else kind
             if kind in ("empty", "unprofiled") or col["kind"] == "unprofiled":
@@ -180,8 +180,9 @@ class ProfileBuilder:
         if not m:
             return
         mean_b = float(values.mean())
-        centred = values - mean_b
-        m2_b = float(np.dot(centred, centred))
+        # not np.dot: OpenBLAS threads it, and on a busy 2-core machine its threads' spinning made
+        # this 30x slower (7 ms instead of 0.25 ms per 262,144 values)
+        m2_b = float(np.square(values - mean_b).sum())
         n = col["count"]
         delta = mean_b - col["mean"]
         total = n + m

@@ -235,7 +235,7 @@ class ArrowSchema:
             text_ = Path(spec).read_text(encoding="utf-8")
             import yaml
 
-            parsed = yaml.safe_load(text_)
+            parsed = yaml.load(text_, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml's, where built in
         except Exception:  # noqa: BLE001 - load_schema reads it again and says what is wrong
             return None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("columns"), dict):
@@ -306,8 +306,10 @@ class ArrowSchema:
     def surely_passes(self, batch: Any) -> bool:
         """True only when pandera would find nothing in this batch."""
         import numpy as np
+        import pyarrow as pa
         import pyarrow.compute as pc
 
+        from mlcicd.data import read_as_dictionary
         from mlcicd.profile import float_values
 
         present = set(batch.schema.names)
@@ -319,7 +321,13 @@ class ArrowSchema:
                     return False
                 continue
             array = batch.column(name)
-            if str(array.type) not in self.DTYPES[rule["dtype"]]:
+            if name in read_as_dictionary(batch):  # pandera will see it decoded (plain_strings)
+                if array.dictionary.null_count:
+                    return False
+                type_name = str(array.type.value_type)
+            else:
+                type_name = str(array.type)
+            if type_name not in self.DTYPES[rule["dtype"]]:
                 return False
             nulls = array.null_count
             if nulls and rule["dtype"] in ("int64", "bool"):
@@ -341,11 +349,17 @@ class ArrowSchema:
             if nulls < len(array) and not all(check(low, high) for check in rule["checks"]):
                 return False
             if "isin" in rule or "notin" in rule:
-                distinct = set(pc.unique(array.drop_null()).to_pylist())
+                if pa.types.is_dictionary(array.type):  # the dictionary entries this batch uses
+                    used = array.dictionary.take(pc.unique(array.indices))
+                else:
+                    used = pc.unique(array)
+                distinct = set(used.drop_null().to_pylist())
                 if "isin" in rule and not distinct <= rule["isin"] or "notin" in rule and distinct & rule["notin"]:
                     return False
-            if rule["unique"] and pc.count_distinct(array, mode="all").as_py() != len(array):
-                return False
+            if rule["unique"]:
+                plain = array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
+                if pc.count_distinct(plain, mode="all").as_py() != len(array):
+                    return False
         return True
 
 
@@ -419,7 +433,9 @@ def validate_batch(schema: Any, batch: Any, offset: int, failures: SchemaFailure
     import pandas as pd
     import pandera.errors as pe
 
-    frame = batch.to_pandas()
+    from mlcicd.data import plain_strings
+
+    frame = plain_strings(batch).to_pandas()
     frame.index = pd.RangeIndex(offset, offset + len(frame))
     try:
         schema.validate(frame, lazy=True, inplace=True)  # the frame is discarded: skip pandera's copy
@@ -442,7 +458,11 @@ def scan(
     failures = SchemaFailures()
     column_types = arrow_types_for(schema) if schema is not None else {}
     for path, batch in iter_batches(
-        files, delimiter=_delimiter(values["delimiter"]), encoding=values["encoding"], column_types=column_types
+        files,
+        delimiter=_delimiter(values["delimiter"]),
+        encoding=values["encoding"],
+        column_types=column_types,
+        strings_as_dictionary=True,
     ):
         if schema is not None:
             validate_batch(schema, batch, builder.rows, failures)
