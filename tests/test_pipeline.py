@@ -10,6 +10,8 @@ scenarios build on each other in order, as a repository's history would.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,11 @@ from pathlib import Path
 import pytest
 
 from canary_rig import HAProxy, ModelServers
+from conftest import ROOT, load_example_generator
 from demo import STABLE_IS_A_RULE, Act, git, prepare_consumer, registry, serving_layer
+
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+from github_api import FakeGitHub
 
 pytestmark = pytest.mark.act
 
@@ -106,6 +112,36 @@ def test_dispatch_with_retrain_trains_and_deploys_again(consumer):
     consumer.reset_traffic()
 
 
+def github_api(gh: FakeGitHub) -> tuple[str, ...]:
+    """act flags that point the workflow's GitHub API calls at the stand-in, with a job token it accepts."""
+    return ("--env", f"GITHUB_API_URL={gh.url}", "--env", "GITHUB_REPOSITORY=acme/churn", "-s", "GITHUB_TOKEN=good-token")
+
+
+def test_scheduled_monitor_is_quiet_when_healthy_and_dispatches_a_retrain_on_drift(consumer):
+    with FakeGitHub(workflows={"ml.yml": {"retrain"}}) as gh:
+        proc = consumer.act.run("schedule", *github_api(gh), workflow="monitor.yml")
+        rc, log = proc.returncode, proc.stdout + proc.stderr
+        assert rc == 0, log[-8000:]
+        assert jobs(log) and set(jobs(log).values()) == {"succeeded"}, log[-6000:]
+        assert gh.state.writes() == []
+
+        current = consumer.repo / "data" / "current.csv"
+        original = current.read_text()
+        load_example_generator().customers(3000, seed=9, income_shift=0.5).to_csv(current, index=False)
+        consumer.commit("customers got richer")
+        proc = consumer.act.run("schedule", *github_api(gh), workflow="monitor.yml")
+        rc, log = proc.returncode, proc.stdout + proc.stderr
+        assert rc != 0, log[-8000:]
+        dispatch = next(r for r in gh.state.writes() if r.path.endswith("/dispatches"))
+        assert dispatch.path == "/repos/acme/churn/actions/workflows/ml.yml/dispatches" and dispatch.token == "good-token"
+        assert dispatch.body["inputs"] == {"retrain": "true"} and dispatch.body["ref"]
+        assert [i["title"] for i in gh.state.issues.values()] == ["ml-cicd monitor: churn-classifier drift"]
+        # Drift alone takes nothing down.
+        assert consumer.registry() == ({"staging": "2", "production": "2", "previous-production": "1"}, ["1", "2"])
+        current.write_text(original)
+        consumer.commit("back to the usual customers")
+
+
 def test_drifted_data_stops_at_validate_data(consumer):
     (consumer.repo / "data" / "current.csv").write_text((consumer.repo / "data" / "defects.csv").read_text())
     consumer.commit("new batch with defects")
@@ -117,16 +153,26 @@ def test_drifted_data_stops_at_validate_data(consumer):
     git(consumer.repo, "revert", "--no-edit", "HEAD")
 
 
-def test_a_bad_model_stops_at_check_gates(consumer):
+def test_a_pull_request_with_a_bad_model_stops_at_check_gates_and_says_so_in_one_comment(consumer, tmp_path):
     params = consumer.repo / "params.yaml"
     original = params.read_text()
     params.write_text(original.replace("lr: 0.01", "lr: 0.0"))  # an untrained network
     consumer.commit("break training")
-    rc, log = consumer.run("push")
-    assert rc != 0
-    results = jobs(log)
-    assert results["train/train-gpu"] == "succeeded" and results["train/check-gates"] == "failed", results
-    assert "train/promote" not in results or results["train/promote"] != "succeeded"
+    with FakeGitHub() as gh:
+        pr = gh.state.add_issue("Try a learning rate of 0", pull_request=True)
+        event = tmp_path / "pull_request.json"
+        event.write_text(
+            json.dumps({"number": pr["number"], "pull_request": {"number": pr["number"], "head": {"ref": "lr"}, "base": {"ref": "main"}}})
+        )
+        proc = consumer.act.run("pull_request", "-e", str(event), *github_api(gh))
+        rc, log = proc.returncode, proc.stdout + proc.stderr
+        assert rc != 0
+        results = jobs(log)
+        assert results["train/train-gpu"] == "succeeded" and results["train/check-gates"] == "failed", results
+        assert "train/promote" not in results and results["ml/report"] == "succeeded", log[-6000:]
+        comments = list(gh.state.comments.values())
+        assert len(comments) == 1 and "<!-- mlcicd-pr-report: churn-classifier -->" in comments[0]["body"], comments
+        assert "❌ the candidate failed the gates" in comments[0]["body"] and "### Latency (ms)" in comments[0]["body"]
     assert consumer.registry() == ({"staging": "2", "production": "2", "previous-production": "1"}, ["1", "2"])
     params.write_text(original)
     consumer.commit("fix training")

@@ -346,3 +346,21 @@ def test_example_training_script_under_torchrun(run_cli, tmp_path, embedded_home
 
     model = mlflow.pyfunc.load_model(result.outputs["model-uri"])
     assert model.predict(np.zeros((3, 5), dtype=np.float32)).shape == (3, 1)
+
+
+def test_reference_profile_is_stored_with_the_run_for_monitor(run_cli, project, embedded_home, example_data):
+    """monitor finds the profile from the production alias alone: version → run → mlcicd/reference-profile.json.
+    Without the option, validate-data's `reference` of the same config file is the one stored."""
+    shutil.copy(example_data / "reference.json", project / "training-profile.json")
+    (project / "mlcicd.yaml").write_text("validate-data:\n  reference: training-profile.json\n")
+    result = train(run_cli, project, "handoff", "--config", "mlcicd.yaml")
+    assert result.rc == 0, result.log
+    use_store({})
+    stored = Path(client().download_artifacts(result.outputs["run-id"], "mlcicd/reference-profile.json"))
+    assert json.loads(stored.read_text()) == json.loads((example_data / "reference.json").read_text())
+
+    (project / "broken.json").write_text('{"columns": ')
+    runs_before = len(client().search_runs([client().get_experiment_by_name("tiny").experiment_id]))
+    broken = train(run_cli, project, "handoff", "--reference-profile", "broken.json", "--retrain", "true")
+    assert_one_clear_error(broken, "broken.json", "mlcicd profile")
+    assert len(client().search_runs([client().get_experiment_by_name("tiny").experiment_id])) == runs_before, "no run was created"

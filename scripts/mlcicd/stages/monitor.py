@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from datetime import datetime, timezone
 from typing import Any
 
 from mlcicd import __version__, github
-from mlcicd.config import Option, Stage, boolean, choice, number, text
+from mlcicd.config import Option, Stage, boolean, choice, duration, number, text
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
 from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
 from mlcicd.routers import ROUTER_EXAMPLE, parse_spec, router_spec
@@ -35,6 +36,7 @@ ISSUE_LABEL = "ml-cicd-monitor"
 TAG_BASELINE = "mlcicd.monitor.baseline"
 TAG_BASELINE_AT = "mlcicd.monitor.baseline_at"
 TAG_ROLLED_BACK = "mlcicd.monitor.rolled_back"
+TAG_RETRAIN = "mlcicd.monitor.retrain_dispatched"
 QUALITY_KEYS = {
     "prometheus": {"type", "address", "query", "timeout"},
     "http": {"type", "address", "field", "timeout"},
@@ -109,10 +111,25 @@ OPTIONS = (
         "direction", choice("higher", "lower"), "higher", "higher: higher is better (F1, CTR); lower: lower is better (error rate)", "lower"
     ),
     Option("on-degradation", choice("rollback", "alert"), "rollback", "rollback (traffic and alias) or alert only", "alert"),
-    Option("router", router_spec, {}, "traffic router to put back on stable at a rollback (as in canary-shift)", ROUTER_EXAMPLE),
+    Option(
+        "router",
+        router_spec,
+        {},
+        "traffic router to put back on stable at a rollback; empty = canary-shift's `router` in the same config file",
+        ROUTER_EXAMPLE,
+        shown_default="canary-shift's",
+    ),
     Option("retrain-workflow", text, "", "workflow file to dispatch with `retrain: true` on drift or degradation; empty = none", "ml.yml"),
     Option("retrain-ref", text, "", "branch or tag to run the retrain on; empty = the ref of this run", "main"),
     Option("retrain-on", choice("any", "drift", "degradation"), "any", "what dispatches the retrain", "drift"),
+    Option(
+        "retrain-cooldown",
+        duration,
+        86400.0,
+        "no second dispatch for the same version within this time (a scheduled monitor sees the same drift every run)",
+        "12h",
+        shown_default="24h",
+    ),
     Option("issue", boolean, False, "open (or update) one issue while the model is unhealthy", "true"),
     Option("notify", choice("problems", "always", "never"), "problems", f"when to post the summary to ${WEBHOOK_ENV}", "always"),
     Option("repository", text, "", "owner/name for the GitHub API; empty = GITHUB_REPOSITORY", "acme/churn"),
@@ -217,6 +234,12 @@ def check_drift(client: Any, values: dict[str, Any], version: Any) -> dict[str, 
         load_profile(path)
         _, current, _ = validate_data.scan(values, CURRENT_SAMPLE)
         drift = validate_data.check_drift({**values, "reference": path}, current, None)
+    label = values["target"]
+    if label and label not in current["columns"]:
+        # Production inputs rarely carry the label: its absence is expected, not drift.
+        drift["features"] = [f for f in drift["features"] if f["column"] != label]
+        drift["drifted"] = [c for c in drift["drifted"] if c != label]
+        drift["not_compared"] = [*drift.get("not_compared", []), label]
     drift["reference"] = origin
     drift["rows"] = current["rows"]
     return drift
@@ -228,7 +251,7 @@ def resolve_baseline(client: Any, values: dict[str, Any], version: Any) -> tuple
     if isinstance(setting, float):
         return setting, "the `baseline` option"
     if setting == "gates":
-        key = "gates." + values["quality-metric"]
+        key = "gates." + re.sub(r"[^\w.-]", "_", values["quality-metric"])  # as check-gates logs it
         metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
         if key not in metrics:
             raise UsageError(
@@ -292,6 +315,13 @@ def roll_back(client: Any, values: dict[str, Any], version: Any, reason: str) ->
     return result
 
 
+def canary_router(config: str) -> dict[str, Any]:
+    """The router canary-shift rolled the model out through: the one to put back on stable."""
+    from mlcicd.config import section_of
+
+    return section_of(config, "canary-shift").get("router") or {}
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -307,10 +337,20 @@ def _api(values: dict[str, Any]) -> Any:
     if not token:
         raise UsageError(
             "no GitHub token",
-            "retrain-workflow and issue call the GitHub API: pass `github-token: ${{ github.token }}` "
-            "(the job needs `actions: write` to dispatch, `issues: write` for the issue), or set GITHUB_TOKEN.",
+            "retrain-workflow and issue call the GitHub API: set `MLCICD_GITHUB_TOKEN: ${{ github.token }}` in the step's env "
+            "(the job needs `actions: write` to dispatch, `issues: write` for the issue).",
         )
     return GitHubApi(repository, token)
+
+
+def recent_dispatch(version: Any, cooldown_s: float) -> str:
+    """When a retrain was dispatched for this version within the cooldown, else ''."""
+    stamp = (version.tags or {}).get(TAG_RETRAIN, "")
+    try:
+        at = datetime.fromisoformat(stamp)
+    except ValueError:
+        return ""
+    return stamp if (datetime.now(timezone.utc) - at).total_seconds() < cooldown_s else ""
 
 
 def dispatch_retrain(api: Any, values: dict[str, Any], why: str) -> str:
@@ -362,6 +402,8 @@ def run(values: dict[str, Any]) -> int:
         raise UsageError("missing model-name", "pass `model-name`, the registered model to watch.")
     if not values["data"] and not values["quality"]:
         raise UsageError("nothing to monitor", "set `data` (drift of recent inputs), `quality` (a live metric), or both.")
+    if not values["router"] and values["config"]:
+        values = {**values, "router": canary_router(values["config"])}
     if values["router"]:
         try:
             routers.make_router(values["router"])
@@ -417,7 +459,13 @@ def run(values: dict[str, Any]) -> int:
         if is_degraded and values["on-degradation"] == "rollback" and values["alias"] == "production":
             actions["rollback"] = roll_back(client, values, version, f"monitor: {headline}")
         if values["retrain-workflow"] and wants_retrain(values["retrain-on"], drifted, is_degraded):
-            actions["retrain"] = dispatch_retrain(api, values, report["status"])
+            last = recent_dispatch(version, values["retrain-cooldown"])
+            if last:
+                actions["retrain"] = f"already dispatched at {last} (retrain-cooldown {values['retrain-cooldown'] / 3600:g} h)"
+            else:
+                actions["retrain"] = dispatch_retrain(api, values, report["status"])
+                if actions["retrain"].startswith("dispatched"):
+                    client.set_model_version_tag(name, str(version.version), TAG_RETRAIN, _now())
         if values["issue"] and report["status"] != "healthy":
             actions["issue"] = post_issue(api, name, f"ml-cicd monitor: {name} {report['status']}", render_summary(report, headline))
         webhook = os.environ.get(WEBHOOK_ENV, "").strip()

@@ -193,7 +193,7 @@ def gates_section(gates: dict[str, Any] | None, why_missing: str) -> list[str]:
     return lines
 
 
-def drift_section(validation: dict[str, Any] | None, job: dict[str, Any] | None) -> list[str]:
+def drift_section(validation: dict[str, Any] | None, jobs: dict[str, Any]) -> list[str]:
     if validation is not None:
         drift = validation.get("drift")
         schema = validation.get("schema") or {}
@@ -214,19 +214,30 @@ def drift_section(validation: dict[str, Any] | None, job: dict[str, Any] | None)
             if rows:
                 lines += ["", markdown_table(["feature", "status", "test", "p-value", "effect size", "PSI"], rows)]
         return [*lines, ""]
-    outputs = (job or {}).get("outputs") or {}
-    if not job:
+    drifted_json = job_output(jobs, "drifted-features")
+    if not drifted_json:
         return []
     try:
-        drifted = json.loads(outputs.get("drifted-features") or "[]")
+        drifted = json.loads(drifted_json)
     except ValueError:
         drifted = []
-    result = job.get("result", "unknown")
-    lines = [f"### Data: {_icon(result)} {result}", ""]
-    if outputs.get("rows"):
-        lines.append(f"{fmt(int(outputs['rows']))} rows.")
+    rows = job_output(jobs, "rows") or job_output(jobs, "data-rows")
+    validate = jobs.get("validate-data")
+    # Only validate-data's own job result speaks for the data; a caller's `train` job fails for any stage.
+    lines = [f"### Data: {_icon(validate['result'])} {validate['result']}" if isinstance(validate, dict) else "### Data", ""]
+    if rows.isdigit():
+        lines.append(f"{fmt(int(rows))} rows.")
     lines.append(f"Drift: {len(drifted)} feature(s) drifted" + (": " + ", ".join(f"`{c}`" for c in drifted[:10]) if drifted else "."))
     return [*lines, ""]
+
+
+def job_output(jobs: dict[str, Any], key: str) -> str:
+    """The first non-empty output `key` of any job: the stage jobs inside train.yml, or the caller's `train` job."""
+    for job in jobs.values():
+        value = ((job.get("outputs") or {}) if isinstance(job, dict) else {}).get(key)
+        if value not in (None, ""):
+            return str(value)
+    return ""
 
 
 def render_comment(model: str, jobs: dict[str, Any], reports: dict[str, dict[str, Any]], gates_missing: str) -> str:
@@ -240,13 +251,13 @@ def render_comment(model: str, jobs: dict[str, Any], reports: dict[str, dict[str
     sha = os.environ.get("GITHUB_SHA", "")[:7]
     lines = [f"## ml-cicd{f' · `{model}`' if model else ''}: {head}", ""]
     lines += jobs_section(jobs)
-    lines += drift_section(reports.get("validate-data"), jobs.get("validate-data"))
+    lines += drift_section(reports.get("validate-data"), jobs)
     lines += gates_section(gates, gates_missing)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     footer = f"<sub>Updated {now}{f' for `{sha}`' if sha else ''}{run_url} by ml-cicd {__version__}.</sub>"
     body = "\n".join(lines).rstrip()
     if len(body) > MAX_COMMENT:
-        body = body[:MAX_COMMENT] + "\n\n_…cut: the full tables are in the job's step summary._"
+        body = body[:MAX_COMMENT] + f"\n\n_…cut at {MAX_COMMENT:,} characters: the full report is in `{GATES_ARTIFACT}` of the run._"
     return f"{body}\n\n{footer}\n\n{marker(model)}\n"
 
 
@@ -262,12 +273,12 @@ def run(values: dict[str, Any]) -> int:
     jobs = values["jobs"]
     gates_missing = ""
     if "check-gates" not in reports:
-        run_id = values["run-id"] or str(((jobs.get("train-gpu") or {}).get("outputs") or {}).get("run-id") or "")
+        run_id = values["run-id"] or job_output(jobs, "run-id")
         if run_id and (jobs.get("check-gates") or {}).get("result", "success") != "skipped":
             found, gates_missing = gates_from_run(run_id)
             if found is not None:
                 reports["check-gates"] = found
-    model = values["model-name"] or str(((jobs.get("train-gpu") or {}).get("outputs") or {}).get("model-name") or "")
+    model = values["model-name"] or job_output(jobs, "model-name")
     body = render_comment(model, jobs, reports, gates_missing)
     number = values["pull-request"] or event_pull_request()
     outcome: dict[str, Any] = {"stage": NAME, "version": __version__, "pull_request": number or None, "body": body}

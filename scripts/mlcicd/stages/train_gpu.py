@@ -527,14 +527,12 @@ def run_name(values: dict[str, Any], sha: str) -> str:
 def reference_profile(values: dict[str, Any]) -> str:
     """The profile to store with the version: the option, else validate-data's `reference` in the same config file
     (the profile drift was measured against is the one monitor should keep measuring against)."""
-    from mlcicd.config import _relative_to, load_config_file
+    from mlcicd.config import section_of
     from mlcicd.profile import load_profile
 
     path = values["reference-profile"]
     if not path and values.get("config"):
-        section = load_config_file(Path(values["config"])).get("validate-data")
-        found = section.get("reference") if isinstance(section, dict) else None
-        path = _relative_to(str(found), Path(values["config"]).parent) if found else ""
+        path = section_of(values["config"], "validate-data").get("reference", "")
     if path:
         load_profile(path)  # a broken profile fails here, before a run exists
     return path
