@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,19 @@ from mlcicd.errors import UsageError
 
 DEFAULT_CONFIG = "mlcicd.yaml"
 MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 100_000
+"""Values a config may hold once its YAML aliases are expanded: a few hundred in practice, and a
+"billion laughs" file (nine aliases of nine aliases…) stays 1 KiB on disk but not in a parser."""
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlist = _SHOWN.maxdict = 4
+_SHOWN.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """repr() for an error message, bounded: a value can be a nested list of any size."""
+    return _SHOWN.repr(value)
 
 
 @dataclass(frozen=True)
@@ -58,9 +72,9 @@ def number(*, minimum: float | None = None, maximum: float | None = None, positi
         try:
             result = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{value!r} is not a number") from None
+            raise ValueError(f"{shown(value)} is not a number") from None
         if result != result or result in (float("inf"), float("-inf")):
-            raise ValueError(f"{value!r} is not a finite number")
+            raise ValueError(f"{shown(value)} is not a finite number")
         if positive and result <= 0:
             raise ValueError(f"{result:g} must be greater than 0")
         if minimum is not None and result < minimum:
@@ -76,7 +90,7 @@ def choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         result = text(value).strip().lower()
         if result not in choices:
-            raise ValueError(f"{value!r} is not one of: {', '.join(choices)}")
+            raise ValueError(f"{shown(value)} is not one of: {', '.join(choices)}")
         return result
 
     return parse
@@ -90,17 +104,17 @@ def boolean(value: Any) -> bool:
         return True
     if lowered in ("false", "no", "0", "off"):
         return False
-    raise ValueError(f"{value!r} is not true or false")
+    raise ValueError(f"{shown(value)} is not true or false")
 
 
 def whole_number(*, minimum: int = 0, maximum: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         result = text(value).strip()
         if isinstance(value, bool) or not result.isdigit():
-            raise ValueError(f"{value!r} is not a whole number ≥ {minimum}")
+            raise ValueError(f"{shown(value)} is not a whole number ≥ {minimum}")
         if int(result) < minimum or (maximum is not None and int(result) > maximum):
             raise ValueError(
-                f"{value!r} is not between {minimum} and {maximum}" if maximum is not None else f"{value!r} is below {minimum}"
+                f"{shown(value)} is not between {minimum} and {maximum}" if maximum is not None else f"{shown(value)} is below {minimum}"
             )
         return int(result)
 
@@ -115,10 +129,10 @@ def duration(value: Any) -> float:
     """`30s`, `5m`, `1h`, `250ms` or a number of seconds → seconds."""
     match = DURATION.match(text(value)) if not isinstance(value, bool) else None
     if not match:
-        raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 1h")
+        raise ValueError(f"{shown(value)} is not a duration such as 30s, 5m or 1h")
     seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
     if seconds <= 0:
-        raise ValueError(f"{value!r} must be longer than 0")
+        raise ValueError(f"{shown(value)} must be longer than 0")
     return seconds
 
 
@@ -131,6 +145,70 @@ def closest(name: str, candidates: Sequence[str]) -> str:
 # --- loading ---
 
 
+def parse_yaml(source: str) -> Any:
+    """yaml.safe_load, stricter where a config must be: a key given twice is an error (YAML 1.2
+    says so; PyYAML silently keeps the last one), and the document may not expand to more than
+    MAX_CONFIG_VALUES values through anchors and aliases. Raises yaml.YAMLError or ValueError."""
+    import yaml
+
+    data = yaml.load(source, Loader=_strict_loader())  # a SafeLoader: no arbitrary objects
+    count = expanded_size(data, MAX_CONFIG_VALUES)
+    if count > MAX_CONFIG_VALUES:
+        raise ValueError(
+            f"its anchors and aliases expand to more than {MAX_CONFIG_VALUES:,} values (a YAML bomb?); write the values out instead"
+        )
+    return data
+
+
+def expanded_size(value: Any, limit: int) -> int:
+    """How many values `value` holds once shared (aliased) lists and mappings are counted every time
+    they are used; stops counting past `limit`. Each distinct node is walked once."""
+    memo: dict[int, int] = {}
+
+    def size(item: Any) -> int:
+        if not isinstance(item, (dict, list)):
+            return 1
+        if id(item) not in memo:
+            children = list(item.items()) if isinstance(item, dict) else item
+            total = 1
+            for child in children:
+                total += size(child[1]) + 1 if isinstance(item, dict) else size(child)
+                if total > limit:
+                    break
+            memo[id(item)] = total
+        return memo[id(item)]
+
+    return size(value)
+
+
+_LOADER: Any = None
+
+
+def _strict_loader() -> Any:
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class StrictLoader(yaml.SafeLoader):
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                first: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    # `<<: *defaults` followed by an override is how merge keys are meant to be used.
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                        if key_node.value in first:
+                            raise yaml.constructor.ConstructorError(
+                                None,
+                                None,
+                                f"`{key_node.value}` is given twice (first at line {first[key_node.value].line + 1}); remove one of them",
+                                key_node.start_mark,
+                            )
+                        first[key_node.value] = key_node.start_mark
+                return super().construct_mapping(node, deep=deep)
+
+        _LOADER = StrictLoader
+    return _LOADER
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read `mlcicd.yaml` as a mapping of sections; a malformed file is a UsageError naming it."""
     import yaml
@@ -140,16 +218,26 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise UsageError("config file unreadable", f"{path}: {exc.strerror}. Pass an existing file as `config`.", file=str(path)) from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise UsageError("config file too large", f"{path} is {len(raw)} bytes; a config file is at most 1 MiB.", file=str(path))
+        raise UsageError(
+            "config file too large",
+            f"{path} is {len(raw)} bytes; a config file is at most 1 MiB. Keep data out of it (point to files instead).",
+            file=str(path),
+        )
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = parse_yaml(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise UsageError("config file is not UTF-8", f"{path}: save it as UTF-8.", file=str(path)) from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise UsageError("config file is not valid YAML", f"{path}{line}: {problem}.", file=str(path)) from None
+        raise UsageError("config file is not valid YAML", f"{path}{line}: {problem}. Fix the YAML.", file=str(path)) from None
+    except ValueError as exc:
+        raise UsageError("config file too large", f"{path}: {exc}.", file=str(path)) from None
+    except RecursionError:
+        raise UsageError(
+            "config file nested too deeply", f"{path}: lists or mappings nest too deeply to read; flatten them.", file=str(path)
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -168,7 +256,8 @@ def check_config(data: Mapping[str, Any], sections: Mapping[str, Sequence[Option
         if section not in sections:
             raise UsageError(
                 "unknown config section",
-                f"{path}: `{section}` is not a stage{closest(str(section), list(sections))}. Valid sections: {', '.join(sections)}.",
+                f"{path}: `{section}` is not a stage{closest(str(section), list(sections))}. Valid sections: {', '.join(sections)}; "
+                "rename or remove it.",
                 file=str(path),
             )
         if values is None:
@@ -256,3 +345,12 @@ class Stage:
     has_config_section: bool = True
     positional: str | None = None
     """An option that may also be given as the first positional argument (`mlcicd history churn`)."""
+
+
+def section_of(config: str, section: str) -> dict[str, Any]:
+    """Another stage's section of a config file, checked and with its paths resolved, for a stage that
+    falls back on it (train-gpu on validate-data's `reference`, monitor on canary-shift's `router`)."""
+    from mlcicd.stages import config_sections
+
+    path = Path(config)
+    return check_config(load_config_file(path), config_sections(), path).get(section, {})

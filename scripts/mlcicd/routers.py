@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlcicd.config import closest
+from mlcicd.config import closest, parse_yaml, shown
 
 ROUTER_TYPES = ("http", "haproxy")
 TOKEN_ENV = "MLCICD_ROUTER_TOKEN"
@@ -63,15 +63,16 @@ def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str,
         return {}  # not set: the stage says what is missing
     if isinstance(value, str):
         try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ValueError("not a YAML mapping; write it as `{type: …, address: …}`") from None
+            value = parse_yaml(value)
+        except (yaml.YAMLError, RecursionError) as exc:
+            problem = getattr(exc, "problem", None)
+            raise ValueError(f"not a YAML mapping{f' ({problem})' if problem else ''}; write it as `{{type: …, address: …}}`") from None
     if not isinstance(value, dict):
         raise ValueError("expected a mapping with `type` and `address`")
     spec = {str(k): v for k, v in value.items()}
     kind = str(spec.get("type", "")).strip().lower()
     if kind not in kinds:
-        raise ValueError(f"`{what}.type` is {spec.get('type')!r}; use one of: {', '.join(kinds)}")
+        raise ValueError(f"`{what}.type` is {shown(spec.get('type'))}; use one of: {', '.join(kinds)}")
     spec["type"] = kind
     for key in spec:
         if key not in kinds[kind]:
@@ -85,7 +86,7 @@ def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str,
         try:
             spec["timeout"] = float(spec["timeout"])
         except (TypeError, ValueError):
-            raise ValueError(f"`{what}.timeout` is {spec['timeout']!r}, not a number of seconds") from None
+            raise ValueError(f"`{what}.timeout` is {shown(spec['timeout'])}, not a number of seconds") from None
         if not 0 < spec["timeout"] <= 300:
             raise ValueError(f"`{what}.timeout` must be between 0 and 300 seconds")
     for key, item in spec.items():
