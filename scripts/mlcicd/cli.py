@@ -102,6 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             usage = mlflow_error(exc, "MLflow request failed")
             github.error(usage.message, title=f"{stage.name}: {usage.title}")
             return USAGE_ERROR
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:
+            # A full disk, a quota, a read-only mount, a file that vanished: the runner's state, not a bug.
+            github.error(
+                f"{exc.filename}: {exc.strerror}. Free space on that disk or make the path writable, then rerun.",
+                title=f"{stage.name}: cannot write {os.path.basename(str(exc.filename)) or exc.filename}",
+                file=str(exc.filename),
+            )
+            return USAGE_ERROR
         if os.environ.get("RUNNER_DEBUG") == "1" or os.environ.get("MLCICD_DEBUG"):
             traceback.print_exc()
         github.error(

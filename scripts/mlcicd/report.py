@@ -32,9 +32,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _not_a_file(target: Path) -> UsageError | None:
+    # os.replace would put the report in place of a device (/dev/null, /dev/full) when run as root.
+    if target.exists() and not target.is_file():
+        kind = "a directory" if target.is_dir() else "not a regular file"
+        return UsageError("report not writable", f"{target} is {kind}. Pass the path of a file as `report`.", file=str(target))
+    return None
+
+
 def write_json(path: str | Path, payload: dict[str, Any]) -> str:
     """Write the report atomically (a reader never sees half a file); returns the path written."""
     target = Path(path)
+    if problem := _not_a_file(target):
+        raise problem
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -51,14 +61,18 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> str:
 
 
 def check_report_path(path: str) -> None:
-    """Fail before touching a registry or a router when the report cannot be written."""
-    parent = Path(path).parent
+    """Fail before touching a registry or a router when the report cannot be written: a file is
+    created there and removed (os.access says yes to root on a read-only mount)."""
+    target = Path(path)
+    if problem := _not_a_file(target):
+        raise problem
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise UsageError("report not writable", f"{path}: {exc.strerror}. Pass a writable path as `report`.", file=path) from None
-    if not os.access(parent, os.W_OK):
-        raise UsageError("report not writable", f"{parent} is not writable. Pass a writable path as `report`.", file=path)
 
 
 def fmt(value: Any, digits: int = 3) -> str:

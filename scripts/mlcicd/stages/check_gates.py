@@ -25,7 +25,7 @@ from typing import Any
 from mlcicd import __version__, github, tracking
 from mlcicd.config import Option, Stage, boolean, choice, number, text
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
-from mlcicd.report import default_report_path, markdown_table, write_json
+from mlcicd.report import check_report_path, default_report_path, markdown_table, write_json
 
 NAME = "check-gates"
 SERVE_ROWS = 20
@@ -228,7 +228,8 @@ def load_test_data(values: dict[str, Any]) -> tuple[Any, Any, list[str]]:
     if values["target"] not in frame.columns:
         raise UsageError(
             "target not in test-data",
-            f"`{values['target']}` is not a column of {values['test-data']} (columns: {', '.join(map(str, frame.columns[:10]))}).",
+            f"`{values['target']}` is not a column of {values['test-data']} (columns: {', '.join(map(str, frame.columns[:10]))}). "
+            "Set `target` to the label column.",
         )
     y = frame.pop(values["target"]).to_numpy()
     text_columns = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
@@ -476,6 +477,7 @@ def run(values: dict[str, Any]) -> int:
         )
     if not values["test-data"]:
         raise UsageError("missing test-data", "`test-data` (labelled rows the model has not seen) is required.")
+    check_report_path(values["report"])  # before the verdict is tagged on the version
     x, y, columns = load_test_data(values)
     tracking.connect()
     client = MlflowClient()
