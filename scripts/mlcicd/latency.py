@@ -245,6 +245,12 @@ def _model_info(model_uri: str) -> Any:
             "Check the URI (e.g. `models:/m-…`, `models:/<name>/<version>`, `models:/<name>@<alias>`, `runs:/<id>/model`) "
             "and that MLFLOW_TRACKING_URI points at the store that holds it.",
         ) from None
+    except Exception as exc:  # noqa: BLE001 - yaml, KeyError, TypeError: an MLmodel file that is not MLflow's
+        raise UsageError(
+            "model metadata unreadable",
+            f"{model_uri}: its MLmodel file does not parse ({_first_line(exc)}). The artifact is damaged or was not written "
+            "by MLflow: log the model again.",
+        ) from None
 
 
 def _not_loadable(model_uri: str, exc: BaseException) -> UsageError:

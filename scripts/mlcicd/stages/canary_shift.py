@@ -148,6 +148,11 @@ def make_plan(values: dict[str, Any]) -> list[Weights]:
         warm_up = steps[0] if steps else (step_weight or DEFAULT_STEPS[0])
         if len(steps) > 1:
             raise UsageError("option not used by blue-green", "blue-green takes one warm-up share, e.g. `steps: 5`, then switches to 100.")
+        if warm_up >= 100:
+            # A warm-up of 100 % would be the switch itself, with nothing judged before it.
+            raise UsageError(
+                "blue-green warm-up of 100 %", "the warm-up share comes before the switch to 100: give one below 100, e.g. `steps: 5`."
+            )
         return [Weights(warm_up), Weights(100)]
     if strategy == "linear" or step_weight:
         if steps:
@@ -240,6 +245,20 @@ class Registry:
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "10"
 
+    def recorded(self) -> dict[str, str] | None:
+        """The canary state a previous run left on the version (state, weight, updated), if any."""
+        if self.client is None:
+            return None
+        from mlcicd import tracking
+
+        try:
+            tags = dict(self.client.get_model_version(self.name, self.version).tags or {})
+        except Exception:  # noqa: BLE001 - a record to show, never a reason to fail a restore
+            return None
+        keys = {"state": tracking.TAG_CANARY_STATE, "weight": tracking.TAG_CANARY_WEIGHT, "updated": tracking.TAG_CANARY_UPDATED}
+        found = {name: tags[key] for name, key in keys.items() if key in tags}
+        return found or None
+
     def record(self, state: str, weight: float | None) -> None:
         if self.client is None:
             return
@@ -304,6 +323,8 @@ class Rollout:
         self.changed = False
         self.result = ""
         self.message = ""
+        self.recorded: dict[str, str] | None = None
+        """What a previous run recorded on the model version (mode restore)."""
 
     # -- traffic --
 
@@ -440,7 +461,7 @@ def _router(values: dict[str, Any]) -> Router:
     try:
         return make_router(values["router"])
     except ValueError as exc:
-        raise UsageError("invalid value for router", f"{exc}.") from None
+        raise UsageError("invalid value for router", f"{exc}. Example: `{ROUTER_EXAMPLE}`.") from None
 
 
 def _preflight(router: Router, source: Any, values: dict[str, Any]) -> tuple[Weights, dict[str, Figures]]:
@@ -535,9 +556,13 @@ def restore_stable(values: dict[str, Any], router: Router) -> int:
         detail = exc.message if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
         github.warning(f"{detail} The canary state was not recorded.", title=f"{NAME}: registry unavailable")
         registry.client = None
+    rollout.recorded = registry.recorded()
     if restored:
         rollout.result = "rolled-back"
         rollout.message = f"restored: {router.describe()} had {before.describe()}, now canary 0 % (verified)."
+        if rollout.recorded:
+            last = rollout.recorded
+            rollout.message += f" The previous run had recorded `{last.get('state', '?')}` at canary {last.get('weight', '?')} % ({last.get('updated', '?')})."
         registry.record("rolled-back", 0)
     else:
         registry.record("failed", None)
@@ -567,6 +592,7 @@ def finish(rollout: Rollout, values: dict[str, Any], before: Weights, preflight:
         },
         "metrics": {"type": values["metrics"].get("type"), "queries": values["metrics"].get("queries")} if values["metrics"] else None,
         "model": {"name": values["model-name"], "version": values["version"]} if values["model-name"] else None,
+        "recorded_state": rollout.recorded,
         "preflight": {name: f.as_dict() for name, f in preflight.items()},
         "steps": [s.as_dict() for s in rollout.steps],
     }

@@ -167,15 +167,19 @@ def parse_source(model_uri: str, version: str) -> Source:
             f"`{uri}` names `{m.group(2)}`, a stage or `latest`; stages are deprecated in MLflow. Use a version number "
             f"(models:/{m.group(1)}/3) or an alias (models:/{m.group(1)}@staging).",
         )
-    raise UsageError("malformed model-uri", f"`{uri}` is not one of: {forms}.")
+    raise UsageError("malformed model-uri", f"`{uri}` is not one of: {forms}. Pass `model-uri` in one of these forms.")
 
 
 def check_alias(alias: str, mode: str) -> str:
     alias = alias.strip() or (PRODUCTION if mode == "rollback" else "staging")
     if not ALIAS_CHARS.fullmatch(alias):
-        raise UsageError("invalid alias", f"`{alias}`: an alias has only letters, digits, `_` and `-` (at most 255).")
+        raise UsageError(
+            "invalid alias", f"`{alias}`: an alias has only letters, digits, `_` and `-` (at most 255). Choose another `alias`."
+        )
     if RESERVED_ALIASES.fullmatch(alias):
-        raise UsageError("invalid alias", f"`{alias}` is reserved by MLflow (`latest` and `v<number>` are version references).")
+        raise UsageError(
+            "invalid alias", f"`{alias}` is reserved by MLflow (`latest` and `v<number>` are version references). Choose another `alias`."
+        )
     if alias == PREVIOUS:
         raise UsageError(
             "alias managed by promote",
@@ -388,7 +392,7 @@ def get_version(client: Any, name: str, version: str) -> Any:
             raise
     raise UsageError(
         "unknown version",
-        f"`{name}` has no version {version}. Versions (newest first): {_listing(_versions(client, name), 'none')}.",
+        f"`{name}` has no version {version}. Versions (newest first): {_listing(_versions(client, name), 'none')}. Pass one of them as `version`.",
     )
 
 
@@ -402,7 +406,7 @@ def get_by_alias(client: Any, name: str, alias: str) -> Any:
             raise
     aliases = get_model(client, name).aliases
     shown = ", ".join(f"{a} → {v}" for a, v in sorted(aliases.items())) or "none"
-    raise UsageError("unknown alias", f"`{name}` has no alias `{alias}`. Aliases: {shown}.")
+    raise UsageError("unknown alias", f"`{name}` has no alias `{alias}`. Aliases: {shown}. Use one of them, or a version number.")
 
 
 @dataclass(frozen=True)
