@@ -40,6 +40,7 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions $(ACTIONS)
 	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 	$(BIN)/zizmor --offline --config .github/zizmor.yml $(ACTIONS) $(WORKFLOWS) .github/dependabot.yml
+	$(BIN)/zizmor --offline --persona pedantic --config .github/zizmor.yml $(ACTIONS) $(WORKFLOWS) .github/dependabot.yml
 
 test: lint system-deps
 	@$(BIN)/python -m pytest; rc=$$?; \

@@ -75,13 +75,30 @@ def test_workflow_jobs_have_timeouts_and_permissions(path: Path):
     doc = yaml.safe_load(path.read_text())
     assert "permissions" in doc, f"{path}: no top-level permissions"
     for name, job in doc["jobs"].items():
+        # A job that calls a reusable workflow cannot set timeout-minutes: the called jobs do.
         assert "timeout-minutes" in job or "uses" in job, f"{path}: job {name} has no timeout-minutes"
-    for step in steps_of(doc):
-        uses = step.get("uses", "")
-        if uses and not uses.startswith("./"):
-            # Our own actions ride the same moving major tag as the reusable workflow that calls them.
-            own = re.fullmatch(r"org/ml-cicd(/actions/[\w-]+)?@v\d+", uses)
-            assert own or re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), f"{path}: {uses} is not pinned by SHA"
+
+
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>[^\s#]+)\s*(?:#\s*(?P<comment>.*))?$")
+
+
+@pytest.mark.parametrize("path", ACTIONS + WORKFLOWS, ids=ids(ACTIONS + WORKFLOWS))
+def test_third_party_actions_are_pinned_by_sha_with_a_version_comment(path: Path):
+    # A tag can be moved to other code; a SHA cannot. The comment says which release the SHA is,
+    # so a reviewer (and Dependabot) can tell an upgrade from a swap.
+    doc = yaml.safe_load(path.read_text())
+    found = [m for line in path.read_text().splitlines() if (m := USES.match(line))]
+    in_yaml = [s for s in steps_of(doc) if "uses" in s] + [j for j in (doc.get("jobs") or {}).values() if "uses" in j]
+    assert len(found) == len(in_yaml), f"{path}: a `uses:` that this test cannot read line by line"
+    for match in found:
+        ref, comment = match["ref"], match["comment"] or ""
+        if ref.startswith("./"):
+            continue
+        # Our own actions and workflows ride the same moving major tag as the reusable workflow that calls them.
+        if re.fullmatch(r"org/ml-cicd(/actions/[\w-]+|/\.github/workflows/[\w-]+\.yml)?@v\d+", ref):
+            continue
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), f"{path}: {ref} is not pinned by a full commit SHA"
+        assert re.fullmatch(r"v\d+(\.\d+){0,2}\b.*", comment), f"{path}: {ref} has no `# vX.Y.Z` comment naming its release"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
@@ -96,3 +113,37 @@ def test_permissions_are_explicit_per_job_and_secrets_are_passed_by_name(path: P
         # Every secret a reusable workflow reads is declared, so callers see what it needs.
         used = set(re.findall(r"secrets\.([A-Z0-9_]+)", path.read_text()))
         assert used <= set(call.get("secrets") or {}), f"{path}: secrets used but not declared: {used - set(call.get('secrets') or {})}"
+
+
+def reusable(path: Path) -> dict | None:
+    doc = yaml.safe_load(path.read_text())
+    on = doc.get(True) or doc.get("on")
+    return doc if isinstance(on, dict) and "workflow_call" in on else None
+
+
+STATEFUL_ACTIONS = {"promote": "mlcicd-promote-", "canary-shift": "mlcicd-deploy-", "monitor": "mlcicd-deploy-"}
+"""Actions that move registry aliases or traffic, and the concurrency group prefix their jobs share."""
+
+
+@pytest.mark.parametrize("path", [p for p in WORKFLOWS if reusable(p)], ids=ids([p for p in WORKFLOWS if reusable(p)]))
+def test_jobs_that_move_aliases_or_traffic_never_overlap_for_one_model(path: Path):
+    """Two runs for the same model queue instead of overlapping (and are never cancelled half way):
+    train.yml's and deploy.yml's promote jobs share one group per model, so a training run cannot
+    move @staging/@production while a deploy moves @production; deploy's canary and monitor's
+    rollback share another, so traffic has one driver at a time."""
+    doc = reusable(path)
+    checked = 0
+    for name, job in doc["jobs"].items():
+        used = {
+            m.group(1) for step in job.get("steps", []) if (m := re.fullmatch(r"org/ml-cicd/actions/([\w-]+)@v\d+", step.get("uses", "")))
+        }
+        for action in used & set(STATEFUL_ACTIONS):
+            concurrency = job.get("concurrency") or {}
+            group = str(concurrency.get("group", ""))
+            assert group.startswith(STATEFUL_ACTIONS[action] + "${{ github.repository }}-${{ inputs.model-name"), (
+                f"{path}: job {name} runs {action} outside the `{STATEFUL_ACTIONS[action]}<repository>-<model>` concurrency group: {group!r}"
+            )
+            assert concurrency.get("cancel-in-progress") is False, f"{path}: job {name} may be cancelled half way by a newer run"
+            checked += 1
+    if path.name in ("train.yml", "deploy.yml"):
+        assert checked, f"{path}: no promote or canary-shift job found"
