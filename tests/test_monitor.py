@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcicd.stages.monitor import degraded, wants_retrain
+from mlcicd.stages.monitor import TAG_RETRAIN, degraded, recent_dispatch, wants_retrain
 
 from canary_rig import haproxy, model_servers, prometheus
 from conftest import ROOT, assert_one_clear_error, load_example_generator
@@ -39,6 +39,21 @@ def test_what_dispatches_a_retrain():
     assert wants_retrain("drift", True, False) and not wants_retrain("drift", False, True)
     assert not wants_retrain("degradation", True, False) and wants_retrain("degradation", False, True)
     assert not wants_retrain("any", False, False)
+
+
+def test_retrain_cooldown_reads_the_dispatch_tag():
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    def version(stamp: str) -> SimpleNamespace:
+        return SimpleNamespace(tags={TAG_RETRAIN: stamp})
+
+    hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    assert recent_dispatch(version(hour_ago.isoformat()), 86400) == hour_ago.isoformat()
+    assert recent_dispatch(version(hour_ago.isoformat()), 1800) == ""  # the cooldown is over
+    naive = hour_ago.replace(tzinfo=None).isoformat()  # set by hand, without an offset: read as UTC
+    assert recent_dispatch(version(naive), 86400) == naive
+    assert recent_dispatch(version("yesterday"), 86400) == "" and recent_dispatch(SimpleNamespace(tags={}), 86400) == ""
 
 
 # --- the rig ------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ QUALITY_KEYS = {
     "http": {"type", "address", "field", "timeout"},
 }
 QUALITY_EXAMPLE = "{type: prometheus, address: http://prometheus:9090, query: 'avg_over_time(model_f1[1d])'}"
-DRIFT_OPTIONS = ("target", "drift-threshold", "min-wasserstein", "min-psi", "min-share-change", "delimiter", "encoding")
+DRIFT_OPTIONS = ("drift-threshold", "min-wasserstein", "min-psi", "min-share-change", "delimiter", "encoding")
 
 
 def quality_spec(value: Any) -> dict[str, Any]:
@@ -86,6 +86,13 @@ OPTIONS = (
         "reference profile; empty = the one stored with the version (`mlcicd/reference-profile.json` in its run)",
         "reference.json",
         is_path=True,
+    ),
+    Option(
+        "target",
+        text,
+        "",
+        "label column: compared when the recent inputs carry it, ignored when they do not (unset, a missing label is drift)",
+        "churned",
     ),
     *_drift_options(),
     Option(
@@ -350,6 +357,8 @@ def recent_dispatch(version: Any, cooldown_s: float) -> str:
         at = datetime.fromisoformat(stamp)
     except ValueError:
         return ""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)  # a hand-set tag without an offset: read as UTC, like ours
     return stamp if (datetime.now(timezone.utc) - at).total_seconds() < cooldown_s else ""
 
 
