@@ -104,3 +104,17 @@ def test_setup_installs_into_the_tool_cache_once(tmp_path):
     assert_shim_only(path)
     again, outputs2, _ = run_setup(env, tmp_path)
     assert again.returncode == 0 and outputs2["cache-hit"] == "true" and outputs2["python"] == str(python)
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("actions/*/action.yml")), ids=lambda p: p.parent.name)
+def test_action_metadata_has_no_expressions_outside_runs(path: Path):
+    """`${{ }}` in a description or default is refused by the runner when it loads the action
+    ("expressions are not allowed here"), so the job fails before its first step."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_text())
+    for section in ("inputs", "outputs"):
+        for name, spec in (doc.get(section) or {}).items():
+            for key, value in spec.items():
+                if key != "value":  # an output's value is where the expression belongs
+                    assert "${{" not in str(value), f"{path}: {section}.{name}.{key} holds an expression"
