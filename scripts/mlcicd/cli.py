@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -59,6 +60,9 @@ def _is_tracking_error(exc: Exception) -> bool:
     return bool(types) and isinstance(exc, types)
 
 
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -102,12 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             usage = mlflow_error(exc, "MLflow request failed")
             github.error(usage.message, title=f"{stage.name}: {usage.title}")
             return USAGE_ERROR
-        if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        if isinstance(exc, OSError) and exc.strerror and (exc.filename or exc.errno in DISK_ERRORS):
             # A full disk, a quota, a read-only mount, a file that vanished: the runner's state, not a bug.
+            where = f"{exc.filename}: " if exc.filename else "writing a report, $GITHUB_OUTPUT or $GITHUB_STEP_SUMMARY: "
             github.error(
-                f"{exc.filename}: {exc.strerror}. Free space on that disk or make the path writable, then rerun.",
-                title=f"{stage.name}: cannot write {os.path.basename(str(exc.filename)) or exc.filename}",
-                file=str(exc.filename),
+                f"{where}{exc.strerror}. Free space on that disk or make the path writable, then rerun.",
+                title=f"{stage.name}: cannot write {os.path.basename(str(exc.filename or '')) or 'a file'}",
+                file=str(exc.filename) if exc.filename else None,
             )
             return USAGE_ERROR
         if os.environ.get("RUNNER_DEBUG") == "1" or os.environ.get("MLCICD_DEBUG"):
