@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import io
+import json
 import logging
 import os
 import re
@@ -593,3 +594,92 @@ def test_bad_input(case: Case, world: World, tmp_path: Path):
     assert FIX.search(error.partition("::")[2].partition("::")[2]), f"the message says what failed but not what to do: {error}"
     assert "Traceback" not in result.log, result.log
     assert world.state() == before, "the registry or the router changed"
+
+
+# --- a planted secret ------------------------------------------------------------------------------
+
+SECRETS = {
+    "MLFLOW_TRACKING_TOKEN": "planted-token-7f3a91",
+    "MLFLOW_TRACKING_PASSWORD": "planted-password-91c2e",
+    "MLCICD_ROUTER_TOKEN": "planted-router-55e1b",
+    "MLCICD_METRICS_TOKEN": "planted-metrics-0b9d4",
+}
+TRACKING_SECRETS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")
+
+
+def assert_masked_first(result: Result, names: tuple[str, ...]) -> None:
+    """Each secret is masked before any other line shows it (the runner hides it from then on)."""
+    lines = result.stdout.splitlines()
+    for name in names:
+        secret = SECRETS[name]
+        mask = lines.index(f"::add-mask::{secret}") if f"::add-mask::{secret}" in lines else None
+        assert mask is not None, f"{name} was never masked:\n{result.stdout[-2000:]}"
+        shown = [i for i, line in enumerate(lines) if secret in line and not line.startswith("::add-mask::")]
+        assert all(i > mask for i in shown), f"{name} printed before it was masked"
+    for secret in SECRETS.values():
+        assert secret not in result.stderr and secret not in result.summary and secret not in json.dumps(result.outputs)
+
+
+def test_planted_secrets_are_masked_first_and_stored_nowhere(mlflow_server, tmp_path):
+    """Tokens and passwords in the environment: masked before anything prints them, and never in a
+    report, a step summary, an output, or MLflow (run params, tags, artifacts; model and version tags)."""
+    from mlflow import MlflowClient
+
+    from canary_rig import ModelServer, http_router
+
+    shutil.copy(CORPUS.parent / "fixtures" / "train_tiny.py", tmp_path / "train_tiny.py")
+    (tmp_path / "params.yaml").write_text("lr: 0.05\nepochs: 20\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "MLFLOW_"))}
+    env = {**base, **SECRETS, "MLFLOW_TRACKING_URI": mlflow_server, "MLFLOW_TRACKING_USERNAME": "ci", "MLCICD_HOME": str(tmp_path / "home")}
+
+    def stage(*args: str) -> Result:
+        work = tmp_path / f"step-{len(list(tmp_path.glob('step-*')))}"
+        work.mkdir()
+        out, summary = work / "output", work / "summary"
+        out.touch()
+        summary.touch()
+        step_env = {**env, "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(summary)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlcicd", *args], env=step_env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr, parse_outputs(out.read_text()), summary.read_text())
+
+    # A careless training script prints its token: after the mask, where the runner hides it.
+    careless = (
+        f"{sys.executable} -c \"import os, runpy, sys; print('using token', os.environ['MLFLOW_TRACKING_TOKEN'], flush=True); "
+        "sys.argv = ['train_tiny.py', 'handoff']; runpy.run_path('train_tiny.py', run_name='__main__')\""
+    )
+    model = f"secret-{os.getpid()}"
+    reports = tmp_path / "reports"
+    trained = stage(
+        "train-gpu", "--command", careless, "--model-name", model, "--require-gpu", "false", "--params", "params.yaml",
+        "--report", str(reports / "train.json"),
+    )  # fmt: skip
+    assert trained.rc == 0, trained.log
+    assert f"using token {SECRETS['MLFLOW_TRACKING_TOKEN']}" in trained.stdout  # the script really printed it
+    assert_masked_first(trained, TRACKING_SECRETS)
+    promoted = stage(
+        "promote", "--model-uri", trained.outputs["model-uri"], "--model-name", model, "--report", str(reports / "promote.json")
+    )
+    assert promoted.rc == 0, promoted.log
+    assert_masked_first(promoted, TRACKING_SECRETS)
+    # Restoring stable only talks to the router: its two backends need an address, not a process.
+    backends = [ModelServer(variant, free_port(), None) for variant in ("stable", "canary")]
+    with http_router(tmp_path, *backends, token=SECRETS["MLCICD_ROUTER_TOKEN"]) as router:
+        restored = stage(
+            "canary-shift", "--mode", "restore", "--router", f"{{type: http, address: '{router.url}', route: model}}",
+            "--model-name", model, "--version", promoted.outputs["version"], "--report", str(reports / "canary.json"),
+        )  # fmt: skip
+    assert restored.rc == 0, restored.log
+    assert_masked_first(restored, ("MLCICD_ROUTER_TOKEN", "MLCICD_METRICS_TOKEN", *TRACKING_SECRETS))
+
+    for report in reports.iterdir():
+        assert not any(secret in report.read_text() for secret in SECRETS.values()), report
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    run = client.get_run(trained.outputs["run-id"])
+    stored = [json.dumps(run.data.params), json.dumps(run.data.tags), json.dumps(list(run.data.metrics))]
+    artifacts = Path(client.download_artifacts(run.info.run_id, "mlcicd", str(tmp_path / "artifacts")))
+    stored += [f.read_text(errors="replace") for f in artifacts.rglob("*") if f.is_file()]
+    registered = client.get_registered_model(model)
+    stored += [json.dumps(registered.tags), json.dumps([dict(v.tags) for v in client.search_model_versions(f"name = '{model}'")])]
+    assert len(stored) > 5 and not [text for text in stored for secret in SECRETS.values() if secret in text]
