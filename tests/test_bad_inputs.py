@@ -187,9 +187,6 @@ CASES = [
         "--require-gpu",
         "false",
         needles=("no-such-trainer", "PATH"),
-        xfail="needs fix in scripts/mlcicd/stages/train_gpu.py: a command that is not on PATH is found out only after the MLflow "
-        "run was created (a FAILED run is left behind); check shutil.which(argv[0]) (relative to working-directory) in run() "
-        "before tracking.connect()",
     ),  # fmt: skip
     case(
         "train-negative-timeout",
@@ -224,9 +221,6 @@ CASES = [
         "--require-gpu",
         "false",
         needles=("malformed.yaml", "line"),
-        xfail="needs fix in scripts/mlcicd/stages/train_gpu.py: read_params puts PyYAML's whole multi-line error (with a caret "
-        "drawing) into the message and no fix; use its problem and line (as config.load_config_file does) and end with "
-        "'Fix the YAML (or JSON) of `params`.'",
     ),  # fmt: skip
     # --- model URIs ---
     case("gates-model-uri-missing", *GATES, needles=("model-uri",)),

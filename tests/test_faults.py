@@ -165,12 +165,6 @@ def test_tracking_server_killed_mid_promotion_leaves_production_where_it_was(pro
     assert history == crash["before"][1] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs fix in scripts/mlcicd/tracking.py: registry_lock leaves its lease tag (mlcicd.lock, 300 s) on the model when the "
-    "server dies before the release, so a rerun waits up to 5 minutes; put host and pid in the lease and let a waiter on the same "
-    "host take over a lease whose pid is gone (os.kill(pid, 0) raises ProcessLookupError), and use a shorter lease renewed while held",
-)
 def test_a_rerun_after_the_server_is_back_completes_the_promotion(promotion_crash):
     crash = promotion_crash
     env = stage_env(MLFLOW_TRACKING_URI=crash["uri"], MLCICD_HOME=str(crash["root"] / "home"))
@@ -312,12 +306,6 @@ def test_oom_killed_training_fails_the_run_and_registers_nothing(oom_killed):
     assert json.loads((work / "train.json").read_text())["failed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs fix in scripts/mlcicd/stages/train_gpu.py: a negative exit code is shown as 'exited with -9'; say 'was killed by "
-    "signal 9 (SIGKILL), which is what the kernel's OOM killer sends: check the runner's memory (dmesg) or lower the batch size' "
-    "(signal.Signals(-code).name for any signal)",
-)
 def test_oom_killed_training_says_it_was_killed(oom_killed):
     result, _, _ = oom_killed
     assert "SIGKILL" in result.errors[0] and "memory" in result.errors[0], result.errors
@@ -376,11 +364,6 @@ def test_full_disk_for_the_step_summary_is_exit_2(small_data, tmp_path):
     assert_one_clear_error(result, "No space left on device")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs fix in scripts/mlcicd/github.py: write_summary and set_outputs let the OSError of a failed write escape without "
-    "the file name; catch OSError there and re-raise it as OSError(exc.errno, exc.strerror, path) so the CLI names the file",
-)
 def test_full_disk_for_the_step_summary_names_the_file(small_data, tmp_path):
     data, schema = small_data
     result = run_stage(

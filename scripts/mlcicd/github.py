@@ -62,20 +62,29 @@ def set_outputs(outputs: dict[str, str]) -> None:
     path = os.environ.get("GITHUB_OUTPUT")
     if not path:
         return
-    with open(path, "a", encoding="utf-8") as fh:
-        for name, value in outputs.items():
-            if "\n" in value or "\r" in value:
-                delimiter = f"ghadelimiter_{uuid.uuid4()}"
-                fh.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
-            else:
-                fh.write(f"{name}={value}\n")
+    lines = []
+    for name, value in outputs.items():
+        if "\n" in value or "\r" in value:
+            delimiter = f"ghadelimiter_{uuid.uuid4()}"
+            lines.append(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        else:
+            lines.append(f"{name}={value}\n")
+    _append(path, "".join(lines))
 
 
 def write_summary(markdown: str) -> None:
     """Append markdown to the job's step summary, or print it when not running in Actions."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(markdown.rstrip("\n") + "\n\n")
+        _append(path, markdown.rstrip("\n") + "\n\n")
     else:
         print(markdown, flush=True)
+
+
+def _append(path: str, text: str) -> None:
+    # The runner's files live on the runner's disk: a full disk or quota must name the file, not end as a bug.
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None

@@ -8,7 +8,9 @@ import fcntl
 import getpass
 import json
 import os
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -168,13 +170,42 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+LEASE_SECONDS = 60.0
+"""A tracking-server lease lives this long unless renewed: a holder on a machine that vanished
+blocks others for a minute, not for the whole wait."""
+
+
+def _this_host() -> str:
+    boot = Path("/proc/sys/kernel/random/boot_id")
+    boot_id = boot.read_text().strip()[:8] if boot.is_file() else ""
+    return f"{socket.gethostname()}/{boot_id}"
+
+
+def lease_abandoned(holder: dict[str, Any] | None, now: float) -> bool:
+    """Free to take: no lease, an expired one, or one whose holder process on this very machine is gone
+    (a promote killed with its server: the rerun must not wait for the lease to run out)."""
+    if holder is None or holder.get("expires", 0) < now:
+        return True
+    pid = holder.get("pid")
+    if holder.get("host") != _this_host() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
 @contextlib.contextmanager
 def registry_lock(model_name: str, timeout: float = 300.0) -> Iterator[None]:
     """Serialise registry changes of one model.
 
     Embedded store: an flock next to the database (exact). Tracking server: MLflow has no
     compare-and-set, so a lease tag on the registered model is written, then read back after a
-    pause; whoever's token survives owns the lease (stale leases expire). Workflows also use a
+    pause; whoever's token survives owns the lease. The lease is short and renewed while held, and
+    names its host and pid, so a dead holder does not block a rerun. Workflows also use a
     `concurrency:` group per model; this is the second line of defence.
     """
     if is_embedded():
@@ -185,12 +216,16 @@ def registry_lock(model_name: str, timeout: float = 300.0) -> Iterator[None]:
 
     client = MlflowClient()
     token = uuid.uuid4().hex
+
+    def lease() -> str:
+        return json.dumps({"token": token, "expires": time.time() + LEASE_SECONDS, "host": _this_host(), "pid": os.getpid()})
+
     deadline = time.monotonic() + timeout
     while True:
         current = client.get_registered_model(model_name).tags.get(TAG_LOCK)
         holder = json.loads(current) if current else None
-        if holder is None or holder.get("expires", 0) < time.time():
-            client.set_registered_model_tag(model_name, TAG_LOCK, json.dumps({"token": token, "expires": time.time() + timeout}))
+        if lease_abandoned(holder, time.time()):
+            client.set_registered_model_tag(model_name, TAG_LOCK, lease())
             time.sleep(1.0)
             now = client.get_registered_model(model_name).tags.get(TAG_LOCK)
             if now and json.loads(now).get("token") == token:
@@ -200,9 +235,20 @@ def registry_lock(model_name: str, timeout: float = 300.0) -> Iterator[None]:
                 "registry busy", f"another job holds the lock on `{model_name}` for more than {timeout:.0f}s; rerun when it has finished."
             )
         time.sleep(2.0)
+    released = threading.Event()
+
+    def renew() -> None:
+        while not released.wait(LEASE_SECONDS / 3):
+            with contextlib.suppress(Exception):  # a server that is down: the holder's own calls fail loudly
+                client.set_registered_model_tag(model_name, TAG_LOCK, lease())
+
+    renewer = threading.Thread(target=renew, daemon=True)
+    renewer.start()
     try:
         yield
     finally:
+        released.set()
+        renewer.join(5)
         with contextlib.suppress(Exception):
             client.delete_registered_model_tag(model_name, TAG_LOCK)
 

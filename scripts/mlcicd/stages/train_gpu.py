@@ -32,7 +32,7 @@ from typing import Any
 from mlcicd import __version__, github, tracking
 from mlcicd.config import Option, Stage, boolean, number, text
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
-from mlcicd.report import default_report_path, markdown_table, write_json
+from mlcicd.report import check_report_path, default_report_path, markdown_table, write_json
 
 NAME = "train-gpu"
 TAIL_LINES = 50
@@ -241,6 +241,30 @@ def launch_argv(command: str, procs: int) -> list[str]:
         # torchrun as a module of the user's own interpreter, so it has their torch
         return [argv[0], "-m", "torch.distributed.run", *run, *argv[1:]]
     return ["torchrun", *run, "--no-python", *argv]
+
+
+def check_command(program: str, workdir: Path) -> None:
+    """A command that cannot start is found before the MLflow run exists (no FAILED run left behind)."""
+    if os.sep in program:
+        if not (workdir / program).is_file():
+            raise UsageError("command not found", f"`{program}` does not exist in {workdir}. Fix `command` or `working-directory`.")
+        return
+    if shutil.which(program) is None:
+        raise UsageError("command not found", f"`{program}` is not on PATH of this runner. Fix `command` or install it.")
+
+
+def exit_reason(code: int) -> str:
+    """How the command ended, in words: a signal is named, and SIGKILL's usual sender too."""
+    if code >= 0:
+        return f"exited with {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"was killed by signal {-code}"
+    said = f"was killed by signal {-code} ({name})"
+    if name == "SIGKILL":
+        said += ", which is what the kernel's OOM killer sends: check the runner's memory (`dmesg`) or lower the batch size"
+    return said
 
 
 def child_map() -> dict[int, list[int]]:
@@ -504,8 +528,13 @@ def read_params(path: str) -> dict[str, str]:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError("params file not found", f"{path} does not exist. Fix `params`.", file=path) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError("params file unreadable", f"{path}: {exc}. It must be YAML or JSON.", file=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError("params file unreadable", f"{path}{where}: {problem}. Fix the YAML (or JSON) of `params`.", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError("params file unreadable", f"{path}: {exc}. It must be a UTF-8 YAML or JSON file.", file=path) from None
     return flatten(data) if isinstance(data, dict) else {}
 
 
@@ -593,6 +622,8 @@ def run(values: dict[str, Any]) -> int:
     device = device_label(gpus)
     procs = (gpus["count"] or 1) if values["nproc-per-node"] == "auto" else int(values["nproc-per-node"])
     argv = launch_argv(values["command"], procs)
+    check_command(argv[0], workdir)
+    check_report_path(values["report"])  # before a run exists and hours of training are spent
     fp, fp_files = fingerprint(values, workdir)
 
     uri = tracking.connect()
@@ -701,7 +732,7 @@ def train_in_run(job: Job, client: Any, outputs: dict[str, str]) -> int:
                 if training.timed_out
                 else "cancelled; the process tree was killed"
                 if training.cancelled
-                else f"exited with {code}"
+                else exit_reason(code)
             )
             client.set_terminated(run_id, "KILLED" if training.cancelled else "FAILED")
             finish(
