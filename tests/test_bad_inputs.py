@@ -85,8 +85,6 @@ CASES = [
         "--data",
         "$corpus/data/garbage.parquet",
         needles=("garbage.parquet",),
-        xfail="needs fix in scripts/mlcicd/data.py: _arrow_error's 'unreadable data' message says what pyarrow said but not "
-        "what to do; append e.g. ' Check that it is a complete Parquet file (re-export it)'",
     ),  # fmt: skip
     case("data-missing-file", *VD, "--data", "$work/nope.csv", needles=("nope.csv",)),
     case(
@@ -97,9 +95,6 @@ CASES = [
         needles=("columns",),
         make="wide_csv",
         memory_limit=True,
-        xfail="needs fix in scripts/mlcicd/data.py: _csv_batches hands a 1e6-column header to pyarrow, which takes >18 GB and "
-        "minutes; read the first line (bounded) first and raise UsageError('too many columns', '<path> has N columns; at most "
-        "MAX_COLUMNS (e.g. 10,000) are read. Select the columns the schema describes.') before open_csv",
     ),  # fmt: skip
     case(
         "gates-test-data-mixed-types",
@@ -120,8 +115,6 @@ CASES = [
         "--schema",
         "$corpus/schemas/unknown_check.yaml",
         needles=("unknown_check.yaml", "is_plausible_age"),
-        xfail="needs fix in scripts/mlcicd/stages/validate_data.py: the 'unknown check in schema' message names the check but "
-        "not the fix; append e.g. ' Use a pandera check name (in_range, isin, greater_than, …) or remove it.'",
     ),  # fmt: skip
     case(
         "schema-pandera-version-mismatch",
@@ -131,9 +124,6 @@ CASES = [
         "--schema",
         "$corpus/schemas/future_pandera.yaml",
         needles=("future_pandera.yaml", "installed"),
-        xfail="needs fix in scripts/mlcicd/stages/validate_data.py: a schema written for another pandera version fails with "
-        "KeyError 'check_name' shown as the message; say which pandera version is installed and that the schema must be "
-        "regenerated with it (DataFrameSchema.to_yaml())",
     ),  # fmt: skip
     case(
         "schema-not-a-mapping", *VD, "--data", "$ok_csv", "--schema", "$corpus/schemas/not_a_mapping.yaml", needles=("not_a_mapping.yaml",)

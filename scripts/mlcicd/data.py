@@ -114,7 +114,8 @@ def _arrow_error(path: Path, exc: Exception, columns: list[str] | None = None) -
             "(a column with text in it must be `str`).",
             file=str(path),
         )
-    return UsageError("unreadable data", f"{path}: {message}.", file=str(path))
+    kind = {".parquet": "Parquet", ".pq": "Parquet", ".jsonl": "JSON Lines", ".ndjson": "JSON Lines"}.get(path.suffix.lower(), "CSV")
+    return UsageError("unreadable data", f"{path}: {message}. Check that it is a complete {kind} file (re-export it).", file=str(path))
 
 
 def _check_header(path: Path, schema: pa.Schema, delimiter: str) -> None:
@@ -146,12 +147,36 @@ def _check_header(path: Path, schema: pa.Schema, delimiter: str) -> None:
         seen.add(name)
 
 
+MAX_COLUMNS = 10_000
+"""pyarrow holds per-column state for every column of a block: a 1e6-column header takes >18 GB."""
+
+
+def _check_width(path: Path, delimiter: str) -> None:
+    """Count the header's columns on a bounded read, before pyarrow sizes its buffers by them."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(MAX_COLUMNS * 64)
+    except OSError:
+        return  # open_csv reports it, with its own message
+    line = head.split(b"\n", 1)[0]
+    columns = line.count(delimiter.encode()) + 1
+    if columns > MAX_COLUMNS or (b"\n" not in head and len(head) == MAX_COLUMNS * 64):
+        shown = f"{columns:,}" if b"\n" in head else f"more than {columns:,}"
+        raise UsageError(
+            "too many columns",
+            f"{path} has {shown} columns; at most {MAX_COLUMNS:,} are read. Select the columns the schema describes, "
+            "or check the `delimiter`.",
+            file=str(path),
+        )
+
+
 def _csv_batches(path: Path, delimiter: str, encoding: str, column_types: Mapping[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     if path.suffix.lower() == ".tsv" and delimiter == ",":
         delimiter = "\t"
+    _check_width(path, delimiter)
     read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=encoding)
     parse = pacsv.ParseOptions(delimiter=delimiter)
     try:

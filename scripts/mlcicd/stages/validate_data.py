@@ -129,6 +129,7 @@ def load_schema(spec: str) -> Any:
         raise UsageError("schema not found", f"{spec} does not exist. Write it with `schema.to_yaml('{spec}')`.", file=spec) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError("schema unreadable", f"{spec}: {exc}.", file=spec) from None
+    parsed: Any = None
     try:
         import yaml
 
@@ -141,6 +142,17 @@ def load_schema(spec: str) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - pandera raises many types for a bad schema file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        from importlib.metadata import version
+
+        installed = version("pandera")
+        written_by = str(parsed.get("version", "")) if isinstance(parsed, dict) else ""
+        if written_by and written_by != installed:
+            raise UsageError(
+                "schema from another pandera version",
+                f"{spec} was written by pandera {written_by}, and pandera {installed} (installed) cannot read it ({first}). "
+                f"Regenerate it with pandera {installed} (`DataFrameSchema.to_yaml()`), or install pandera {written_by}.",
+                file=spec,
+            ) from None
         raise UsageError(
             "malformed schema", f"{spec}: {first}. Regenerate it with `DataFrameSchema.to_yaml()` or fix the YAML.", file=spec
         ) from None
@@ -181,7 +193,8 @@ def check_names_known(parsed: dict[str, Any], spec: str) -> None:
             if key not in reserved and not hasattr(pa.Check, key):
                 raise UsageError(
                     "unknown check in schema",
-                    f"{spec}: column `{column}` has `{key}`, which is neither a column property nor a pandera check{closest(key, known_checks)}.",
+                    f"{spec}: column `{column}` has `{key}`, which is neither a column property nor a pandera check{closest(key, known_checks)}. "
+                    "Use a pandera check name (in_range, isin, greater_than, …) or remove it.",
                     file=spec,
                 )
 
