@@ -221,6 +221,12 @@ def test_drifted_inputs_dispatch_a_retrain_and_open_one_issue(run_cli, rig):
     assert (issue.method, issue.path) == ("POST", "/repos/acme/churn/issues") and issue.body["labels"] == ["ml-cicd-monitor"]
     hook = rig.gh.state.hooks[-1]
     assert set(hook) == {"text"} and name in hook["text"] and "drift" in hook["text"]
+    # The job token and the webhook URL (a secret: whoever has it can post) are masked before anything prints them.
+    assert "::add-mask::good-token" in result.stdout and "::add-mask::" + rig.env()["MLCICD_WEBHOOK_URL"] in result.stdout
+    shown = result.log.replace("::add-mask::good-token", "").replace("::add-mask::" + rig.env()["MLCICD_WEBHOOK_URL"], "")
+    report_text = (rig.tmp / result.outputs["report"]).read_text()
+    for secret in ("good-token", "/hooks/T000/B000/secret"):
+        assert secret not in shown and secret not in report_text and secret not in result.summary
     # Nothing about traffic or the registry: drift alone is not a reason to take the model down.
     assert rig.lb.weights() == weights and aliases(rig, name) == {"production": "2", "previous-production": "1"}
 
@@ -343,6 +349,7 @@ def test_pull_request_comment_is_created_once_then_updated(run_cli, rig, tmp_pat
 
     first = run_cli("pr-report", "--jobs", json.dumps(jobs), env=env, cwd=tmp_path)
     assert first.rc == 0 and first.outputs["comment"] == "created", first.log
+    assert "::add-mask::good-token" in first.stdout and "good-token" not in first.log.replace("::add-mask::good-token", "")
     ours = [c for c in rig.gh.state.comments.values() if "<!-- mlcicd-pr-report: churn -->" in c["body"]]
     assert len(ours) == 1
     body = ours[0]["body"]
