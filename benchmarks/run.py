@@ -275,6 +275,8 @@ def render(info: dict, sections: dict[str, dict], quick: bool, argv: list[str], 
         f"- Python {m['python']}",
         f"- {versions}",
     ]
+    if m.get("git"):
+        lines.append(f"- code: git {m['git']}")
     if load:
         lines.append(f"- load average when the run started: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min)")
     lines += [
