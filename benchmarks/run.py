@@ -295,6 +295,16 @@ def render(info: dict, sections: dict[str, dict], quick: bool, argv: list[str], 
         if "earlier" in section:
             lines += [_earlier_note(section["earlier"]), ""]
         lines.append(section["markdown"].strip())
+    missed = [
+        f"- {_cell(s['title'])}: {_cell(t['target'])}: {_cell(t['measured'])}"
+        for s in sections.values()
+        if s["status"] == "ok" and isinstance(s["results"], dict)
+        for t in normalized_targets(s["results"].get("targets"))
+        if t["met"] is False
+    ]
+    failed = [f"- {_cell(s['title'])}: did not run to the end ({_cell(s['status'])})" for s in sections.values() if s["status"] != "ok"]
+    lines += ["", "## Targets missed", ""]
+    lines += missed + failed if missed or failed else ["None: every target checked by this run is met."]
     return "\n".join(lines) + "\n"
 
 
