@@ -117,7 +117,7 @@ OPTIONS = (
         "require-significance",
         boolean,
         False,
-        "the improvement must also be statistically significant (McNemar / paired bootstrap)",
+        "the improvement must also be statistically significant (McNemar / paired permutation test)",
         "true",
     ),
     Option("alpha", number(positive=True, maximum=0.5), 0.05, "significance level of the paired test", "0.01"),
@@ -321,7 +321,7 @@ def metric_gates(values: dict[str, Any], cand: dict[str, Any], base: dict[str, A
                 higher_is_better=higher,
                 alpha=values["alpha"],
             )
-            significance = {"test": "paired bootstrap", **boot}
+            significance = {"test": "paired permutation (bootstrap interval)", **boot}
         gates.append(
             metrics.compare_to_baseline(
                 primary,
