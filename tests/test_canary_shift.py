@@ -411,7 +411,8 @@ def test_http_router_shadow_mirrors_then_switches(tmp_path, run_cli):
         shadow_step = report["steps"][0]
         assert shadow_step["shadow"] == 100 and report["judge"] == "statistical"
         # While mirroring, users were answered by stable only, and the canary saw copies.
-        assert load.split(shadow_step["started"] + 0.5, shadow_step["ended"]).get("canary", 0) == 0
+        # Half a second off both ends: a request sent as the switch to 100 % lands may be answered by the canary.
+        assert load.split(shadow_step["started"] + 0.5, shadow_step["ended"] - 0.5).get("canary", 0) == 0
         assert shadow_step["checks"][-1]["canary"]["requests"] >= 20
         # Masked first (the runner hides it from then on), and never written anywhere else.
         assert result.stdout.splitlines()[0] == "::add-mask::s3cret-token"
