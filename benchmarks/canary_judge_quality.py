@@ -21,23 +21,18 @@ always healthy (0.5 % errors).
 
 from __future__ import annotations
 
-import argparse
 import ast
 import contextlib
 import io
-import json
 import math
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
+import common
+from common import ROOT, pct, wilson
 
 SEED = 20240612
 TITLE = "Canary judge quality (canary-shift)"
@@ -215,15 +210,6 @@ def simulate(judge_kind: str, scenario: tuple, rate: float, seed_seq: np.random.
     }
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return math.nan, math.nan
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def summarise(runs: list[dict[str, Any]], healthy: bool) -> dict[str, Any]:
     n = len(runs)
     rolled = [r for r in runs if r["rolled_back"]]
@@ -305,16 +291,12 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
     }
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
 def verdict(cell: dict[str, Any]) -> tuple[bool | None, str]:
     """Target: healthy ≤ 1 % rolled back; bad: of the runs whose canary reached min-requests, ≥ 99 % rolled back at
     the first check with ≥ min-requests (a bad canary promoted counts against it)."""
     if cell["healthy"]:
         met = cell["rate"] <= 0.01
-        return met, f"{'met' if met else 'MISSED'} ({_pct(cell['rate'])} false rollbacks, target ≤ 1 %)"
+        return met, f"{'met' if met else 'MISSED'} ({pct(cell['rate'])} false rollbacks, target ≤ 1 %)"
     reached = cell["reached_min_requests"]
     if reached < cell["runs"] / 2:
         return None, (
@@ -323,7 +305,7 @@ def verdict(cell: dict[str, Any]) -> tuple[bool | None, str]:
         )
     share = cell["within_one_interval"] / reached
     met = share >= 0.99
-    return met, f"{'met' if met else 'MISSED'} ({_pct(share)} of {reached} rolled back within one interval, target ≥ 99 %)"
+    return met, f"{'met' if met else 'MISSED'} ({pct(share)} of {reached} rolled back within one interval, target ≥ 99 %)"
 
 
 def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -337,7 +319,7 @@ def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for rate in results["traffic"]:
             cell = results["cells"][f"{rate}|healthy|{judge_kind}"]
             note = "" if rate in reachable else " (min-requests unreachable)"
-            healthy.append(f"{_pct(cell['rate'])} at {rate:,}/interval{note}")
+            healthy.append(f"{pct(cell['rate'])} at {rate:,}/interval{note}")
             if rate in reachable:
                 healthy_met.append(verdict(cell)[0])
             worst = None
@@ -351,7 +333,7 @@ def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     worst = (share, scenario[0])
                 if rate in reachable:
                     bad_met.append(met)
-            bad.append(f"{_pct(worst[0])} ({worst[1]}) at {rate:,}/interval{note}" if worst else f"n/a at {rate:,}/interval{note}")
+            bad.append(f"{pct(worst[0])} ({worst[1]}) at {rate:,}/interval{note}" if worst else f"n/a at {rate:,}/interval{note}")
         out.append(
             {
                 "target": f"canary, judge {judge_kind}: ≤ 1 % of healthy canaries rolled back",
@@ -423,8 +405,8 @@ def limits_text(results: dict[str, Any]) -> list[str]:
             )
             continue
         rows.append(
-            f"| {rate:,} | {p['canary_requests']:,} | {_pct(p['threshold']['power'])} | {p['threshold']['requests_for_99']:,} "
-            f"| ≤ {_pct(p['statistical']['power'])} | {p['statistical']['requests_for_99']:,} |"
+            f"| {rate:,} | {p['canary_requests']:,} | {pct(p['threshold']['power'])} | {p['threshold']['requests_for_99']:,} "
+            f"| ≤ {pct(p['statistical']['power'])} | {p['statistical']['requests_for_99']:,} |"
         )
     return [
         "",
@@ -434,7 +416,7 @@ def limits_text(results: dict[str, Any]) -> list[str]:
         f"limit max-latency-p99-ms {o['max-latency-p99-ms']:g}. The threshold judge checks absolute limits only: a canary "
         "that stays within them passes by design, however much slower than stable it is. Catching a relative slowdown is "
         "the `statistical` judge's job (it compares with stable and rolls these back) or needs a lower limit.",
-        f"- **errors +1 point** ({_pct(STABLE_ERROR_RATE)} → {_pct(STABLE_ERROR_RATE + 0.01)}) is a small effect for the "
+        f"- **errors +1 point** ({pct(STABLE_ERROR_RATE)} → {pct(STABLE_ERROR_RATE + 0.01)}) is a small effect for the "
         "first step's canary traffic. One check's error-rate test has the power below (the threshold judge's exact "
         "binomial test against max-error-rate; for the statistical judge an upper bound: a binomial test against the "
         "stable rate taken as exactly known, plus the error-rate-tolerance band), each at the per-test alpha canary-shift "
@@ -505,10 +487,10 @@ def render(results: dict[str, Any]) -> str:
                 else:
                     speed = (
                         f"{c['intervals_after_enough_median']:g} / {c['intervals_after_enough_p95']:g} / "
-                        f"{_pct(c['within_one_interval'] / c['reached_min_requests'] if c['reached_min_requests'] else 0.0)}"
+                        f"{pct(c['within_one_interval'] / c['reached_min_requests'] if c['reached_min_requests'] else 0.0)}"
                     )
                 lines.append(
-                    f"| {scenario[0]} | {judge_kind} | {c['rolled_back']}/{c['runs']} = {_pct(c['rate'])} ({100 * lo:.1f}–{100 * hi:.1f}) "
+                    f"| {scenario[0]} | {judge_kind} | {c['rolled_back']}/{c['runs']} = {pct(c['rate'])} ({100 * lo:.1f}–{100 * hi:.1f}) "
                     f"| {why_text} | {at} | {speed} | {verdict(c)[1]} |"
                 )
     lines += limits_text(results)
@@ -525,18 +507,7 @@ def run(quick: bool = False, seed: int = SEED) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2,000 and 1,000 requests/interval; 200 healthy and 50 bad runs each")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--json", help="also write the results as JSON here")
-    args = parser.parse_args()
-    t0 = time.perf_counter()
-    out = run(quick=args.quick, seed=args.seed)
-    print(out["markdown"])
-    if args.json:
-        Path(args.json).write_text(json.dumps(out["results"], indent=1), encoding="utf-8")
-    print(f"\n({time.perf_counter() - t0:.1f} s wall, {os.cpu_count()} CPUs)", file=sys.stderr)
-    return 0
+    return common.main(run, __doc__, "2,000 and 1,000 requests/interval; 200 healthy and 50 bad runs each", SEED)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,7 @@ The table has one column per condition, drawn independently:
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -35,9 +32,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
+import common
+from common import pct, wilson
 
 SEED = 20240611
 TITLE = "Drift decision quality (validate-data)"
@@ -47,16 +43,6 @@ BASE_SHARES = (0.40, 0.25, 0.15, 0.12, 0.08)
 CATEGORIES = ("a", "b", "c", "d", "e")
 FULL_REPS = {1_000: 1000, 10_000: 500, 100_000: 100, 1_000_000: 50}
 QUICK_REPS = {1_000: 50, 10_000: 50}
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return math.nan, math.nan
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def conditions() -> list[dict[str, Any]]:
@@ -188,10 +174,6 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
     }
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
 def _size(rows: int) -> str:
     return f"1e{round(math.log10(rows))}"
 
@@ -202,12 +184,12 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sizes = sorted(int(k) for k in results["reps"])
     out: dict[str, dict[str, Any]] = {}
     for column, kind in (("num_0", "numeric"), ("cat_0", "categorical")):
-        rates = ", ".join(f"{_pct(cells[f'{column}@{n}']['flagged_rate'])} at {_size(n)}" for n in sizes)
+        rates = ", ".join(f"{pct(cells[f'{column}@{n}']['flagged_rate'])} at {_size(n)}" for n in sizes)
         total_k = sum(cells[f"{column}@{n}"]["flagged"] for n in sizes)
         total_n = sum(cells[f"{column}@{n}"]["reps"] for n in sizes)
         out[column] = {
             "target": f"drift: {kind} false positives ≤ 1 % with no shift, at every size",
-            "measured": f"{rates}; pooled {total_k}/{total_n} (95 % upper bound {_pct(wilson(total_k, total_n)[1])})",
+            "measured": f"{rates}; pooled {total_k}/{total_n} (95 % upper bound {pct(wilson(total_k, total_n)[1])})",
             "met": all(cells[f"{column}@{n}"]["flagged_rate"] <= 0.01 for n in sizes),
         }
     if 1_000_000 in sizes:
@@ -225,10 +207,10 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "met": None,
         }
     alpha = results["thresholds"]["drift-threshold"]
-    ceilings = [f"{_pct(best_power(0.2, n, alpha))} at {_size(n)}" for n in sizes if best_power(0.2, n, alpha) < 0.99]
+    ceilings = [f"{pct(best_power(0.2, n, alpha))} at {_size(n)}" for n in sizes if best_power(0.2, n, alpha) < 0.99]
     out["num_4"] = {
         "target": "drift: a 0.2σ mean shift is flagged ≥ 99 %, at every size",
-        "measured": ", ".join(f"{_pct(cells[f'num_4@{n}']['flagged_rate'])} at {_size(n)}" for n in sizes)
+        "measured": ", ".join(f"{pct(cells[f'num_4@{n}']['flagged_rate'])} at {_size(n)}" for n in sizes)
         + (
             f" (the best two-sided test at level {alpha:g}, a z-test with σ known, has power {', '.join(ceilings)} "
             "with that many rows a side: unreachable there)"
@@ -285,7 +267,7 @@ def render(results: dict[str, Any]) -> str:
         for n in sizes:
             c = cells[f"{cond['column']}@{n}"]
             lo, hi = c["flagged_ci95"]
-            row.append(f"{_pct(c['flagged_rate'])} ({100 * lo:.0f}–{100 * hi:.0f})")
+            row.append(f"{pct(c['flagged_rate'])} ({100 * lo:.0f}–{100 * hi:.0f})")
         v = verdicts.get(cond["column"])
         row.append(f"{v['target'].removeprefix('drift: ')} — {_verdict(v)}" if v else "–")
         lines.append("| " + " | ".join(row) + " |")
@@ -302,7 +284,7 @@ def render(results: dict[str, Any]) -> str:
         for n in sizes:
             c = cells[f"{cond['column']}@{n}"]
             effect = c["median_effect"]
-            row.append(f"{_pct(c['low_rate'])} · effect {effect:.3f}" if effect is not None else _pct(c["low_rate"]))
+            row.append(f"{pct(c['low_rate'])} · effect {effect:.3f}" if effect is not None else pct(c["low_rate"]))
         lines.append("| " + " | ".join(row) + " |")
     causes = []
     for column, label in (("num_0", "numeric"), ("cat_0", "categorical")):
@@ -327,18 +309,7 @@ def run(quick: bool = False, seed: int = SEED) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="sizes 1e3 and 1e4, 50 repetitions each")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--json", help="also write the results as JSON here")
-    args = parser.parse_args()
-    t0 = time.perf_counter()
-    out = run(quick=args.quick, seed=args.seed)
-    print(out["markdown"])
-    if args.json:
-        Path(args.json).write_text(json.dumps(out["results"], indent=1), encoding="utf-8")
-    print(f"\n({time.perf_counter() - t0:.1f} s wall, {os.cpu_count()} CPUs)", file=sys.stderr)
-    return 0
+    return common.main(run, __doc__, "sizes 1e3 and 1e4, 50 repetitions each", SEED)
 
 
 if __name__ == "__main__":

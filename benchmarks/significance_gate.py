@@ -15,20 +15,15 @@ settings, exactly as metric_gates calls it. Promotion = the comparison gate pass
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
+import common
+from common import pct, wilson
 
 SEED = 20240613
 TITLE = "Significance gate (check-gates)"
@@ -125,15 +120,6 @@ def decide(values: dict[str, Any], primary: str, y: np.ndarray, cand_pred: np.nd
     return {"decisions": decisions, "p_value": info.get("p_value"), "delta": cand["scores"][primary] - base["scores"][primary]}
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return math.nan, math.nan
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def measure(quick: bool, seed: int) -> dict[str, Any]:
     values = stage_values()
     settings = gate_settings(values["alpha"])
@@ -179,10 +165,6 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
     }
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
 def verdict(cell: dict[str, Any], alpha: float) -> tuple[bool | None, str]:
     """Target (derived from the gate's purpose; the issue sets no number): with require-significance a
     candidate that is not better is promoted at most `alpha` of the time."""
@@ -194,7 +176,7 @@ def verdict(cell: dict[str, Any], alpha: float) -> tuple[bool | None, str]:
     met = worst <= alpha
     return (
         met,
-        f"{'met' if met else 'MISSED'}: ≤ {alpha:g} with require-significance ({_pct(worst)}, 95 % CI {100 * lo:.1f}–{100 * hi:.1f} %)",
+        f"{'met' if met else 'MISSED'}: ≤ {alpha:g} with require-significance ({pct(worst)}, 95 % CI {100 * lo:.1f}–{100 * hi:.1f} %)",
     )
 
 
@@ -209,8 +191,8 @@ def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for (metric, rows), cells in groups.items():
         parts = [
-            f"{c['case']}: {_pct(max(c['rate']['min0+sig'], c['rate']['min0.001+sig']))} "
-            f"(min-improvement 0 alone: {_pct(c['rate']['min0'])}, {c['reps']} reps)"
+            f"{c['case']}: {pct(max(c['rate']['min0+sig'], c['rate']['min0.001+sig']))} "
+            f"(min-improvement 0 alone: {pct(c['rate']['min0'])}, {c['reps']} reps)"
             for c in cells
         ]
         out.append(
@@ -265,7 +247,7 @@ def render(results: dict[str, Any]) -> str:
         row = [cell["metric"], f"{cell['rows']:,}", f"{cell['case']} ({cell['candidate_accuracy']:g})"]
         for s in settings:
             lo, hi = cell["ci95"][s["key"]]
-            row.append(f"{_pct(cell['rate'][s['key']])} ({100 * lo:.1f}–{100 * hi:.1f})")
+            row.append(f"{pct(cell['rate'][s['key']])} ({100 * lo:.1f}–{100 * hi:.1f})")
         row.append(f"{cell['median_p_value']:.2g}")
         row.append(verdict(cell, alpha)[1])
         lines.append("| " + " | ".join(row) + " |")
@@ -283,18 +265,7 @@ def run(quick: bool = False, seed: int = SEED) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="accuracy on 1,000 and 10,000 rows (300 repetitions), f1 on 1,000 rows (30)")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--json", help="also write the results as JSON here")
-    args = parser.parse_args()
-    t0 = time.perf_counter()
-    out = run(quick=args.quick, seed=args.seed)
-    print(out["markdown"])
-    if args.json:
-        Path(args.json).write_text(json.dumps(out["results"], indent=1), encoding="utf-8")
-    print(f"\n({time.perf_counter() - t0:.1f} s wall, {os.cpu_count()} CPUs)", file=sys.stderr)
-    return 0
+    return common.main(run, __doc__, "accuracy on 1,000 and 10,000 rows (300 repetitions), f1 on 1,000 rows (30)", SEED)
 
 
 if __name__ == "__main__":

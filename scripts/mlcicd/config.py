@@ -86,6 +86,15 @@ def number(*, minimum: float | None = None, maximum: float | None = None, positi
     return parse
 
 
+def text_list(value: Any) -> list[str]:
+    """A YAML list, or a comma/newline separated string as an action input carries one (paths, globs)."""
+    if isinstance(value, list):
+        items = [text(v) for v in value]
+    else:
+        items = text(value).replace("\n", ",").split(",")
+    return [item.strip() for item in items if item.strip()]
+
+
 def choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         result = text(value).strip().lower()

@@ -70,7 +70,7 @@ def metrics_spec(value: Any) -> dict[str, Any]:
     return spec
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     try:
         result = float(value)
     except (TypeError, ValueError):
@@ -126,7 +126,7 @@ class PrometheusSource:
 
     def _value(self, promql: str) -> float | None:
         series = self.query(promql)
-        values = [_number((s.get("value") or [None, None])[1]) for s in series]
+        values = [finite_number((s.get("value") or [None, None])[1]) for s in series]
         found = [v for v in values if v is not None]
         return sum(found) if found else None
 
@@ -141,7 +141,7 @@ class PrometheusSource:
         p99 = self._value(self.render("latency-p99", variant, window_s))
         buckets = []
         for series in self.query(self.render("latency-buckets", variant, window_s)):
-            le, count = _number((series.get("metric") or {}).get("le")), _number((series.get("value") or [None, None])[1])
+            le, count = finite_number((series.get("metric") or {}).get("le")), finite_number((series.get("value") or [None, None])[1])
             if (series.get("metric") or {}).get("le") == "+Inf":
                 le = math.inf
             if le is not None and count is not None:
@@ -178,16 +178,16 @@ class HttpSource:
         buckets = []
         for pair in entry.get("latency_buckets_ms") or []:
             if isinstance(pair, (list, tuple)) and len(pair) == 2:
-                le = math.inf if pair[0] in ("+Inf", "inf", None) else _number(pair[0])
-                count = _number(pair[1])
+                le = math.inf if pair[0] in ("+Inf", "inf", None) else finite_number(pair[0])
+                count = finite_number(pair[1])
                 if le is not None and count is not None:
                     buckets.append((le, count))
-        requests = _number(entry.get("requests"))
-        errors = _number(entry.get("errors"))
+        requests = finite_number(entry.get("requests"))
+        errors = finite_number(entry.get("errors"))
         return Figures(
             requests=requests,
             errors=errors if errors is not None or requests is None else 0.0,
-            p99_ms=_number(entry.get("latency_p99_ms")),
+            p99_ms=finite_number(entry.get("latency_p99_ms")),
             bins=bins_from_cumulative(buckets) if buckets else None,
         )
 

@@ -170,7 +170,7 @@ def marker(model: str) -> str:
 
 def read_quality(spec: dict[str, Any]) -> tuple[float, str]:
     """(value, where it came from); a source that is down or says nothing is a usage error: nothing was changed."""
-    from mlcicd.metric_sources import TOKEN_ENV, MetricsError, PrometheusSource, QueryError, _number
+    from mlcicd.metric_sources import TOKEN_ENV, MetricsError, PrometheusSource, QueryError, finite_number
     from mlcicd.routers import request_json
 
     timeout = float(spec.get("timeout", 10.0))
@@ -182,7 +182,7 @@ def read_quality(spec: dict[str, Any]) -> tuple[float, str]:
             raise UsageError("invalid quality query", f"{exc}. Fix `quality.query`; nothing was changed.") from None
         except MetricsError as exc:
             raise UsageError("quality source unreachable", f"{exc}. Check `quality.address`; nothing was changed.") from None
-        values = [_number((s.get("value") or [None, None])[1]) for s in series]
+        values = [finite_number((s.get("value") or [None, None])[1]) for s in series]
         if len(values) != 1 or values[0] is None:
             found = "no series" if not series else f"{len(series)} series" if len(values) != 1 else "a value that is not a number"
             raise UsageError(
@@ -198,7 +198,7 @@ def read_quality(spec: dict[str, Any]) -> tuple[float, str]:
     found: Any = document
     for part in str(spec["field"]).split("."):
         found = found.get(part) if isinstance(found, dict) else None
-    value = _number(found)
+    value = finite_number(found)
     if value is None:
         raise UsageError(
             "quality field missing",
@@ -238,14 +238,15 @@ def check_drift(client: Any, values: dict[str, Any], version: Any) -> dict[str, 
 
     with tempfile.TemporaryDirectory() as workdir:
         path, origin = reference_profile(client, values, version, workdir)
-        load_profile(path)
+        reference = load_profile(path)  # a bad profile fails before the data is read
         _, current, _ = validate_data.scan(values, CURRENT_SAMPLE)
-        drift = validate_data.check_drift({**values, "reference": path}, current, None)
-    label = values["target"]
-    if label and label not in current["columns"]:
-        # Production inputs rarely carry the label: its absence is expected, not drift.
-        drift["features"] = [f for f in drift["features"] if f["column"] != label]
-        drift["drifted"] = [c for c in drift["drifted"] if c != label]
+        label = values["target"]
+        unlabelled = bool(label) and label not in current["columns"] and label in reference["columns"]
+        if unlabelled:
+            # Production inputs rarely carry the label: its absence is expected, so it is not compared.
+            reference = {**reference, "columns": {k: v for k, v in reference["columns"].items() if k != label}}
+        drift = validate_data.check_drift({**values, "reference": path}, current, None, reference)
+    if unlabelled:
         drift["not_compared"] = [*drift.get("not_compared", []), label]
     drift["reference"] = origin
     drift["rows"] = current["rows"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcicd import __version__, github
-from mlcicd.config import Option, Stage, text
+from mlcicd.config import Option, Stage, text, text_list
 from mlcicd.errors import PASSED, UsageError
 from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
 
@@ -26,11 +26,6 @@ GATES_ARTIFACT = "mlcicd/check-gates.json"
 MAX_COMMENT = 60_000
 """GitHub refuses comments over 65,536 characters."""
 STAGE_ORDER = ("validate-data", "train-gpu", "check-gates", "promote")
-
-
-def report_paths(value: Any) -> list[str]:
-    items = value if isinstance(value, list) else text(value).replace("\n", ",").split(",")
-    return [str(item).strip() for item in items if str(item).strip()]
 
 
 def pull_request_number(value: Any) -> str:
@@ -60,7 +55,7 @@ OPTIONS = (
     Option("run-id", text, "", "MLflow run of the candidate: its check-gates report is read from there", "4f2c9a…"),
     Option(
         "reports",
-        report_paths,
+        text_list,
         [],
         "stage report files (JSON) to include, e.g. from a local run",
         "mlcicd-reports/check-gates.json",

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcicd import __version__, github, tracking
-from mlcicd.config import Option, Stage, boolean, number, text
+from mlcicd.config import Option, Stage, boolean, number, text, text_list
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
 from mlcicd.report import check_report_path, default_report_path, markdown_table, write_json
 
@@ -44,15 +44,6 @@ def nproc(value: Any) -> str:
     if raw == "auto" or (raw.isdigit() and int(raw) >= 1):
         return raw
     raise ValueError(f"{value!r} is not `auto` or a whole number >= 1")
-
-
-def path_list(value: Any) -> list[str]:
-    """Globs as a YAML list or a comma/newline separated string."""
-    if isinstance(value, list):
-        items = [text(v) for v in value]
-    else:
-        items = text(value).replace("\n", ",").split(",")
-    return [item.strip() for item in items if item.strip()]
 
 
 OPTIONS = (
@@ -86,7 +77,7 @@ OPTIONS = (
     Option("timeout-minutes", number(positive=True), 360.0, "kill the whole training process tree after this long", "90"),
     Option("retrain", boolean, False, "train even when a registered version has the same fingerprint", "true"),
     Option(
-        "fingerprint-paths", path_list, [], "globs of code and config whose content defines 'the same training'", "train.py,src/**/*.py"
+        "fingerprint-paths", text_list, [], "globs of code and config whose content defines 'the same training'", "train.py,src/**/*.py"
     ),
     Option("data-digest", text, "", "content hash of the training data (validate-data's `data-digest` output)", "sha256:…"),
     Option(
