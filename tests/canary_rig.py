@@ -300,10 +300,12 @@ frontend metrics
     http-request use-service prometheus-exporter if {{ path /metrics }}
 
 backend {backend}
-    balance roundrobin
-    server stable {stable} weight {stable_weight}
-    server canary {canary} weight {canary_weight}
+    balance roundrobin{health}
+    server stable {stable} weight {stable_weight}{check}
+    server canary {canary} weight {canary_weight}{check}
 """
+HEALTH_CHECK = ("\n    option httpchk GET /health", " check inter 500ms fall 2 rise 1")
+"""HAProxy's own health checks, which canary-shift reads (`show servers state`) before a handoff."""
 
 
 @dataclass
@@ -378,7 +380,7 @@ def short_socket_dir(tmp_path: Path, stack: contextlib.ExitStack) -> Path:
 
 @contextlib.contextmanager
 def haproxy(
-    tmp_path: Path, stable: ModelServer, canary: ModelServer, *, stable_weight: int = 100, canary_weight: int = 0
+    tmp_path: Path, stable: ModelServer, canary: ModelServer, *, stable_weight: int = 100, canary_weight: int = 0, check: bool = False
 ) -> Iterator[HAProxy]:
     with contextlib.ExitStack() as stack:
         port, admin_port, metrics_port = free_port(), free_port(), free_port()
@@ -388,6 +390,7 @@ def haproxy(
             HAPROXY_CONFIG.format(
                 admin_port=admin_port, socket_path=socket_path, port=port, metrics_port=metrics_port, backend="model",
                 stable=stable.address, canary=canary.address, stable_weight=stable_weight, canary_weight=canary_weight,
+                health=HEALTH_CHECK[0] if check else "", check=HEALTH_CHECK[1] if check else "",
             )
         )  # fmt: skip
         # -db: foreground, no daemon, so the process we started is the one that serves (and the one we kill).

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_canary_shift import version_tags
 
 from canary_rig import haproxy, model_servers, prometheus, start_process
 from conftest import ROOT, Result, assert_one_clear_error, free_port, parse_outputs
+from test_canary_shift import version_tags
 
 PRODUCTION, PREVIOUS = "production", "previous-production"
 

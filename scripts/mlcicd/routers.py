@@ -30,6 +30,11 @@ RETRY_DELAYS = (0.5, 1.0, 2.0)
 cancelled job (about 7 s between SIGINT and SIGKILL on GitHub) still restores stable."""
 
 
+HEALTH_WAIT = 15.0
+"""Seconds a server may take to pass HAProxy's health checks after its deploy (a few `inter` periods)."""
+SERVER_OP_STATES = {0: "stopped (down)", 1: "starting", 2: "running", 3: "stopping"}
+
+
 class RouterError(Exception):
     """The router did not answer, refused the change, or reads back something else."""
 
@@ -154,6 +159,11 @@ class Router:
     def _write(self, weights: Weights) -> None:
         raise NotImplementedError
 
+    def unhealthy(self, server: str) -> str | None:
+        """Why the router would not send `server` traffic now (down, in maintenance); None when it
+        would, or when the router does not know (then the deploy command's exit status is the check)."""
+        return None
+
     def _retry(self, action: str, call: Any, attempts: int) -> Any:
         last: Exception | None = None
         for attempt in range(attempts):
@@ -253,6 +263,44 @@ class HaproxyRouter(Router):
         if not first.isdigit():
             raise RouterError(f"`get weight {self.backend}/{server}` answered {answer[:200]!r}")
         return int(first)
+
+    def unhealthy(self, server: str, wait: float = HEALTH_WAIT) -> str | None:
+        """From `show servers state`: with `check` on the server line, HAProxy's own health checks set the
+        operational state; a server just redeployed may take a few checks to come up, hence the wait."""
+        deadline = time.monotonic() + wait
+        while True:
+            state = self._server_state(server)
+            if state is None:
+                return None
+            op_state, admin_state = state
+            problem = None
+            if admin_state:
+                problem = f"HAProxy has {self.backend}/{server} in maintenance or drain (srv_admin_state {admin_state})"
+            elif op_state != 2:
+                problem = f"HAProxy's health checks see {self.backend}/{server} as {SERVER_OP_STATES.get(op_state, op_state)}"
+            if problem is None or time.monotonic() >= deadline:
+                return problem
+            time.sleep(1.0)
+
+    def _server_state(self, server: str) -> tuple[int, int] | None:
+        try:
+            answer = self.command(f"show servers state {self.backend}")
+        except RouterError:
+            return None
+        header: list[str] = []
+        for line in answer.splitlines():
+            if line.startswith("# "):
+                header = line[2:].split()
+                continue
+            fields = line.split()
+            if header and len(fields) >= len(header) - 4 and "srv_name" in header:
+                row = dict(zip(header, fields, strict=False))
+                if row.get("srv_name") == server:
+                    try:
+                        return int(row["srv_op_state"]), int(row["srv_admin_state"])
+                    except (KeyError, ValueError):
+                        return None
+        return None
 
     def read(self) -> Weights:
         canary, stable = self._weight(self.canary), self._weight(self.stable)

@@ -27,15 +27,19 @@ from mlcicd import __version__, github
 from mlcicd.config import Option, Stage, boolean, choice, duration, number, text, whole_number
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
 from mlcicd.judge import FAIL, INCONCLUSIVE, JUDGES, PASS, Figures, Finding, Limits, Verdict, judge
+from mlcicd.lifecycle import Deployer, RolloutRecord, abort_applies, busy_canary_message, gate_decision
 from mlcicd.metric_sources import METRICS_EXAMPLE, MetricsError, QueryError, make_source, metrics_spec
+from mlcicd.registry import version_number
 from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
 from mlcicd.routers import ROUTER_EXAMPLE, Router, RouterError, Weights, make_router, router_spec
-from mlcicd.stages.promote import version_number
 
 NAME = "canary-shift"
 STRATEGIES = ("canary", "linear", "blue-green", "shadow")
+MODES = ("shift", "restore", "abort", "rollback")
 DEFAULT_STEPS = (5, 25, 50, 100)
 LINEAR_STEP = 10
+ABORTED = "aborted"
+RUNNING = "running"
 RESTORE_ATTEMPTS = 2
 """Restoring stable while a job is being cancelled: GitHub sends SIGKILL about 7.5 s after SIGINT."""
 
@@ -124,8 +128,32 @@ OPTIONS = (
     ),
     Option("model-name", text, "", "registered model whose version is rolled out (state is tagged on it)", "churn"),
     Option("version", version_number, "", "the model version behind the canary", "7"),
-    Option("mode", choice("shift", "restore"), "shift", "shift: run the rollout; restore: put all traffic back on stable", "restore"),
-    Option("dry-run", boolean, False, "check router, metrics and plan; change nothing", "true"),
+    Option(
+        "deploy-command",
+        text,
+        "",
+        "shell command that puts the version on a server, with MODEL_URI, MODEL_NAME, MODEL_VERSION and DEPLOY_TARGET "
+        "(canary before traffic moves, stable at the handoff); empty = you deploy the canary, and it keeps 100 % at the end",
+        "./deploy.sh",
+    ),
+    Option("deploy-timeout", duration, 900.0, "the longest one run of deploy-command may take", "30m", shown_default="15m"),
+    Option(
+        "mode",
+        choice(*MODES),
+        "shift",
+        "shift: run the rollout; restore: all traffic to stable; abort: stop a running or frozen rollout; "
+        "rollback: put @previous-production on stable (needs deploy-command)",
+        "restore",
+    ),
+    Option(
+        "force",
+        boolean,
+        False,
+        "roll out a version whose check-gates verdict is missing or failed; needs a reason, recorded in the history",
+        "true",
+    ),
+    Option("reason", text, "", "why (required with force; recorded in the history with mode restore, abort and rollback too)", "'hotfix'"),
+    Option("dry-run", boolean, False, "check router, metrics, gates and plan; change nothing", "true"),
     Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/canary-shift.json", is_path=True),
 )
 
@@ -221,65 +249,6 @@ class StepRecord:
         }
 
 
-class Registry:
-    """Best-effort canary state on the model version: traffic safety never waits on MLflow."""
-
-    def __init__(self, name: str, version: str) -> None:
-        self.name, self.version = name, version
-        self.client: Any = None
-        self.warned = False
-
-    def connect(self) -> None:
-        if not self.name:
-            return
-        from mlflow import MlflowClient
-
-        from mlcicd import tracking
-        from mlcicd.stages.promote import get_model, get_version
-
-        tracking.connect()
-        self.client = MlflowClient()
-        get_model(self.client, self.name)
-        get_version(self.client, self.name, self.version)
-        # From here on a tag write must not hold traffic at a step for minutes of MLflow retries.
-        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
-        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "10"
-
-    def recorded(self) -> dict[str, str] | None:
-        """The canary state a previous run left on the version (state, weight, updated), if any."""
-        if self.client is None:
-            return None
-        from mlcicd import tracking
-
-        try:
-            tags = dict(self.client.get_model_version(self.name, self.version).tags or {})
-        except Exception:  # noqa: BLE001 - a record to show, never a reason to fail a restore
-            return None
-        keys = {"state": tracking.TAG_CANARY_STATE, "weight": tracking.TAG_CANARY_WEIGHT, "updated": tracking.TAG_CANARY_UPDATED}
-        found = {name: tags[key] for name, key in keys.items() if key in tags}
-        return found or None
-
-    def record(self, state: str, weight: float | None) -> None:
-        if self.client is None:
-            return
-        from mlcicd import tracking
-
-        tags = {tracking.TAG_CANARY_STATE: state, tracking.TAG_CANARY_UPDATED: _now()}
-        if weight is not None:
-            tags[tracking.TAG_CANARY_WEIGHT] = f"{weight:g}"
-        try:
-            for key, value in tags.items():
-                self.client.set_model_version_tag(self.name, self.version, key, value)
-        except Exception as exc:  # noqa: BLE001 - recorded in the report either way
-            if not self.warned:
-                self.warned = True
-                github.warning(
-                    f"could not record the canary state on `{self.name}` version {self.version} ({type(exc).__name__}); "
-                    "the rollout goes on, and the report has the full record.",
-                    title=f"{NAME}: registry unavailable",
-                )
-
-
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """While stable is being restored, a second SIGINT/SIGTERM must not abort the restore."""
@@ -305,7 +274,7 @@ def per_test_alpha(alpha: float, plan: list[Weights], judge_kind: str) -> float:
 
 
 class Rollout:
-    def __init__(self, values: dict[str, Any], router: Router, source: Any, plan: list[Weights], registry: Registry) -> None:
+    def __init__(self, values: dict[str, Any], router: Router, source: Any, plan: list[Weights], registry: RolloutRecord) -> None:
         self.values, self.router, self.source, self.plan, self.registry = values, router, source, plan, registry
         self.judge_kind = "statistical" if values["strategy"] == "shadow" else values["judge"]
         self.limits = Limits(
@@ -325,6 +294,12 @@ class Rollout:
         self.message = ""
         self.recorded: dict[str, str] | None = None
         """What a previous run recorded on the model version (mode restore)."""
+        self.deployer: Deployer | None = None
+        """Set when `deploy-command` is: the handoff puts the version on stable at the end."""
+        self.stable_version: str | None = None
+        """The version on the stable server before this rollout, as the registry knows it."""
+        self.handing_off = False
+        self.started = time.time()
 
     # -- traffic --
 
@@ -336,6 +311,17 @@ class Rollout:
         self.verified = self.router.set(weights, **({"attempts": attempts} if attempts else {}))
         if 0 < weights.canary < 100 or weights.shadow:
             self.registry.record("running", self.verified.canary)  # the end states are recorded by the caller
+
+    def reassert(self, weights: Weights) -> None:
+        """A router that lost its weights (an HAProxy reload without a server-state-file) gets them again."""
+        now = self.router.get()
+        if abs(now.canary - weights.canary) > 1e-6 or abs(now.shadow - weights.shadow) > 1e-6:
+            github.warning(
+                f"{self.router.describe()} had {now.describe()} instead of {weights.describe()} (reloaded?); set it again. "
+                "Keep weights across HAProxy reloads with `server-state-file` (see docs/actions/canary-shift.md).",
+                title=f"{NAME}: router weights changed behind the rollout",
+            )
+            self.move(weights)
 
     def restore(self, attempts: int | None = None) -> bool:
         """Canary 0 %, verified. False when the router would not confirm it."""
@@ -364,6 +350,9 @@ class Rollout:
         while True:
             time.sleep(self.values["interval"])
             now = time.time()
+            if abort_applies(self.registry.abort_request(), self.started):
+                return ABORTED
+            self.reassert(step.weight)
             canary, stable, problem = self.read(now - window_start)
             verdict = Verdict(INCONCLUSIVE, [problem]) if problem else judge(self.judge_kind, canary, stable, self.limits)
             counted = verdict.verdict
@@ -404,15 +393,78 @@ class Rollout:
             print(f"[{NAME}] {self.router.describe()}: {weights.describe()} (verified)", flush=True)
             if weights.canary >= 100:
                 step.ended = time.time()
+                judged = f"after {len(self.plan) - 1} judged step(s)"
+                if self.deployer is not None:
+                    self.handoff(judged)
+                    return
                 self.result = "promoted"
-                self.message = f"the canary serves 100 % of traffic after {len(self.plan) - 1} judged step(s)."
+                self.message = (
+                    f"the canary serves 100 % of traffic {judged}. Without `deploy-command` it keeps it: the stable server was not updated."
+                )
                 self.registry.record("promoted", 100)
+                self.registry.event(
+                    "rollout promoted (canary keeps 100 %)", self.stable_version, self.registry.version, self.values["reason"]
+                )
                 return
             outcome = self.analyse(step)
             step.ended = time.time()
+            if outcome == ABORTED:
+                self.abort(step)
+                return
             if outcome == FAIL:
                 self._fail(step)
                 return
+
+    def handoff(self, judged: str) -> None:
+        """As Flagger promotes: the canary carries everything while the version goes onto the stable
+        server, which is checked before all traffic returns to it; the canary is left empty."""
+        assert self.deployer is not None
+        version = self.deployer.version
+        self.handing_off = True
+        step = StepRecord(Weights(0), time.time())
+        failure = self.deployer.run("stable") or self.router.unhealthy(self.router.stable)
+        if failure:
+            step.ended = time.time()
+            self.result = "handoff-failed"
+            self.message = (
+                f"version {version} passed {judged} and serves 100 % of traffic from the canary, but the handoff to stable failed: "
+                f"{failure}. The canary keeps all traffic (the judged version); @production is unchanged. Fix the stable server, "
+                "rerun the rollout with `mode: restore` once it serves a good model, then roll the version out again."
+            )
+            self.registry.record("handoff-failed", 100)
+            return
+        self.steps.append(step)
+        self.move(Weights(0))
+        step.ended = time.time()
+        self.handing_off = False
+        if self.values["mode"] == "rollback":
+            self.result = "rolled-back"
+            self.message = (
+                f"rolled back: version {version} (@previous-production) is on the stable server and takes all traffic "
+                f"(canary 0 %, verified); it was {self.stable_version or 'unknown'}. promote's mode rollback moves @production next."
+            )
+            self.registry.record("rolled-back", 0, stable=version)
+            self.registry.event("rollback", self.stable_version, version, self.values["reason"])
+            return
+        self.result = "promoted"
+        self.message = (
+            f"version {version} passed {judged}; it is on the stable server, which takes all traffic again (canary 0 %, verified)."
+        )
+        self.registry.record("promoted", 0, stable=version)
+        self.registry.event("rollout promoted", self.stable_version, version, self.values["reason"])
+
+    def abort(self, step: StepRecord) -> None:
+        request = self.registry.abort_request() or {}
+        who = request.get("actor") or "someone"
+        self.message = f"aborted at {step.weight.describe()} by {who} ({request.get('reason') or 'no reason given'})."
+        if self.restore():
+            self.result = "aborted"
+            self.message += " Traffic is back on stable (verified)."
+            self.registry.record("aborted", 0)
+            self.registry.event("rollout aborted", self.registry.version, self.stable_version, request.get("reason") or "")
+        else:
+            self.registry.record("failed", None)
+        self.registry.clear_abort()
 
     def _fail(self, step: StepRecord) -> None:
         reasons = "; ".join(step.checks[-1].verdict.reasons) or "too many inconclusive checks"
@@ -427,13 +479,19 @@ class Rollout:
         if self.restore():
             self.result = "rolled-back"
             self.registry.record("rolled-back", 0)
+            self.registry.event("rollout rolled back", self.registry.version, self.stable_version, reasons[:300])
         else:
             self.registry.record("failed", None)
 
     def unwind(self, why: str) -> None:
         """Cancelled or crashed mid-rollout: stable first, then the record."""
         self.message = why
-        if self.changed and self.result != "promoted":
+        if self.handing_off:
+            # The stable server may be half way through its deploy: the judged canary keeps the traffic.
+            self.result = "handoff-failed"
+            self.message += " It was handing over to stable: the canary keeps all traffic; rerun with `mode: restore` once stable is good."
+            self.registry.record("handoff-failed", 100)
+        elif self.changed and self.result != "promoted":
             if self.restore(attempts=RESTORE_ATTEMPTS):
                 self.result = "rolled-back"
                 self.message += " Traffic is back on stable (verified)."
@@ -486,6 +544,26 @@ def _preflight(router: Router, source: Any, values: dict[str, Any]) -> tuple[Wei
     return before, figures
 
 
+def _check_pairing(values: dict[str, Any]) -> None:
+    """Option combinations that cannot work, before anything is read or changed."""
+    mode, name = values["mode"], values["model-name"]
+    if values["version"] and not name:
+        raise UsageError("version without model-name", "give `model-name` too: `version` is a version of that registered model.")
+    if mode == "shift" and bool(name) != bool(values["version"]):
+        raise UsageError("model-name and version go together", "give both `model-name` and `version` (the canary's model), or neither.")
+    if mode in ("abort", "rollback") and not name:
+        raise UsageError(f"{mode} needs model-name", f"give `model-name`: mode {mode} reads the model's rollout record in the registry.")
+    if values["deploy-command"] and mode == "shift" and not name:
+        raise UsageError("deploy-command needs the model", "give `model-name` and `version`: the deploy command gets MODEL_URI from them.")
+    if mode == "rollback" and not values["deploy-command"]:
+        raise UsageError(
+            "rollback needs deploy-command",
+            "set `deploy-command`: a rollback puts @previous-production on the canary, then on the stable server.",
+        )
+    if values["force"] and not values["reason"].strip():
+        raise UsageError("force without a reason", "give `reason` with `force: true`; it is recorded in the model's history.")
+
+
 def run(values: dict[str, Any]) -> int:
     from mlcicd import metric_sources, routers
 
@@ -493,10 +571,13 @@ def run(values: dict[str, Any]) -> int:
         if os.environ.get(name):
             github.add_mask(os.environ[name])  # before anything can print it (a router echoing a header, a traceback)
     router = _router(values)
-    if bool(values["model-name"]) != bool(values["version"]):
-        raise UsageError("model-name and version go together", "give both `model-name` and `version` (the canary's model), or neither.")
+    _check_pairing(values)
     if values["mode"] == "restore":
         return restore_stable(values, router)
+    if values["mode"] == "abort":
+        return abort_rollout(values, router)
+    if values["mode"] == "rollback":
+        return roll_back(values, router)
     if not values["metrics"]:
         raise UsageError("missing metrics", f"set `metrics`, e.g. `{METRICS_EXAMPLE}` (see docs/actions/canary-shift.md).")
     plan = make_plan(values)
@@ -508,21 +589,55 @@ def run(values: dict[str, Any]) -> int:
         )
     source = make_source(values["metrics"])
     check_report_path(values["report"])
-    registry = Registry(values["model-name"], values["version"])
-    if not values["dry-run"]:
-        registry.connect()
+    registry = RolloutRecord(values["model-name"], values["version"])
+    registry.connect()  # read-only until traffic moves: a dry run checks the gate verdict too
     before, preflight = _preflight(router, source, values)
-    if before.canary:
-        github.warning(
-            f"{router.describe()} had {before.describe()} before this rollout; it starts again from {plan[0].describe()}.",
-            title=f"{NAME}: canary already had traffic",
-        )
     rollout = Rollout(values, router, source, plan, registry)
+    rollout.recorded = registry.current()
+    rollout.stable_version = (rollout.recorded or {}).get("stable") or registry.alias("production")
+    from mlcicd import tracking
+
+    gates = None
+    if values["model-name"]:
+        verdict = (registry.version_tags() or {}).get(tracking.TAG_GATES_PASSED)
+        gates = gate_decision(verdict, force=values["force"], reason=values["reason"], name=values["model-name"], version=values["version"])
+        if not gates.allowed:
+            rollout.result, rollout.message = "refused", gates.message
+            return finish(rollout, values, before, preflight)
+    busy = busy_canary_message(before, router.describe(), rollout.recorded)
+    if busy:
+        raise UsageError("canary already has traffic", busy)
+    if values["deploy-command"]:
+        rollout.deployer = Deployer(values["deploy-command"], values["model-name"], values["version"], values["deploy-timeout"])
     if values["dry-run"]:
         rollout.result = "dry-run"
-        rollout.message = f"dry run: router and metrics answer; the plan is {', '.join(w.describe() for w in plan)}. Nothing was changed."
+        handoff = "then the handoff to stable" if rollout.deployer else "and the canary keeps 100 % (no deploy-command)"
+        rollout.message = (
+            f"dry run: router and metrics answer; the plan is {', '.join(w.describe() for w in plan)}, {handoff}. "
+            + (gates.message + " " if gates and gates.override else "")
+            + "Nothing was changed."
+        )
         return finish(rollout, values, before, preflight)
+    if gates and gates.override:
+        github.warning(gates.message, title=f"{NAME}: gates overridden")
+        registry.event("forced rollout (gates overridden)", rollout.stable_version, values["version"], values["reason"])
+    return drive(rollout, before, preflight, first_deploy=True)
+
+
+def drive(rollout: Rollout, before: Weights, preflight: dict[str, Figures], *, first_deploy: bool) -> int:
+    """Re-assert the weights a rollout starts from, deploy the canary, run the plan; unwind on any failure."""
+    values = rollout.values
     try:
+        # A reloaded router (HAProxy without a server-state-file) may hold other weights than the ones
+        # it was last given: the rollout starts from the ones it expects, verified.
+        rollout.router.set(Weights(0))
+        if rollout.deployer is not None and first_deploy:
+            failure = rollout.deployer.run("canary")
+            if failure:
+                rollout.result = "deploy-failed"
+                rollout.message = f"{failure}. No traffic moved: stable serves everything, as before."
+                rollout.registry.record("deploy-failed", 0)
+                return finish(rollout, values, before, preflight)
         rollout.run()
     except KeyboardInterrupt:
         rollout.unwind("the job was cancelled mid-rollout.")
@@ -537,25 +652,39 @@ def run(values: dict[str, Any]) -> int:
     return finish(rollout, values, before, preflight)
 
 
-def restore_stable(values: dict[str, Any], router: Router) -> int:
-    """`mode: restore`: all traffic to stable, verified; for a job that died mid-rollout.
-    Traffic first: a registry that is down must not keep the canary serving."""
-    check_report_path(values["report"])
+def _read_router(router: Router) -> Weights:
     try:
-        before = router.get()
+        return router.get()
     except RouterError as exc:
         raise UsageError("router unreachable", f"{exc}. Check `router.address`; traffic is unchanged.") from None
-    registry = Registry(values["model-name"], values["version"])
-    rollout = Rollout(values, router, None, [], registry)
-    rollout.steps.append(StepRecord(Weights(0), time.time()))
-    restored = rollout.restore()
-    rollout.steps[-1].ended = time.time()
+
+
+def _connect_or_warn(registry: RolloutRecord) -> None:
     try:
         registry.connect()
     except Exception as exc:  # noqa: BLE001 - traffic is restored; the record is secondary
         detail = exc.message if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
         github.warning(f"{detail} The canary state was not recorded.", title=f"{NAME}: registry unavailable")
         registry.client = None
+
+
+def restore_stable(values: dict[str, Any], router: Router) -> int:
+    """`mode: restore`: all traffic to stable, verified; for a job that died mid-rollout.
+    Traffic first: a registry that is down must not keep the canary serving."""
+    check_report_path(values["report"])
+    before = _read_router(router)
+    registry = RolloutRecord(values["model-name"], values["version"])
+    rollout = Rollout(values, router, None, [], registry)
+    if values["dry-run"]:
+        rollout.result = "dry-run"
+        rollout.message = f"dry run: {router.describe()} has {before.describe()}; a restore would set canary 0 %. Nothing was changed."
+        return finish(rollout, values, before, {})
+    rollout.steps.append(StepRecord(Weights(0), time.time()))
+    restored = rollout.restore()
+    rollout.steps[-1].ended = time.time()
+    _connect_or_warn(registry)
+    if registry.client is not None and not registry.version:
+        registry.version = str((registry.current() or {}).get("version") or "")
     rollout.recorded = registry.recorded()
     if restored:
         rollout.result = "rolled-back"
@@ -564,9 +693,87 @@ def restore_stable(values: dict[str, Any], router: Router) -> int:
             last = rollout.recorded
             rollout.message += f" The previous run had recorded `{last.get('state', '?')}` at canary {last.get('weight', '?')} % ({last.get('updated', '?')})."
         registry.record("rolled-back", 0)
+        if before.canary or before.shadow:
+            registry.event("restore", registry.version or None, (registry.current() or {}).get("stable"), values["reason"])
     else:
         registry.record("failed", None)
     return finish(rollout, values, before, {})
+
+
+def abort_rollout(values: dict[str, Any], router: Router) -> int:
+    """`mode: abort`: a running rollout is asked to roll back (through the registry, which it reads at
+    every check) and given one interval to do it; a frozen or dead one is rolled back here."""
+    check_report_path(values["report"])
+    registry = RolloutRecord(values["model-name"], values["version"])
+    registry.connect()
+    current = registry.current() or {}
+    registry.version = registry.version or str(current.get("version") or "")
+    before = _read_router(router)
+    rollout = Rollout(values, router, None, [], registry)
+    rollout.recorded = current or None
+    stable = current.get("stable")
+    running = current.get("state") == RUNNING and str(current.get("version")) == registry.version
+    if values["dry-run"]:
+        rollout.result = "dry-run"
+        what = f"ask the running rollout of version {registry.version} to roll back" if running else "set canary 0 %"
+        rollout.message = f"dry run: {router.describe()} has {before.describe()}; abort would {what}. Nothing was changed."
+        return finish(rollout, values, before, {})
+    registry.request_abort(values["reason"])
+    if running:
+        deadline = time.monotonic() + values["interval"] + 60
+        print(f"[{NAME}] asked the running rollout of version {registry.version} to roll back; waiting for it", flush=True)
+        while time.monotonic() < deadline and (registry.current() or {}).get("state") == RUNNING:
+            time.sleep(2)
+        if (registry.current() or {}).get("state") == ABORTED:
+            rollout.verified = _read_router(router)
+            rollout.result = ABORTED
+            rollout.message = f"the running rollout of version {registry.version} saw the abort and put all traffic back on stable."
+            return finish(rollout, values, before, {})
+    # Frozen, handed over half way, or a job that no longer answers: stable gets everything from here.
+    rollout.steps.append(StepRecord(Weights(0), time.time()))
+    restored = rollout.restore()
+    rollout.steps[-1].ended = time.time()
+    registry.clear_abort()
+    if restored:
+        rollout.result = ABORTED
+        rollout.message = f"aborted: {router.describe()} had {before.describe()}, now canary 0 % (verified)."
+        if registry.version:
+            registry.record(ABORTED, 0)
+        registry.event("rollout aborted", registry.version or None, stable, values["reason"])
+    else:
+        registry.record("failed", None)
+    return finish(rollout, values, before, {})
+
+
+def roll_back(values: dict[str, Any], router: Router) -> int:
+    """`mode: rollback`: @previous-production onto the stable server, the way a rollout hands over
+    (canary, switch, stable, back), without judging: it was production before. promote's mode
+    rollback then moves the alias, so what is served and @production agree."""
+    check_report_path(values["report"])
+    name = values["model-name"]
+    registry = RolloutRecord(name, "")
+    registry.connect()
+    target, current = registry.alias("previous-production"), registry.alias("production")
+    before = _read_router(router)
+    rollout = Rollout({**values, "version": target or ""}, router, None, [Weights(100)], registry)
+    rollout.stable_version = current
+    rollout.recorded = registry.current()
+    if not target or target == current:
+        rollout.result = "refused"
+        why = "`previous-production` is not set" if not target else f"`previous-production` is version {target}, already `production`"
+        rollout.message = f"`{name}` cannot roll back: {why}. Roll a known-good version out with `mode: shift` and its `version` instead."
+        return finish(rollout, values, before, {})
+    registry.version = target
+    if values["dry-run"]:
+        rollout.result = "dry-run"
+        rollout.message = (
+            f"dry run: a rollback would put version {target} on the canary, switch, hand it to stable; @production is {current}."
+        )
+        return finish(rollout, values, before, {})
+    if before.canary or before.shadow:
+        rollout.restore()  # whatever the canary serves now, it goes first
+    rollout.deployer = Deployer(values["deploy-command"], name, target, values["deploy-timeout"])
+    return drive(rollout, before, {}, first_deploy=True)
 
 
 def finish(rollout: Rollout, values: dict[str, Any], before: Weights, preflight: dict[str, Figures], *, cancelled: bool = False) -> int:
@@ -592,12 +799,15 @@ def finish(rollout: Rollout, values: dict[str, Any], before: Weights, preflight:
         },
         "metrics": {"type": values["metrics"].get("type"), "queries": values["metrics"].get("queries")} if values["metrics"] else None,
         "model": {"name": values["model-name"], "version": values["version"]} if values["model-name"] else None,
+        "mode": values["mode"],
+        "deploy_command": bool(values["deploy-command"]),
+        "stable_version_before": rollout.stable_version,
         "recorded_state": rollout.recorded,
         "preflight": {name: f.as_dict() for name, f in preflight.items()},
         "steps": [s.as_dict() for s in rollout.steps],
     }
     path = write_json(values["report"], report)
-    outputs = {"final-weight": "" if final is None else f"{final:g}", "report": path}
+    outputs = {"final-weight": "" if final is None else f"{final:g}", "report": path, "version": values["version"]}
     if rollout.result:
         outputs["result"] = rollout.result  # empty when the traffic state is unknown: the action's restore step runs
     github.set_outputs(outputs)
@@ -605,11 +815,11 @@ def finish(rollout: Rollout, values: dict[str, Any], before: Weights, preflight:
     if cancelled:
         print(f"[{NAME}] {report['message']} Report: {path}.", flush=True)
         return CHECK_FAILED
-    if rollout.result in ("promoted", "dry-run") or (rollout.result == "rolled-back" and values["mode"] == "restore"):
+    if rollout.result in SUCCESS[values["mode"]]:
         print(f"[{NAME}] {rollout.result}: {report['message']}", flush=True)
         return PASSED
-    if rollout.result == "rolled-back":
-        github.error(f"{report['message']} Report: {path}.", title=f"{NAME}: rolled back")
+    if rollout.result in FAILURE_TITLES:
+        github.error(f"{report['message']} Report: {path}.", title=f"{NAME}: {FAILURE_TITLES[rollout.result]}")
     elif rollout.result == "frozen":
         github.error(
             f"{report['message']} Look at the canary, then rerun with `mode: restore` to roll back. Report: {path}.",
@@ -624,9 +834,27 @@ def finish(rollout: Rollout, values: dict[str, Any], before: Weights, preflight:
     return CHECK_FAILED
 
 
+SUCCESS = {
+    "shift": ("promoted", "dry-run"),
+    "restore": ("rolled-back", "dry-run"),
+    "abort": (ABORTED, "dry-run"),
+    "rollback": ("rolled-back", "dry-run"),
+}
+"""The results each mode exits 0 with; every other result is exit 1 with one annotation."""
+FAILURE_TITLES = {
+    "rolled-back": "rolled back",
+    "refused": "refused",
+    "deploy-failed": "deploy command failed",
+    "handoff-failed": "handoff to stable failed",
+    ABORTED: "aborted",
+}
 ICONS = {
     "promoted": "✅ promoted",
     "rolled-back": "↩️ rolled back",
+    "aborted": "⏹️ aborted",
+    "refused": "⛔ refused",
+    "deploy-failed": "❌ deploy command failed",
+    "handoff-failed": "⚠️ handoff to stable failed",
     "frozen": "🧊 frozen",
     "dry-run": "🔍 dry run",
     "unknown": "❌ traffic state unknown",
@@ -683,8 +911,13 @@ STAGE = Stage(
     options=OPTIONS,
     run=run,
     outputs=(
-        ("result", "promoted, rolled-back or frozen (dry-run for a dry run; empty when the traffic state is unknown)"),
+        (
+            "result",
+            "promoted, rolled-back, frozen, aborted, refused, deploy-failed or handoff-failed (dry-run for a dry run; "
+            "empty when the traffic state is unknown)",
+        ),
         ("final-weight", "the canary's last verified share of traffic in percent"),
+        ("version", "the model version rolled out (with mode rollback: the one put back)"),
         ("traffic-changed", "true once the rollout changed a weight"),
         ("report", "path of the JSON report"),
     ),

@@ -425,7 +425,7 @@ def run(values: dict[str, Any]) -> int:
     from mlflow import MlflowClient
 
     from mlcicd import tracking
-    from mlcicd.stages.promote import get_by_alias
+    from mlcicd.registry import get_by_alias
 
     uri = tracking.connect()
     client = MlflowClient()

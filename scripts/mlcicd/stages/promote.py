@@ -16,36 +16,38 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from mlcicd import __version__, github
 from mlcicd.config import Option, Stage, boolean, choice, text, whole_number
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
+from mlcicd.history import HISTORY_PREFIX, make_event, next_event_key, read_history
+from mlcicd.registry import (
+    LISTED,
+    get_by_alias,
+    get_model,
+    get_version,
+    listing,
+    model_exists,
+    not_found,
+    search_literal,
+    store,
+    version_number,
+)
 from mlcicd.report import check_report_path, default_report_path, markdown_table, write_json
 
 NAME = "promote"
 PRODUCTION = "production"
 PREVIOUS = "previous-production"
-HISTORY_PREFIX = "mlcicd.history."
-KEY_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
-REASON_MAX = 1000
 SUMMARY_EVENTS = 5
 REPORT_EVENTS = 20
-LISTED = 20
 RESERVED_ALIASES = re.compile(r"^(latest|[vV]\d+)$")
 ALIAS_CHARS = re.compile(r"^[\w-]{1,255}$")
 """MLflow's rules for alias names: `latest` and `v<number>` are reserved; alphanumerics, `_` and `-`."""
 
 
 # --- option parsers -----------------------------------------------------------------------
-
-
-def version_number(value: Any) -> str:
-    result = text(value).strip()
-    if result and (not result.isdigit() or int(result) < 1):
-        raise ValueError(f"{value!r} is not a version number (1, 2, …)")
-    return str(int(result)) if result else ""
 
 
 def expected_version(value: Any) -> str:
@@ -240,61 +242,6 @@ def plan_rollback(aliases: dict[str, str], history: list[dict[str, Any]]) -> Pla
     return Plan(((PRODUCTION, previous), (PREVIOUS, before)), current, previous)
 
 
-def next_event_key(existing: list[str], now: datetime, suffix: str) -> str:
-    """`mlcicd.history.<UTC time>-<hex>`: sorts by time, and always after every existing key
-    (a runner whose clock is behind still appends, so the history stays in the order it happened)."""
-    stamp = now.astimezone(timezone.utc)
-    latest = max(existing, default="")
-    if latest:
-        try:
-            then = datetime.strptime(latest[len(HISTORY_PREFIX) :].split("-")[0], KEY_TIME_FORMAT).replace(tzinfo=timezone.utc)
-        except ValueError:
-            then = None
-        if then is not None and then >= stamp:
-            stamp = then + timedelta(microseconds=1)
-    return f"{HISTORY_PREFIX}{stamp.strftime(KEY_TIME_FORMAT)}-{suffix}"
-
-
-def read_history(tags: dict[str, str]) -> list[dict[str, Any]]:
-    """History events, oldest first. An unreadable event is kept as a stub rather than hidden."""
-    events = []
-    for key in sorted(k for k in tags if k.startswith(HISTORY_PREFIX)):
-        try:
-            event = json.loads(tags[key])
-            if not isinstance(event, dict):
-                raise ValueError
-        except ValueError:
-            event = {"reason": f"unreadable history tag: {tags[key][:80]!r}"}
-        for end in ("from", "to"):  # versions are strings everywhere, whatever the store returned when it was written
-            if event.get(end) is not None:
-                event[end] = str(event[end])
-        events.append({"id": key[len(HISTORY_PREFIX) :], **event})
-    return events
-
-
-def make_event(alias: str, mode: str, plan: Plan, reason: str, context: dict[str, str], now: datetime) -> dict[str, Any]:
-    return {
-        "time": now.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        "actor": context.get("actor", ""),
-        "commit": context.get("sha", ""),
-        "workflow_run": context.get("run_url", ""),
-        "alias": alias,
-        "mode": mode,
-        "from": plan.from_version,
-        "to": plan.to_version,
-        "reason": reason[:REASON_MAX],
-    }
-
-
-def _literal(value: str) -> str:
-    """A string literal for an MLflow search filter."""
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise UsageError("unsupported name", f"`{value}` contains both kinds of quote; MLflow cannot search for it.")
-
-
 # --- registry I/O ---------------------------------------------------------------------------
 
 
@@ -319,52 +266,6 @@ class Outcome:
     refusal_title: str = ""
 
 
-def _not_found(exc: Exception) -> bool:
-    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower()
-
-
-def _store() -> str:
-    from mlcicd.tracking import redact
-
-    return redact(os.environ.get("MLFLOW_TRACKING_URI", ""))
-
-
-def _listing(items: list[str], none: str) -> str:
-    if not items:
-        return none
-    more = " …" if len(items) >= LISTED else ""
-    return ", ".join(items) + more
-
-
-def get_model(client: Any, name: str) -> Any:
-    """The registered model, or a UsageError listing the models that exist."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_registered_model(name)
-    except MlflowException as exc:
-        if not _not_found(exc):
-            raise
-    names = [m.name for m in client.search_registered_models(max_results=LISTED, order_by=["name ASC"])]
-    raise UsageError(
-        "unknown model",
-        f"no registered model `{name}` in {_store()}. Registered models: {_listing(names, 'none')}. "
-        "Register it by promoting a `model-uri` of the form runs:/<run_id>/<path> or models:/m-<id>.",
-    )
-
-
-def model_exists(client: Any, name: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(name)
-        return True
-    except MlflowException as exc:
-        if _not_found(exc):
-            return False
-        raise
-
-
 def ensure_model(client: Any, name: str) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -375,38 +276,6 @@ def ensure_model(client: Any, name: str) -> None:
     except MlflowException as exc:
         if getattr(exc, "error_code", "") not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):  # created meanwhile by a concurrent job
             raise
-
-
-def _versions(client: Any, name: str) -> list[str]:
-    found = client.search_model_versions(f"name={_literal(name)}", max_results=LISTED, order_by=["version_number DESC"])
-    return [str(v.version) for v in found]
-
-
-def get_version(client: Any, name: str, version: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version(name, version)
-    except MlflowException as exc:
-        if not _not_found(exc):
-            raise
-    raise UsageError(
-        "unknown version",
-        f"`{name}` has no version {version}. Versions (newest first): {_listing(_versions(client, name), 'none')}. Pass one of them as `version`.",
-    )
-
-
-def get_by_alias(client: Any, name: str, alias: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if not _not_found(exc):
-            raise
-    aliases = get_model(client, name).aliases
-    shown = ", ".join(f"{a} → {v}" for a, v in sorted(aliases.items())) or "none"
-    raise UsageError("unknown alias", f"`{name}` has no alias `{alias}`. Aliases: {shown}. Use one of them, or a version number.")
 
 
 @dataclass(frozen=True)
@@ -428,9 +297,9 @@ def resolve_registration(client: Any, source: Source) -> Resolved:
         try:
             logged = client.get_logged_model(source.model_id)
         except MlflowException as exc:
-            if not _not_found(exc):
+            if not not_found(exc):
                 raise
-            raise UsageError("unknown logged model", f"no logged model `{source.model_id}` in {_store()}; check `model-uri`.") from None
+            raise UsageError("unknown logged model", f"no logged model `{source.model_id}` in {store()}; check `model-uri`.") from None
         run_id = logged.source_run_id or None
     else:
         run_id = source.run_id
@@ -439,9 +308,9 @@ def resolve_registration(client: Any, source: Source) -> Resolved:
         try:
             run = client.get_run(run_id)
         except MlflowException as exc:
-            if not _not_found(exc):
+            if not not_found(exc):
                 raise
-            raise UsageError("unknown run", f"no run `{run_id}` in {_store()}; check `model-uri`.") from None
+            raise UsageError("unknown run", f"no run `{run_id}` in {store()}; check `model-uri`.") from None
     if source.kind == "run":
         logged = _logged_model_of_run(client, run, source.path)
         if logged is None:
@@ -451,7 +320,7 @@ def resolve_registration(client: Any, source: Source) -> Resolved:
                 raise UsageError(
                     "no model in run",
                     f"run `{run_id}` has no model `{source.path}` (no logged model of that name, no `{source.path}/MLmodel` artifact). "
-                    f"Models logged by the run: {_listing(names, 'none')}.",
+                    f"Models logged by the run: {listing(names, 'none')}.",
                 )
             tags = _lineage(run, None, run_id)
             return Resolved(artifact_uri, run_id, None, tags)
@@ -464,7 +333,7 @@ def _logged_model_of_run(client: Any, run: Any, path: str) -> Any:
     token = None
     while True:
         page = client.search_logged_models(
-            experiment_ids=[run.info.experiment_id], filter_string=f"name = {_literal(path)}", page_token=token
+            experiment_ids=[run.info.experiment_id], filter_string=f"name = {search_literal(path)}", page_token=token
         )
         models += [m for m in page if m.source_run_id == run.info.run_id]
         token = page.token
@@ -521,11 +390,11 @@ def _lineage(run: Any, logged: Any, run_id: str | None) -> dict[str, str]:
 
 def find_or_register(client: Any, name: str, resolved: Resolved) -> tuple[Any, str]:
     """The version of `name` made from the same logged model or source, else a new one. Under the lock."""
-    clause = f"run_id = {_literal(resolved.run_id)}" if resolved.run_id else f"source_path = {_literal(resolved.source)}"
+    clause = f"run_id = {search_literal(resolved.run_id)}" if resolved.run_id else f"source_path = {search_literal(resolved.source)}"
     matches = []
     token = None
     while True:
-        page = client.search_model_versions(f"name = {_literal(name)} and {clause}", page_token=token)
+        page = client.search_model_versions(f"name = {search_literal(name)} and {clause}", page_token=token)
         for v in page:
             same_model = resolved.model_id is not None and getattr(v, "model_id", None) == resolved.model_id
             if same_model or v.source == resolved.source:
@@ -686,7 +555,7 @@ def execute(client: Any, values: dict[str, Any], source: Source | None, outcome:
                 return
         apply(client, name, plan)
         now = datetime.now(timezone.utc)
-        event = make_event(alias, mode, plan, values["reason"], tracking.git_context(), now)
+        event = make_event(alias, mode, plan.from_version, plan.to_version, values["reason"], tracking.git_context(), now)
         key = next_event_key([k for k in model.tags if k.startswith(HISTORY_PREFIX)], now, secrets.token_hex(2))
         client.set_registered_model_tag(name, key, json.dumps(event, separators=(",", ":")))
         after = client.get_registered_model(name)
@@ -732,7 +601,7 @@ def apply(client: Any, name: str, plan: Plan) -> None:
         try:
             client.delete_registered_model_alias(name, alias)
         except MlflowException as exc:
-            if not _not_found(exc):
+            if not not_found(exc):
                 raise
 
 
