@@ -8,7 +8,8 @@ Prometheus scraping them, and a steady trickle of requests), and runs the consum
 `.github/workflows/ml.yml` through act with this checkout as `org/ml-cicd@v1`:
 
     validate-data → train-gpu (CPU here, and it says so) → check-gates → promote @staging
-    → serve check → deploy to the canary server → canary 20 % → 50 % → 100 % → @production
+    → serve check → deploy to the canary server → canary 20 % → 50 % → 100 %
+    → hand over to the stable server (canary 0 %) → @production
 
 Everything stays on this machine: the registry is the embedded MLflow store under the output
 folder. tests/test_pipeline.py runs the same consumer through more scenarios.
@@ -35,7 +36,9 @@ from conftest import EXAMPLES, ROOT
 SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
 MODEL = "churn-classifier"
 STABLE_IS_A_RULE = 3.0
-"""latency-tolerance of the demo's rollouts: the stand-in stable server runs no model (see main)."""
+"""latency-tolerance of a first rollout: before it, the stand-in stable server runs no model but the
+constant rule, which answers faster than any model. From the second rollout on, stable serves the
+version the previous one handed over, and the default tolerance compares model with model."""
 SETUP_PYTHON_STAND_IN = """\
 name: setup-python stand-in
 description: act clones every action a job names, even in a skipped step; offline, this folder stands in
@@ -149,7 +152,7 @@ def serving_layer(root: Path, home: Path, rate: float):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
     with (
         model_servers(root, delay_ms=2, env=env) as servers,
-        haproxy(root, *servers) as lb,
+        haproxy(root, *servers, check=True) as lb,
         prometheus(root, list(servers)) as prom,
         LoadGenerator(lb.url, rate=rate, threads=4) as load,
     ):
@@ -172,14 +175,14 @@ def main() -> int:
             "steps": "20,50",
             "interval": "5s",
             "min-requests": 30,
-            # Stable answers with the constant rule of before the first model, so the canary's real
-            # model is slower by construction: judge latency against the absolute limit, not stable.
+            # This first rollout's stable answers with the constant rule of before the first model, so
+            # the canary's real model is slower by construction: judge latency mostly on the absolute limit.
             "latency-tolerance": STABLE_IS_A_RULE,
             "router": {"type": "haproxy", "address": lb.admin_address, "backend": "model"},
             "metrics": {"type": "prometheus", "address": prom.url},
         }
         repo = prepare_consumer(root, args.rows, canary)
-        act = Act(root, repo, home, {"CANARY_URL": servers.canary.url})
+        act = Act(root, repo, home, {"CANARY_URL": servers.canary.url, "STABLE_URL": servers.stable.url})
         print(f"--- consumer repository {repo}: act push (.github/workflows/ml.yml → train.yml → deploy.yml)", flush=True)
         log_path = root / "act.log"
         with open(log_path, "w") as log:
@@ -197,17 +200,17 @@ def main() -> int:
                     print(line.rstrip(), flush=True)
             rc = proc.wait()
         weights = lb.weights()
-        served = servers.canary.model_uri()
+        served = {server.variant: server.model_uri() or "the constant rule" for server in servers}
         answered = load.split(time.time() - 5)
     aliases, versions = registry(home)
     print()
     print(f"=== ml-cicd demo: {'finished' if rc == 0 else f'FAILED (act exit {rc})'} in {time.monotonic() - started:.0f} s")
     print(f"registry `{MODEL}`: versions {', '.join(versions) or 'none'}; aliases {aliases or 'none'}")
-    print(f"traffic: HAProxy weights {weights} (canary serves {served or 'the constant rule'}); last 5 s answered by {answered}")
+    print(f"traffic: HAProxy weights {weights}; the servers serve {served}; last 5 s answered by {answered}")
     print("where to look:")
     print(f"  the whole run:          {log_path}")
     print(f"  each stage's summary:   the `Summary -` lines of {log_path.name}")
-    print(f"  promotion history:      MLCICD_HOME={home} .venv/bin/mlcicd history {MODEL}")
+    print(f"  promotion history:      MLCICD_HOME={home} .venv/bin/mlcicd history {MODEL}   (aliases and traffic)")
     print(f"  experiments and models: .venv/bin/mlflow ui --backend-store-uri sqlite:///{home / 'mlflow.db'}")
     return rc
 

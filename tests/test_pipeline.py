@@ -5,7 +5,12 @@
 train.yml (validate → train on CPU → gates → @staging) then deploy.yml (serve check → canary on
 a real HAProxy fronting two model servers under load, judged on a real Prometheus → @production).
 Each scenario asserts on the registry through MLflow's own client, not on log text alone. The
-scenarios build on each other in order, as a repository's history would.
+scenarios build on each other in order, as a repository's history would, on one registry and one
+serving stack: v1 and then v2 reach production and are handed over to the stable server; a bad v3
+is rolled back; a version whose gates failed is refused at deploy; the operations workflow
+(ops.yml) rolls production back to v1. After each, the aliases, the history, the HAProxy weights
+and the model each server serves (asked from the server) are checked, and the live requests
+outside the judged canary share never saw an error.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
-from canary_rig import HAProxy, ModelServers
+from canary_rig import HAProxy, LoadGenerator, ModelServers
 from conftest import ROOT, load_example_generator
-from demo import STABLE_IS_A_RULE, Act, git, prepare_consumer, registry, serving_layer
+from demo import MODEL, STABLE_IS_A_RULE, Act, git, prepare_consumer, registry, serving_layer
 
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 from github_api import FakeGitHub
@@ -35,13 +41,14 @@ class Consumer:
     act: Act
     servers: ModelServers
     lb: HAProxy
+    load: LoadGenerator
 
     def commit(self, message: str) -> None:
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-qm", message)
 
-    def run(self, event: str, *args: str) -> tuple[int, str]:
-        proc = self.act.run(event, *args)
+    def run(self, event: str, *args: str, workflow: str = "ml.yml") -> tuple[int, str]:
+        proc = self.act.run(event, *args, workflow=workflow)
         return proc.returncode, proc.stdout + proc.stderr
 
     def registry(self) -> tuple[dict[str, str], list[str]]:
@@ -51,26 +58,46 @@ class Consumer:
         weights = self.lb.weights()
         return 100 * weights["canary"] / (weights["canary"] + weights["stable"])
 
-    def reset_traffic(self) -> None:
-        """What the deployment does after a rollout: the new model becomes stable, traffic returns to it."""
-        self.lb.set_weight("stable", 100)
-        self.lb.set_weight("canary", 0)
-        for server in self.servers:
-            server.set_fault(error_rate=0.0, delay_ms=0.0)
+    def served(self) -> dict[str, str]:
+        """The model each server says it serves ('' for the constant rule of before the first model)."""
+        return {server.variant: server.model_uri() for server in self.servers}
+
+    def traffic_events(self) -> list[tuple[str, str | None, str | None]]:
+        """(mode, from, to) of the `alias: traffic` events in the model's history."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        from mlcicd.history import read_history
+
+        mlflow.set_tracking_uri(f"sqlite:///{self.home / 'mlflow.db'}")
+        try:
+            events = read_history(dict(MlflowClient().get_registered_model(MODEL).tags))
+        finally:
+            mlflow.set_tracking_uri(None)
+        return [(e["mode"], e["from"], e["to"]) for e in events if e.get("alias") == "traffic"]
+
+    def assert_at_rest(self, production: str) -> None:
+        """After any rollout: stable serves @production, the canary carries nothing, and no request
+        that stable answered failed."""
+        assert self.lb.weights() == {"stable": 100, "canary": 0}
+        assert self.servers.stable.model_uri() == f"models:/{MODEL}/{production}"
+        assert self.registry()[0]["production"] == production
+        assert self.load.errors().get("stable", 0) == 0, self.load.errors()
 
 
 @pytest.fixture(scope="module")
 def consumer(tmp_path_factory) -> Iterator[Consumer]:
     root = tmp_path_factory.mktemp("pipeline")
     home = root / "home"
-    with serving_layer(root, home, rate=200) as (servers, lb, prom, _load):
+    with serving_layer(root, home, rate=200) as (servers, lb, prom, load):
         canary = {
             "steps": "20,50", "interval": "3s", "min-requests": 20, "latency-tolerance": STABLE_IS_A_RULE,
             "router": {"type": "haproxy", "address": lb.admin_address, "backend": "model"},
             "metrics": {"type": "prometheus", "address": prom.url},
         }  # fmt: skip
         repo = prepare_consumer(root, 4000, canary)
-        yield Consumer(repo, home, Act(root, repo, home, {"CANARY_URL": servers.canary.url}), servers, lb)
+        variables = {"CANARY_URL": servers.canary.url, "STABLE_URL": servers.stable.url}
+        yield Consumer(repo, home, Act(root, repo, home, variables), servers, lb, load)
 
 
 def jobs(log: str) -> dict[str, str]:
@@ -85,15 +112,22 @@ def jobs(log: str) -> dict[str, str]:
 
 
 def test_push_runs_the_whole_chain_to_production(consumer):
+    assert consumer.served() == {"stable": "", "canary": ""}  # the serving layer before any model
     rc, log = consumer.run("push")
     assert rc == 0, log[-8000:]
     aliases, versions = consumer.registry()
     assert versions == ["1"] and aliases == {"staging": "1", "production": "1"}
-    assert consumer.canary_weight() == 100  # the canary serves everything now
-    assert consumer.servers.canary.model_uri() == "models:/churn-classifier/1"  # put there by the deploy command
+    # Handed over: v1 went onto the canary, then onto stable, which takes all traffic again.
+    assert consumer.served() == {"stable": "models:/churn-classifier/1", "canary": "models:/churn-classifier/1"}
+    consumer.assert_at_rest("1")
+    assert consumer.traffic_events() == [("rollout promoted", None, "1")]
     assert "::warning title=train-gpu%3A training on CPU::" in log  # the fallback is said, not silent
-    assert "ml-cicd deploy: ✅ version 1 is @production" in log
-    consumer.reset_traffic()
+    assert "ml-cicd deploy: ✅ version 1 is @production and on the stable server" in log
+    # From now on stable serves a model: later rollouts compare model with model, at the default tolerance.
+    config = yaml.safe_load((consumer.repo / "mlcicd.yaml").read_text())
+    config["canary-shift"].pop("latency-tolerance")
+    (consumer.repo / "mlcicd.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    consumer.commit("judge latency against the stable model")
 
 
 def test_dispatch_without_retrain_skips_training(consumer):
@@ -109,7 +143,10 @@ def test_dispatch_with_retrain_trains_and_deploys_again(consumer):
     assert rc == 0, log[-8000:]
     aliases, versions = consumer.registry()
     assert versions == ["1", "2"] and aliases == {"staging": "2", "production": "2", "previous-production": "1"}
-    consumer.reset_traffic()
+    # The second rollout started from an empty canary and ended the same way, with v2 on stable.
+    assert "canary already" not in log
+    consumer.assert_at_rest("2")
+    assert consumer.traffic_events()[-1] == ("rollout promoted", "1", "2")
 
 
 def github_api(gh: FakeGitHub) -> tuple[str, ...]:
@@ -190,13 +227,54 @@ def test_a_bad_model_stops_at_check_gates(consumer):
 
 def test_scheduled_retrain_with_a_failing_canary_is_rolled_back(consumer):
     consumer.servers.canary.set_fault(error_rate=0.3)
-    rc, log = consumer.run("schedule")
+    try:
+        rc, log = consumer.run("schedule")
+    finally:
+        consumer.servers.canary.set_fault(error_rate=0.0)
     assert rc != 0
     results = jobs(log)
     assert results["deploy/canary"] == "failed" and "deploy/promote" not in results, results
     aliases, versions = consumer.registry()
     assert versions == ["1", "2", "3"]
     assert aliases == {"staging": "3", "production": "2", "previous-production": "1"}  # production unchanged
-    assert consumer.canary_weight() == 0
     assert "rolled back: traffic on stable, @production unchanged (2)" in log
-    consumer.reset_traffic()
+    # Stable never stopped serving v2; the canary keeps v3 but gets nothing.
+    assert consumer.served()["canary"] == "models:/churn-classifier/3"
+    consumer.assert_at_rest("2")
+    assert consumer.traffic_events()[-1][0] == "rollout rolled back"
+
+
+def test_a_version_whose_gates_failed_is_refused_at_deploy(consumer):
+    """v4 at @staging with mlcicd.gates.passed=false: ops.yml's promote mode refuses before the
+    deploy command runs, and no weight changes."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(f"sqlite:///{consumer.home / 'mlflow.db'}")
+    try:
+        client = MlflowClient()
+        v3 = client.get_model_version(MODEL, "3")
+        v4 = client.create_model_version(MODEL, source=v3.source, run_id=v3.run_id)
+        client.set_model_version_tag(MODEL, v4.version, "mlcicd.gates.passed", "false")
+        client.set_registered_model_alias(MODEL, "staging", v4.version)
+    finally:
+        mlflow.set_tracking_uri(None)
+    rc, log = consumer.run("workflow_dispatch", "--input", "mode=promote", "--input", "reason=try v4", workflow="ops.yml")
+    assert rc != 0
+    results = jobs(log)
+    assert results["ops/canary"] == "failed" and "ops/promote" not in results, results
+    assert "has not passed the quality gates" in log and "⛔ refused" in log
+    assert consumer.served()["canary"] == "models:/churn-classifier/3"  # the deploy command never ran
+    consumer.assert_at_rest("2")
+
+
+def test_the_operations_workflow_rolls_production_back_to_v1(consumer):
+    rc, log = consumer.run("workflow_dispatch", "--input", "mode=rollback", "--input", "reason=v2 misbehaves", workflow="ops.yml")
+    assert rc == 0, log[-8000:]
+    results = jobs(log)
+    assert results["ops/operate"] == "succeeded" and results["ops/rollback-alias"] == "succeeded", results
+    aliases, _ = consumer.registry()
+    assert aliases["production"] == "1" and "previous-production" not in aliases
+    consumer.assert_at_rest("1")  # the alias and what stable serves agree
+    assert consumer.traffic_events()[-1] == ("rollback", "2", "1")
+    assert "rolled back: version 1 is on the stable server and @production" in log

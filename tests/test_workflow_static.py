@@ -137,11 +137,14 @@ def test_jobs_that_move_aliases_or_traffic_never_overlap_for_one_model(path: Pat
         used = {
             m.group(1) for step in job.get("steps", []) if (m := re.fullmatch(r"org/ml-cicd/actions/([\w-]+)@v\d+", step.get("uses", "")))
         }
+        aborts = any(step.get("with", {}).get("mode") == "abort" for step in job.get("steps", []))
         for action in used & set(STATEFUL_ACTIONS):
             concurrency = job.get("concurrency") or {}
             group = str(concurrency.get("group", ""))
-            assert group.startswith(STATEFUL_ACTIONS[action] + "${{ github.repository }}-${{ inputs.model-name"), (
-                f"{path}: job {name} runs {action} outside the `{STATEFUL_ACTIONS[action]}<repository>-<model>` concurrency group: {group!r}"
+            # An abort must run while the rollout it stops holds the deploy group: it has one of its own.
+            prefix = "mlcicd-abort-" if aborts and action == "canary-shift" else STATEFUL_ACTIONS[action]
+            assert group.startswith(prefix + "${{ github.repository }}-${{ inputs.model-name"), (
+                f"{path}: job {name} runs {action} outside the `{prefix}<repository>-<model>` concurrency group: {group!r}"
             )
             assert concurrency.get("cancel-in-progress") is False, f"{path}: job {name} may be cancelled half way by a newer run"
             checked += 1
