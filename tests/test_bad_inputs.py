@@ -55,6 +55,8 @@ class Case:
     xfail: str = ""
     memory_limit: bool = False
     """Run under a 3 GiB address-space limit, for inputs that would otherwise eat the machine."""
+    canary_weight: int = 0
+    """The HAProxy canary weight the case finds (stable gets the rest): a rollout left half way."""
 
 
 def case(id: str, *args: str, needles: tuple[str, ...], **kw) -> pytest.param:
@@ -245,6 +247,70 @@ CASES = [
         "production",
         needles=("gates", "version 2"),
         rc=1,
+    ),  # fmt: skip
+    case("canary-force-without-reason", *CANARY, "--router", HAPROXY, "--force", "true", needles=("force", "reason")),
+    case("canary-deploy-command-without-model", *CANARY, "--router", HAPROXY, "--deploy-command", "true", needles=("model-name",)),
+    case("canary-abort-without-model", *CANARY, "--router", HAPROXY, "--mode", "abort", needles=("abort", "model-name")),
+    case(
+        "canary-rollback-without-deploy-command",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--mode",
+        "rollback",
+        "--model-name",
+        "churn",
+        needles=("rollback", "deploy-command"),
+    ),  # fmt: skip
+    case(
+        "canary-rollback-nothing-to-roll-back",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--mode",
+        "rollback",
+        "--model-name",
+        "churn",
+        "--deploy-command",
+        "false",
+        needles=("cannot roll back", "previous-production"),
+        rc=1,
+    ),  # fmt: skip
+    case(
+        "canary-ungated-version",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--metrics",
+        PROMETHEUS_DOWN,
+        "--model-name",
+        "churn",
+        "--version",
+        "2",
+        "--deploy-command",
+        "false",
+        needles=("version 2", "not passed the quality gates", "force"),
+        rc=1,
+    ),  # fmt: skip
+    case(
+        "canary-busy-canary",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--metrics",
+        PROMETHEUS_DOWN,
+        "--model-name",
+        "churn",
+        "--version",
+        "1",
+        "--deploy-command",
+        "false",
+        "--force",
+        "true",
+        "--reason",
+        "test",
+        needles=("canary already has traffic", "canary 30 %", "mode: restore"),
+        canary_weight=30,
     ),  # fmt: skip
     case(
         "canary-unknown-model-version",
@@ -464,6 +530,7 @@ class World:
     home: Path
     places: dict[str, str]
     weights: object
+    set_weight: object
 
     def state(self) -> dict:
         return {"registry": registry_state(self.home), "router": self.weights()}
@@ -489,7 +556,7 @@ def world(tmp_path_factory):
             "corpus": str(CORPUS), "test_data": str(test_data), "ok_csv": str(ok_csv), "haproxy": lb.admin_address,
             "html": f"http://{html}", "html_address": html, "silent": silent, "refused": f"127.0.0.1:{free_port()}",
         }  # fmt: skip
-        yield World(home, places, lb.weights)
+        yield World(home, places, lb.weights, lb.set_weight)
 
 
 def limit_memory() -> None:
@@ -568,8 +635,15 @@ def test_bad_input(case: Case, world: World, tmp_path: Path):
         places["made"] = str(tmp_path / name)
         maker(tmp_path / name)
     args = [Template(a).safe_substitute(places) for a in case.args]
+    world.set_weight("canary", case.canary_weight)
+    world.set_weight("stable", 100 - case.canary_weight)
     before = world.state()
-    result = (run_isolated if case.memory_limit else run_in_process)(args, world, tmp_path)
+    try:
+        result = (run_isolated if case.memory_limit else run_in_process)(args, world, tmp_path)
+    finally:
+        after = world.state()
+        world.set_weight("canary", 0)
+        world.set_weight("stable", 100)
     assert result.rc == case.rc, result.log[-3000:]
     assert len(result.errors) == 1, result.log[-3000:]
     error = result.errors[0]
@@ -577,7 +651,7 @@ def test_bad_input(case: Case, world: World, tmp_path: Path):
         assert Template(needle).safe_substitute(places).lower() in error.lower(), error
     assert FIX.search(error.partition("::")[2].partition("::")[2]), f"the message says what failed but not what to do: {error}"
     assert "Traceback" not in result.log, result.log
-    assert world.state() == before, "the registry or the router changed"
+    assert after == before, "the registry or the router changed"
 
 
 # --- a planted secret ------------------------------------------------------------------------------

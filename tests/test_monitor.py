@@ -269,6 +269,34 @@ def test_degraded_quality_rolls_back_alias_and_traffic(run_cli, rig):
     assert rig.gh.state.writes()[-1].body == {"ref": "main", "inputs": {"retrain": "true"}}
 
 
+def test_after_a_handoff_a_rollback_puts_the_previous_version_back_on_stable(run_cli, rig):
+    """Stable serves the degraded v2 (handed over), the canary nothing: with the rollout's deploy command
+    in the config, the rollback redeploys v1 through canary-shift's rollback before the alias moves."""
+    from mlflow import MlflowClient
+
+    name = f"handed-over-{uuid.uuid4().hex[:6]}"
+    register(rig, name)
+    rig.lb.set_weight("canary", 0)
+    rig.lb.set_weight("stable", 100)
+    rig.set_quality(0.79)
+    log = rig.tmp / f"{name}-deploys.log"
+    quality = json.dumps({"type": "http", "address": f"http://{rig.exporter.address}/quality.json", "field": "live.f1"})
+    config = rig.tmp / f"{name}.yaml"
+    command = f'echo "$DEPLOY_TARGET $MODEL_URI" >> {log}'
+    config.write_text(f"canary-shift:\n  router: {haproxy_router(rig)}\n  deploy-command: '{command}'\n")
+    try:
+        result = monitor(run_cli, rig, name, QUALITY, quality, "--quality-metric", "f1", "--baseline", "gates", "--config", str(config))
+    finally:
+        rig.lb.set_weight("stable", 0)
+        rig.lb.set_weight("canary", 100)  # the module's other scenarios start from a canary serving everyone
+    assert result.rc == 1 and result.outputs["rolled-back"] == "true", result.log
+    assert log.read_text().splitlines() == [f"canary models:/{name}/1", f"stable models:/{name}/1"]
+    assert aliases(rig, name)["production"] == "1"
+    tags = MlflowClient(rig.uri).get_registered_model(name).tags
+    assert json.loads(tags["mlcicd.rollout"])["stable"] == "1"  # what stable serves and @production agree
+    assert len(result.errors) == 1 and "version 1 (@previous-production) is on the stable server" in result.errors[0], result.log
+
+
 def test_metrics_source_down_changes_nothing(run_cli, rig):
     name = f"down-{uuid.uuid4().hex[:6]}"
     register(rig, name)

@@ -522,17 +522,18 @@ def _router(values: dict[str, Any]) -> Router:
         raise UsageError("invalid value for router", f"{exc}. Example: `{ROUTER_EXAMPLE}`.") from None
 
 
-def _preflight(router: Router, source: Any, values: dict[str, Any]) -> tuple[Weights, dict[str, Figures]]:
-    """Reach the router and the metrics source before anything changes: a wrong address is exit 2."""
+def _read_router(router: Router) -> Weights:
+    """Reach the router before anything changes: a wrong address is exit 2."""
     try:
-        before = router.get()
+        return router.get()
     except RouterError as exc:
         raise UsageError(
-            "router unreachable",
-            f"{exc}. Check `router.address` and that {router.describe()} is up; nothing was changed.",
+            "router unreachable", f"{exc}. Check `router.address` and that {router.describe()} is up; nothing was changed."
         ) from None
-    if source is None:
-        return before, {}
+
+
+def _preflight(router: Router, source: Any, values: dict[str, Any]) -> dict[str, Figures]:
+    """Reach the metrics source before anything changes: a wrong address or query is exit 2."""
     try:
         figures = source.read([router.stable, router.canary], values["interval"])
     except QueryError as exc:
@@ -541,7 +542,7 @@ def _preflight(router: Router, source: Any, values: dict[str, Any]) -> tuple[Wei
         raise UsageError(
             "metrics source unreachable", f"{exc}. Check `metrics.address` and that {source.describe()} is up; nothing was changed."
         ) from None
-    return before, figures
+    return figures
 
 
 def _check_pairing(values: dict[str, Any]) -> None:
@@ -591,7 +592,7 @@ def run(values: dict[str, Any]) -> int:
     check_report_path(values["report"])
     registry = RolloutRecord(values["model-name"], values["version"])
     registry.connect()  # read-only until traffic moves: a dry run checks the gate verdict too
-    before, preflight = _preflight(router, source, values)
+    before = _read_router(router)
     rollout = Rollout(values, router, source, plan, registry)
     rollout.recorded = registry.current()
     rollout.stable_version = (rollout.recorded or {}).get("stable") or registry.alias("production")
@@ -603,10 +604,11 @@ def run(values: dict[str, Any]) -> int:
         gates = gate_decision(verdict, force=values["force"], reason=values["reason"], name=values["model-name"], version=values["version"])
         if not gates.allowed:
             rollout.result, rollout.message = "refused", gates.message
-            return finish(rollout, values, before, preflight)
+            return finish(rollout, values, before, {})
     busy = busy_canary_message(before, router.describe(), rollout.recorded)
     if busy:
         raise UsageError("canary already has traffic", busy)
+    preflight = _preflight(router, source, values)
     if values["deploy-command"]:
         rollout.deployer = Deployer(values["deploy-command"], values["model-name"], values["version"], values["deploy-timeout"])
     if values["dry-run"]:
@@ -650,13 +652,6 @@ def drive(rollout: Rollout, before: Weights, preflight: dict[str, Figures], *, f
         finish(rollout, values, before, preflight, cancelled=True)
         raise
     return finish(rollout, values, before, preflight)
-
-
-def _read_router(router: Router) -> Weights:
-    try:
-        return router.get()
-    except RouterError as exc:
-        raise UsageError("router unreachable", f"{exc}. Check `router.address`; traffic is unchanged.") from None
 
 
 def _connect_or_warn(registry: RolloutRecord) -> None:
@@ -761,7 +756,7 @@ def roll_back(values: dict[str, Any], router: Router) -> int:
     if not target or target == current:
         rollout.result = "refused"
         why = "`previous-production` is not set" if not target else f"`previous-production` is version {target}, already `production`"
-        rollout.message = f"`{name}` cannot roll back: {why}. Roll a known-good version out with `mode: shift` and its `version` instead."
+        rollout.message = f"`{name}` cannot roll back: {why}. Use `mode: shift` with the `version` of a known-good model instead (a full rollout)."
         return finish(rollout, values, before, {})
     registry.version = target
     if values["dry-run"]:

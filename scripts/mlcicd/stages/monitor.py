@@ -126,6 +126,15 @@ OPTIONS = (
         ROUTER_EXAMPLE,
         shown_default="canary-shift's",
     ),
+    Option(
+        "deploy-command",
+        text,
+        "",
+        "at a rollback, put @previous-production back on the canary and then the stable server with this command, "
+        "as canary-shift's mode rollback does; empty = canary-shift's `deploy-command` in the same config file",
+        "python serving/deploy.py",
+        shown_default="canary-shift's",
+    ),
     Option("retrain-workflow", text, "", "workflow file to dispatch with `retrain: true` on drift or degradation; empty = none", "ml.yml"),
     Option("retrain-ref", text, "", "branch or tag to run the retrain on; empty = the ref of this run", "main"),
     Option("retrain-on", choice("any", "drift", "degradation"), "any", "what dispatches the retrain", "drift"),
@@ -296,7 +305,11 @@ def roll_back(client: Any, values: dict[str, Any], version: Any, reason: str) ->
     if isinstance(plan, str):
         result["registry"] = f"not rolled back: {plan}"
         return result
-    if values["router"]:
+    if values["router"] and values["deploy-command"]:
+        ok, result["traffic"] = redeploy_previous(values, name, reason)
+        if not ok:
+            return result
+    elif values["router"]:
         router = make_router(values["router"])
         try:
             before = router.get()
@@ -323,11 +336,44 @@ def roll_back(client: Any, values: dict[str, Any], version: Any, reason: str) ->
     return result
 
 
-def canary_router(config: str) -> dict[str, Any]:
-    """The router canary-shift rolled the model out through: the one to put back on stable."""
+def redeploy_previous(values: dict[str, Any], name: str, reason: str) -> tuple[bool, str]:
+    """After a handoff the stable server serves the degraded version: canary-shift's mode rollback
+    puts @previous-production back on it (canary, switch, stable, back), through its command line
+    so that the rollback is the very one an operator runs. Its annotations become lines of this log;
+    monitor's own error says what happened."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlcicd-rollback-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_")}  # monitor's inputs are not canary-shift's
+        env.update(GITHUB_OUTPUT=os.path.join(tmp, "output"), GITHUB_STEP_SUMMARY=os.path.join(tmp, "summary"))
+        report = os.path.join(tmp, "report.json")
+        args = ["--mode", "rollback", "--model-name", name, "--router", json.dumps(values["router"])]
+        args += ["--deploy-command", values["deploy-command"], "--reason", reason, "--report", report]
+        if values["config"]:
+            args += ["--config", values["config"]]
+        proc = subprocess.run([sys.executable, "-m", "mlcicd", "canary-shift", *args], env=env, capture_output=True, text=True, check=False)
+        for line in proc.stdout.splitlines():
+            if line.startswith("::add-mask::") or not line.startswith("::"):
+                print(line, flush=True)
+        try:
+            with open(report, encoding="utf-8") as handle:
+                message = json.load(handle).get("message") or ""
+        except (OSError, ValueError):
+            message = (proc.stdout.strip().splitlines() or [proc.stderr.strip()[-300:]])[-1]
+    if proc.returncode != 0:
+        return False, f"FAILED: canary-shift's rollback exited with {proc.returncode}: {message}"
+    return True, message
+
+
+def canary_setting(config: str, key: str) -> Any:
+    """A setting of the `canary-shift:` section of the same config file: the router the model was
+    rolled out through (the one to put back on stable), and the deploy command that put it there."""
     from mlcicd.config import section_of
 
-    return section_of(config, "canary-shift").get("router") or {}
+    return section_of(config, "canary-shift").get(key) or ({} if key == "router" else "")
 
 
 def _now() -> str:
@@ -412,8 +458,9 @@ def run(values: dict[str, Any]) -> int:
         raise UsageError("missing model-name", "pass `model-name`, the registered model to watch.")
     if not values["data"] and not values["quality"]:
         raise UsageError("nothing to monitor", "set `data` (drift of recent inputs), `quality` (a live metric), or both.")
-    if not values["router"] and values["config"]:
-        values = {**values, "router": canary_router(values["config"])}
+    for key in ("router", "deploy-command"):
+        if not values[key] and values["config"]:
+            values = {**values, key: canary_setting(values["config"], key)}
     if values["router"]:
         try:
             routers.make_router(values["router"])
