@@ -167,9 +167,10 @@ def run_pipeline(root: Path, rows: int) -> dict:
             **CANARY,
             "router": {"type": "haproxy", "address": lb.admin_address, "backend": "model"},
             "metrics": {"type": "prometheus", "address": prom.url},
+            "deploy-command": demo.deploy_command(servers),
         }
         repo = demo.prepare_consumer(root, rows, canary)
-        act = demo.Act(root, repo, home, {"CANARY_URL": servers.canary.url})
+        act = demo.Act(root, repo, home, {})
         command = act.command("push")
         prep_s = time.monotonic() - prep_started
         print("  pipeline_overhead: act push …", file=sys.stderr, flush=True)

@@ -127,6 +127,11 @@ class Act:
         )
 
 
+def deploy_command(servers) -> str:
+    """The example's deploy command, pointed at this machine's model servers."""
+    return f"python serving/deploy.py --canary {servers.canary.url} --stable {servers.stable.url}"
+
+
 def registry(home: Path) -> tuple[dict[str, str], list[str]]:
     """(aliases → version, version numbers) of the example model, read with MLflow's own client."""
     import mlflow
@@ -180,9 +185,10 @@ def main() -> int:
             "latency-tolerance": STABLE_IS_A_RULE,
             "router": {"type": "haproxy", "address": lb.admin_address, "backend": "model"},
             "metrics": {"type": "prometheus", "address": prom.url},
+            "deploy-command": deploy_command(servers),
         }
         repo = prepare_consumer(root, args.rows, canary)
-        act = Act(root, repo, home, {"CANARY_URL": servers.canary.url, "STABLE_URL": servers.stable.url})
+        act = Act(root, repo, home, {})
         print(f"--- consumer repository {repo}: act push (.github/workflows/ml.yml → train.yml → deploy.yml)", flush=True)
         log_path = root / "act.log"
         with open(log_path, "w") as log:

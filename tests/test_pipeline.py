@@ -26,7 +26,7 @@ import yaml
 
 from canary_rig import HAProxy, LoadGenerator, ModelServers
 from conftest import ROOT, load_example_generator
-from demo import MODEL, STABLE_IS_A_RULE, Act, git, prepare_consumer, registry, serving_layer
+from demo import MODEL, STABLE_IS_A_RULE, Act, deploy_command, git, prepare_consumer, registry, serving_layer
 
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 from github_api import FakeGitHub
@@ -93,11 +93,10 @@ def consumer(tmp_path_factory) -> Iterator[Consumer]:
         canary = {
             "steps": "20,50", "interval": "3s", "min-requests": 20, "latency-tolerance": STABLE_IS_A_RULE,
             "router": {"type": "haproxy", "address": lb.admin_address, "backend": "model"},
-            "metrics": {"type": "prometheus", "address": prom.url},
+            "metrics": {"type": "prometheus", "address": prom.url}, "deploy-command": deploy_command(servers),
         }  # fmt: skip
         repo = prepare_consumer(root, 4000, canary)
-        variables = {"CANARY_URL": servers.canary.url, "STABLE_URL": servers.stable.url}
-        yield Consumer(repo, home, Act(root, repo, home, variables), servers, lb, load)
+        yield Consumer(repo, home, Act(root, repo, home, {}), servers, lb, load)
 
 
 def jobs(log: str) -> dict[str, str]:

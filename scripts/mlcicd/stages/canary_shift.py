@@ -756,7 +756,9 @@ def roll_back(values: dict[str, Any], router: Router) -> int:
     if not target or target == current:
         rollout.result = "refused"
         why = "`previous-production` is not set" if not target else f"`previous-production` is version {target}, already `production`"
-        rollout.message = f"`{name}` cannot roll back: {why}. Use `mode: shift` with the `version` of a known-good model instead (a full rollout)."
+        rollout.message = (
+            f"`{name}` cannot roll back: {why}. Use `mode: shift` with the `version` of a known-good model instead (a full rollout)."
+        )
         return finish(rollout, values, before, {})
     registry.version = target
     if values["dry-run"]:
