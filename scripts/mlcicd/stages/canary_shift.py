@@ -719,10 +719,18 @@ def abort_rollout(values: dict[str, Any], router: Router) -> int:
         print(f"[{NAME}] asked the running rollout of version {registry.version} to roll back; waiting for it", flush=True)
         while time.monotonic() < deadline and (registry.current() or {}).get("state") == RUNNING:
             time.sleep(2)
-        if (registry.current() or {}).get("state") == ABORTED:
+        ended = (registry.current() or {}).get("state")
+        if ended in (ABORTED, "promoted", "rolled-back"):
+            # It ended by itself: aborted (it saw the request), or finished before its next check.
+            registry.clear_abort()
             rollout.verified = _read_router(router)
             rollout.result = ABORTED
-            rollout.message = f"the running rollout of version {registry.version} saw the abort and put all traffic back on stable."
+            rollout.message = (
+                f"the running rollout of version {registry.version} saw the abort and put all traffic back on stable."
+                if ended == ABORTED
+                else f"the rollout of version {registry.version} ended `{ended}` before it saw the abort; "
+                f"{router.describe()} has {rollout.verified.describe()}."
+            )
             return finish(rollout, values, before, {})
     # Frozen, handed over half way, or a job that no longer answers: stable gets everything from here.
     rollout.steps.append(StepRecord(Weights(0), time.time()))
