@@ -24,9 +24,9 @@ import pytest
 from mlcicd.lifecycle import abort_applies, busy_canary_message, gate_decision
 from mlcicd.routers import Weights
 
-from canary_rig import LoadGenerator, haproxy, model_servers, prometheus
+from canary_rig import LoadGenerator, haproxy, http_router, model_servers, prometheus
 from conftest import assert_one_clear_error, parse_outputs
-from test_canary_shift import Rig, report_of, version_tags
+from test_canary_shift import Rig, http_args, report_of, version_tags
 
 DEPLOY = 'echo "$DEPLOY_TARGET $MODEL_URI" >> deploys.log; [ "$DEPLOY_TARGET" != "${FAIL_TARGET:-none}" ]'
 
@@ -261,3 +261,19 @@ def test_rollback_puts_previous_production_on_stable(live, versions, run_cli):
     client.delete_registered_model_alias(name, "previous-production")
     nothing = run_cli("canary-shift", *rig.args("--mode", "rollback", "--model-name", name, "--deploy-command", DEPLOY), cwd=rig.root)
     assert nothing.rc == 1 and "cannot roll back" in nothing.errors[0] and "previous-production` is not set" in nothing.errors[0]
+
+
+@pytest.mark.parametrize("strategy", ["shadow", "blue-green"])
+def test_the_http_router_hands_over_after_shadow_and_blue_green(strategy, versions, tmp_path, run_cli):
+    """The handoff does not depend on the router or the strategy: the plan ends at 100 %, stable gets
+    the version, and the weights document goes back to all-stable with no mirror."""
+    name, client = versions
+    extra = ("--steps", "") if strategy == "shadow" else ("--judge", "threshold")
+    with model_servers(tmp_path) as servers, http_router(tmp_path, *servers) as router:
+        with LoadGenerator(router.url, rate=150, threads=4):
+            args = http_args(router, "--strategy", strategy, "--latency-tolerance", "1", *extra)
+            result = run_cli("canary-shift", *args, "--model-name", name, "--version", "2", "--deploy-command", DEPLOY, cwd=tmp_path)
+        assert result.rc == 0 and result.outputs["result"] == "promoted", result.log
+        assert router.weights() == {"canary": 0.0, "stable": 1.0, "shadow": 0.0}
+    assert (tmp_path / "deploys.log").read_text().splitlines() == ["canary models:/churn/2", "stable models:/churn/2"]
+    assert rollout_record(client, name)["stable"] == "2"
