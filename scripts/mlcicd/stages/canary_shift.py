@@ -688,8 +688,7 @@ def restore_stable(values: dict[str, Any], router: Router) -> int:
             last = rollout.recorded
             rollout.message += f" The previous run had recorded `{last.get('state', '?')}` at canary {last.get('weight', '?')} % ({last.get('updated', '?')})."
         registry.record("rolled-back", 0)
-        if before.canary or before.shadow:
-            registry.event("restore", registry.version or None, (registry.current() or {}).get("stable"), values["reason"])
+        registry.event("restore", registry.version or None, (registry.current() or {}).get("stable"), values["reason"] or rollout.message)
     else:
         registry.record("failed", None)
     return finish(rollout, values, before, {})
