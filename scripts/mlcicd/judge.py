@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-JUDGES = ("threshold", "statistical", "both")
+JUDGES = ("threshold", "statistical", "both", "sequential")
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class Finding:
     verdict: str
     detail: str
     p_value: float | None = None
+    evidence: dict[str, Any] | None = None
+    """The sequential judge's figures at this poll (estimate, anytime-valid bounds, margin, decision)."""
 
 
 @dataclass
@@ -201,12 +203,16 @@ def _compare_latency(canary: Figures, stable: Figures, limits: Limits) -> Findin
 
 
 def judge(kind: str, canary: Figures, stable: Figures, limits: Limits) -> Verdict:
-    """One check of one step. `kind`: threshold, statistical or both."""
+    """One check of one step (one poll, for sequential). `kind`: threshold, statistical, both or sequential."""
     findings: list[Finding] = []
     if kind in ("threshold", "both"):
         findings += threshold_judge(canary, limits)
     if kind in ("statistical", "both"):
         findings += statistical_judge(canary, stable, limits)
+    if kind == "sequential":
+        from mlcicd.sequential import sequential_judge  # it builds on this module's Figures and Finding
+
+        findings += sequential_judge(canary, stable, limits)
     return _combine(findings)
 
 
