@@ -36,7 +36,7 @@ from common import ROOT, pct, wilson
 
 SEED = 20240612
 TITLE = "Canary judge quality (canary-shift)"
-JUDGE_KINDS = ("threshold", "statistical", "both")
+JUDGE_KINDS = ("threshold", "statistical", "both", "sequential")
 STABLE_ERROR_RATE = 0.005
 LATENCY_MEDIAN_MS = 30.0
 LATENCY_P99_MS = 80.0
@@ -47,6 +47,7 @@ SCENARIOS = (
     ("errors +1 pt", STABLE_ERROR_RATE + 0.01, 1.0, False),
     ("errors +5 pts", STABLE_ERROR_RATE + 0.05, 1.0, False),
     ("p99 ×1.5", STABLE_ERROR_RATE, 1.5, False),
+    ("p99 ×2", STABLE_ERROR_RATE, 2.0, False),
     ("p99 ×3", STABLE_ERROR_RATE, 3.0, False),
 )
 TRAFFIC = (  # requests per interval (both variants together), what it means at the defaults, min-requests reachable?
@@ -138,14 +139,25 @@ def make_router_class() -> type:
 
 
 class SimSource:
-    """One interval of traffic per read, at the router's current weight; the window is summed from
-    the intervals of the current step (the stage asks for the seconds since the window started)."""
+    """The traffic since the last read, at the router's current weight (a read every interval draws one interval,
+    a read every poll one poll's worth); the window sums the draws of the current step that fall inside the seconds
+    the stage asks for (the time since its window started)."""
 
-    def __init__(self, rng: np.random.Generator, router: Any, rate: float, interval: float, canary: dict[str, Any], stable: dict[str, Any]):
-        self.rng, self.router, self.rate, self.interval = rng, router, rate, interval
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        router: Any,
+        rate: float,
+        interval: float,
+        canary: dict[str, Any],
+        stable: dict[str, Any],
+        clock: Any,
+    ):
+        self.rng, self.router, self.rate, self.interval, self.clock = rng, router, rate, interval, clock
         self.variant = {"canary": canary, "stable": stable}
         self.weight: float | None = None
-        self.history: list[dict[str, np.ndarray]] = []
+        self.history: list[tuple[float, dict[str, np.ndarray]]] = []
+        self.last = clock.time()
 
     def describe(self) -> str:
         return "simulated metrics"
@@ -159,17 +171,19 @@ class SimSource:
         from mlcicd.judge import Figures, quantile_from_bins
 
         weight = self.router.weights.canary
+        now = self.clock.time()
         if weight != self.weight:  # a new step: its window starts empty
             self.weight, self.history = weight, []
-        total = int(self.rng.poisson(self.rate))
+        total = int(self.rng.poisson(self.rate * (now - self.last) / self.interval))
+        self.last = now
         n_canary = int(self.rng.binomial(total, weight / 100.0))
         self.history.append(
-            {"canary": self._draw(n_canary, self.variant["canary"]), "stable": self._draw(total - n_canary, self.variant["stable"])}
+            (now, {"canary": self._draw(n_canary, self.variant["canary"]), "stable": self._draw(total - n_canary, self.variant["stable"])})
         )
-        k = max(1, round(window_s / self.interval))
+        window = [h for t, h in self.history if t > now - window_s - 1e-6] or [self.history[-1][1]]
         out = {}
         for name in variants:
-            summed = np.sum([h[name] for h in self.history[-k:]], axis=0)
+            summed = np.sum([h[name] for h in window], axis=0)
             bins = tuple((b, float(c)) for b, c in zip(self.variant[name]["bounds"], summed[2:], strict=True))
             out[name] = Figures(requests=float(summed[0]), errors=float(summed[1]), p99_ms=quantile_from_bins(bins, 0.99), bins=bins)
         return out
@@ -186,16 +200,25 @@ def simulate(judge_kind: str, scenario: tuple, rate: float, seed_seq: np.random.
     router = make_router_class()()
     stable = {"error_rate": STABLE_ERROR_RATE, "bin_probs": bins[1.0], "bounds": bins["bounds"]}
     canary = {"error_rate": error_rate, "bin_probs": bins[scale], "bounds": bins["bounds"]}
-    source = SimSource(np.random.default_rng(seed_seq), router, rate, values["interval"], canary, stable)
+    clock = VirtualClock()
+    source = SimSource(np.random.default_rng(seed_seq), router, rate, values["interval"], canary, stable, clock)
     run_values = {**values, "judge": judge_kind}
     rollout = QuietRollout(run_values, router, source, make_plan(run_values), Registry("", ""))
     rollout.changed = True  # skip the `traffic-changed` step output (a write to $GITHUB_OUTPUT inside Actions)
-    with virtual_time(VirtualClock()), contextlib.redirect_stdout(io.StringIO()):  # the stage's progress lines
+    started = clock.time()
+    with virtual_time(clock), contextlib.redirect_stdout(io.StringIO()):  # the stage's progress lines
         rollout.run()
+    took = clock.time() - started
     checks = [(step.weight.canary, c) for step in rollout.steps for c in step.checks]
     first_enough = next((i for i, (_, c) in enumerate(checks, 1) if (c.canary.requests or 0) >= values["min-requests"]), None)
     rolled_back = rollout.result != "promoted"
     last = checks[-1][1] if checks else None
+    if judge_kind == "sequential" and rolled_back and first_enough:
+        # polls, not checks: count the intervals from the first poll with min-requests to the rollback (1 = within one)
+        since = checks[-1][1].at - checks[first_enough - 1][1].at
+        after = max(1, math.ceil(since / values["interval"] - 1e-9))
+    else:
+        after = (len(checks) - first_enough + 1) if rolled_back and first_enough else None
     return {
         "result": rollout.result,
         "rolled_back": rolled_back,
@@ -206,11 +229,12 @@ def simulate(judge_kind: str, scenario: tuple, rate: float, seed_seq: np.random.
         if rolled_back and last
         else [],
         "first_enough": first_enough,
-        "intervals_after_enough": (len(checks) - first_enough + 1) if rolled_back and first_enough else None,
+        "intervals_after_enough": after,
+        "seconds": took,
     }
 
 
-def summarise(runs: list[dict[str, Any]], healthy: bool) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]], healthy: bool, interval: float) -> dict[str, Any]:
     n = len(runs)
     rolled = [r for r in runs if r["rolled_back"]]
     k = len(rolled)
@@ -226,6 +250,8 @@ def summarise(runs: list[dict[str, Any]], healthy: bool) -> dict[str, Any]:
             str(w): sum(1 for r in rolled if r["weight_at_end"] == w) for w in sorted({r["weight_at_end"] for r in rolled})
         },
         "median_checks": float(np.median([r["checks"] for r in runs])),
+        "median_seconds": float(np.median([r["seconds"] for r in runs])),
+        "median_seconds_promoted": float(np.median([r["seconds"] for r in runs if not r["rolled_back"]])) if k < n else None,
         "failed_on": {},
     }
     for r in rolled:
@@ -237,6 +263,11 @@ def summarise(runs: list[dict[str, Any]], healthy: bool) -> dict[str, Any]:
         out["within_one_interval"] = sum(1 for a in after if a == 1)
         out["intervals_after_enough_median"] = float(np.median(after)) if after else None
         out["intervals_after_enough_p95"] = float(np.percentile(after, 95, method="inverted_cdf")) if after else None
+        seconds = [r["seconds"] for r in rolled]
+        # the issue's clock: from the rollout's start, whatever min-requests says (the 5 % step's first interval)
+        out["rolled_back_in_first_interval"] = sum(1 for r in rolled if r["seconds"] <= interval + 1e-6)
+        out["rollback_seconds_median"] = float(np.median(seconds)) if seconds else None
+        out["rollback_seconds_p95"] = float(np.percentile(seconds, 95, method="inverted_cdf")) if seconds else None
     return out
 
 
@@ -265,7 +296,7 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
                     "scenario": scenario[0],
                     "judge": judge_kind,
                     "healthy": healthy,
-                    **summarise(runs, healthy),
+                    **summarise(runs, healthy, values["interval"]),
                 }
         seconds[str(rate)] = time.perf_counter() - t0
     limits = {
@@ -280,6 +311,7 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
             **limits,
             "steps": "5,25,50,100",
             "interval_s": values["interval"],
+            "poll_s": values["poll"],
             "failure-limit": values["failure-limit"],
             "max-inconclusive": values["max-inconclusive"],
         },

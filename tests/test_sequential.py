@@ -16,7 +16,6 @@ from mlcicd.sequential import (
     detectable_error_excess,
     detectable_tail_share,
     lower_bound,
-    sequential_judge,
     size_steps,
     sizing_warnings,
     undecided_only,
@@ -68,18 +67,20 @@ def test_always_valid_false_alarm_rate_under_many_looks():
     from scipy.stats import binom
 
     rng = np.random.default_rng(7)
-    alpha, p, runs, looks, every = 0.05, 0.05, 600, 100, 20
+    alpha, p, runs, looks, every = 0.05, 0.05, 500, 100, 20
     threshold = math.log(1 / alpha)
     sequential = naive = 0
     for _ in range(runs):
         successes = np.cumsum(rng.binomial(every, p, size=looks))
         trials = every * np.arange(1, looks + 1)
         # lower bound > p exactly when the mixture at p reaches 1/alpha (the bound is where it crosses)
-        if any(_bernoulli_log_mixture(float(s), float(n), p, 1000.0, 0.05, True) >= threshold for s, n in zip(successes, trials, strict=True)):
+        if any(
+            _bernoulli_log_mixture(float(s), float(n), p, 1000.0, 0.05, True) >= threshold for s, n in zip(successes, trials, strict=True)
+        ):
             sequential += 1
-        if any(binom.sf(s - 1, n, p) < alpha for s, n in zip(successes, trials, strict=True)):
+        if (binom.sf(successes - 1, trials, p) < alpha).any():
             naive += 1
-    assert sequential / runs <= alpha + 0.02  # 3 standard errors above alpha; typically well under it
+    assert sequential / runs <= alpha + 0.03  # 3 standard errors above alpha; typically well under it
     assert naive / runs > 2 * alpha
 
 
