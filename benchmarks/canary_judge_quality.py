@@ -380,7 +380,101 @@ def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": all(bad_met) if bad_met else None,
             }
         )
+    out += sequential_targets(results)
     return out
+
+
+FIXED = "both"
+"""The fixed-interval judge the sequential one is compared with: the stage's default."""
+
+
+def _first_interval_share(cell: dict[str, Any]) -> float:
+    return cell["rolled_back_in_first_interval"] / cell["runs"]
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f} s"
+
+
+def sequential_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 18's targets for the sequential judge, against the fixed-interval judge on the same traffic."""
+    interval = results["options"]["interval_s"]
+    out = []
+    big = [rate for rate in results["traffic"] if rate * 5 / 100 >= 1000]  # ≥ 1,000 canary requests per interval at 5 %
+    for scenario in ("errors +5 pts", "p99 ×2"):
+        measured, met = [], []
+        for rate in big:
+            seq, fixed = (results["cells"][f"{rate}|{scenario}|{j}"] for j in ("sequential", FIXED))
+            share = _first_interval_share(seq)
+            met.append(share >= 0.99)
+            measured.append(f"{pct(share)} at {rate:,}/interval ({FIXED}: {pct(_first_interval_share(fixed))})")
+        out.append(
+            {
+                "target": f"canary, judge sequential: {scenario} rolled back within the first interval ({interval:g} s) at ≥ 1,000 "
+                "canary requests per interval (≥ 99 %)",
+                "measured": "; ".join(measured) or "no traffic level with 1,000 canary requests per interval",
+                "met": all(met) if met else None,
+            }
+        )
+    measured = []
+    for rate in results["traffic"]:
+        c = results["cells"][f"{rate}|errors +1 pt|sequential"]
+        f = results["cells"][f"{rate}|errors +1 pt|{FIXED}"]
+        measured.append(
+            f"{rate:,}/interval: {pct(c['rate'])} rolled back, median {_seconds(c['rollback_seconds_median'])} / p95 "
+            f"{_seconds(c['rollback_seconds_p95'])} ({FIXED}: {pct(f['rate'])}, {_seconds(f['rollback_seconds_median'])} / "
+            f"{_seconds(f['rollback_seconds_p95'])})"
+        )
+    out.append({"target": "canary, judge sequential: errors +1 pt, time to rollback (measure)", "measured": "; ".join(measured), "met": None})
+    measured, met = [], []
+    for rate in results["traffic"]:
+        if rate < 1000:
+            continue
+        seq, fixed = (results["cells"][f"{rate}|healthy|{j}"]["median_seconds_promoted"] for j in ("sequential", FIXED))
+        if seq is None or not fixed:
+            continue
+        saving = 1 - seq / fixed
+        met.append(saving >= 0.30)
+        measured.append(f"{pct(saving)} sooner at {rate:,}/interval (median {_seconds(seq)} vs {_seconds(fixed)})")
+    out.append(
+        {
+            "target": "canary, judge sequential: healthy rollouts finish ≥ 30 % sooner than with fixed intervals at ≥ 1,000 requests per interval",
+            "measured": "; ".join(measured),
+            "met": all(met) if met else None,
+        }
+    )
+    return out
+
+
+def sequential_text(results: dict[str, Any]) -> list[str]:
+    """Side by side on the same draws: what polling with anytime-valid bounds buys, and what it costs."""
+    o = results["options"]
+    rows = []
+    for rate in results["traffic"]:
+        for judge_kind in JUDGE_KINDS:
+            cell = {name: results["cells"][f"{rate}|{name}|{judge_kind}"] for name, *_ in SCENARIOS}
+            h, one = cell["healthy"], cell["errors +1 pt"]
+            rows.append(
+                f"| {rate:,} | {judge_kind} | {pct(h['rate'])} | {_seconds(h['median_seconds_promoted'])} "
+                f"| {pct(_first_interval_share(cell['errors +5 pts']))} | {pct(_first_interval_share(cell['p99 ×2']))} "
+                f"| {pct(one['rate'])}: {_seconds(one['rollback_seconds_median'])} / {_seconds(one['rollback_seconds_p95'])} |"
+            )
+    return [
+        "",
+        "### Sequential judge against the fixed-interval judges",
+        "",
+        f"`judge: sequential` reads the metrics every `poll` ({o['poll_s']:g} s) and judges them with anytime-valid confidence "
+        "sequences (beta-binomial mixtures, Howard et al. 2021): it rolls back as soon as the canary's error rate exceeds "
+        "stable's by more than error-rate-tolerance, or more than 1 % of its requests are slower than stable's p99 × "
+        "(1 + latency-tolerance), and advances as soon as both are shown within those margins on ≥ min-requests; `interval` "
+        "is the longest a step may take. Same draws as above. Time is virtual seconds from the rollout's start; the first "
+        f"interval ends at {o['interval_s']:g} s.",
+        "",
+        "| requests per interval | judge | healthy rolled back | healthy: median time to promote | errors +5 pts: rolled back "
+        "in the first interval | p99 ×2: rolled back in the first interval | errors +1 pt: rolled back, median / p95 time to rollback |",
+        "|---:|---|---:|---:|---:|---:|---|",
+        *rows,
+    ]
 
 
 def one_check_power(values: dict[str, Any], rate: int) -> dict[str, Any]:
@@ -525,6 +619,7 @@ def render(results: dict[str, Any]) -> str:
                     f"| {scenario[0]} | {judge_kind} | {c['rolled_back']}/{c['runs']} = {pct(c['rate'])} ({100 * lo:.1f}–{100 * hi:.1f}) "
                     f"| {why_text} | {at} | {speed} | {verdict(c)[1]} |"
                 )
+    lines += sequential_text(results)
     lines += limits_text(results)
     lines += ["", "Run time: " + ", ".join(f"{int(k):,}/interval {v:.1f} s" for k, v in results["seconds"].items()) + "."]
     return "\n".join(lines)
