@@ -103,10 +103,10 @@ def _bernoulli_log_mixture(successes: float, trials: float, p: float, t_opt: flo
 
 
 def _bisect(f: Any, lo: float, hi: float) -> float:
-    """The root of f between lo (f > 0) and hi (f < 0), to 1e-8 (a share; far finer than any decision needs)."""
+    """The root of f between lo (f > 0) and hi (f < 0), to 1e-7 (a share; far finer than any decision needs)."""
     from scipy.optimize import brentq
 
-    return float(brentq(f, lo, hi, xtol=1e-8, rtol=1e-6))
+    return float(brentq(f, lo, hi, xtol=1e-7, rtol=1e-5))
 
 
 @functools.lru_cache(maxsize=65536)  # a poll's stable bound is often the last poll's; the benchmark repeats many
