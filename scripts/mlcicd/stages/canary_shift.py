@@ -757,8 +757,9 @@ def render_summary(report: dict[str, Any]) -> str:
     if rows:
         headers = ["weight", "requests canary", "requests stable", "errors canary", "errors stable", "p99 canary", "p99 stable", "verdict"]
         lines += [markdown_table(headers, rows), ""]
-        weights = [r["weight"] for step in report["steps"] for r in step["checks"]]
-        errors = [round(100 * (r["canary"]["error_rate"] or 0), 2) for step in report["steps"] for r in step["checks"]]
+        shown = [r for step in report["steps"] for r in step["checks"] if r["counted_as"] != WATCHING]  # the table's rows
+        weights = [r["weight"] for r in shown]
+        errors = [round(100 * (r["canary"]["error_rate"] or 0), 2) for r in shown]
         lines += [
             "_Canary weight (bars) and canary error rate (line), both in percent, at each check:_",
             "",
