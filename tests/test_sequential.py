@@ -231,3 +231,38 @@ def test_sequential_no_data_is_inconclusive_then_rolled_back(monkeypatch):
     assert r.result == "rolled-back"
     decided = [c.counted_as for c in r.steps[0].checks if c.counted_as != "watching"]
     assert decided == [INCONCLUSIVE, "fail (inconclusive)"] and took == pytest.approx(2 * 300)
+
+
+def test_size_traffic_warns_about_little_traffic_and_a_plan_that_judges_nothing(monkeypatch, capsys):
+    from mlcicd.stages.canary_shift import OPTIONS, Registry, Rollout, make_plan
+
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    values = {o.name: o.default for o in OPTIONS} | {"judge": "sequential"}
+    preflight = {"stable": Figures(requests=3_000, errors=15), "canary": Figures(requests=0, errors=0)}  # 10 requests/s
+    r = Rollout(values, FakeRouter(), None, make_plan(values), Registry("", ""))
+    r.size_traffic(preflight)
+    assert r.sizing["rate_per_s"] == 10 and [s["weight"] for s in r.sizing["steps"]] == [5, 25, 50]
+    err = capsys.readouterr().err
+    assert "too little traffic to judge" in err and "the 5 % step gets about 150 canary requests per interval" in err
+    only_switch = {**values, "steps": (100,)}
+    Rollout(only_switch, FakeRouter(), None, make_plan(only_switch), Registry("", "")).size_traffic(preflight)
+    assert "nothing will be judged" in capsys.readouterr().err
+
+
+def test_the_summary_charts_of_a_sequential_rollout_have_one_value_per_label(monkeypatch, tmp_path):
+    import json
+    import re
+
+    from mlcicd.stages.canary_shift import finish, render_summary
+
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    r, _ = rollout(monkeypatch, rate=100, canary_error_rate=0.10)
+    values = {**r.values, "report": str(tmp_path / "r.json"), "router": {"type": "fake"}, "metrics": {}}
+    finish(r, values, Weights(0), {})
+    summary = render_summary(json.loads((tmp_path / "r.json").read_text()))
+    charts = re.findall(r"```mermaid\n(.*?)```", summary, re.S)
+    assert len(charts) == 2 and "Sequential judge, error rate" in summary
+    for chart in charts:
+        labels = len(re.search(r"x-axis \"\w+\" \[(.*?)\]", chart).group(1).split(","))
+        series = [len(values.split(",")) for values in re.findall(r"(?:bar|line) \[(.*?)\]", chart)]
+        assert series and all(n == labels for n in series), chart
