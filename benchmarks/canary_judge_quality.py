@@ -6,11 +6,13 @@
 Whole rollouts run through the stage's own `Rollout.run()` (mlcicd.stages.canary_shift): its plan,
 its analyse loop (window since the step started, reset after a failed check, failure-limit,
 max-inconclusive) and the product's judge (mlcicd.judge.judge), with the stage's option defaults.
-Only the outside world is simulated: an in-memory router, a metrics source that draws each
-interval's counts, and a virtual clock in place of `time` inside canary_shift, so an interval of
-5 minutes costs nothing. Nothing is started, no network is used.
+Only the outside world is simulated: an in-memory router, a metrics source that draws the counts
+of the time since its last read (an interval, or a poll for the sequential judge), and a virtual
+clock in place of `time` inside canary_shift, so an interval of 5 minutes costs nothing. Nothing
+is started, no network is used. The four judges (threshold, statistical, both, sequential) see the
+same draws.
 
-Traffic model, per interval: total requests ~ Poisson(rate); canary requests ~ Binomial(total,
+Traffic model, per read: total requests ~ Poisson(rate × elapsed / interval); canary requests ~ Binomial(total,
 weight); errors ~ Binomial(requests, error rate); latencies lognormal (median 30 ms, p99 80 ms
 for a healthy model) binned into the example server's Prometheus buckets by a multinomial draw;
 p99 = quantile_from_bins over the window's buckets (what histogram_quantile returns). Stable is
@@ -425,7 +427,9 @@ def sequential_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{_seconds(c['rollback_seconds_p95'])} ({FIXED}: {pct(f['rate'])}, {_seconds(f['rollback_seconds_median'])} / "
             f"{_seconds(f['rollback_seconds_p95'])})"
         )
-    out.append({"target": "canary, judge sequential: errors +1 pt, time to rollback (measure)", "measured": "; ".join(measured), "met": None})
+    out.append(
+        {"target": "canary, judge sequential: errors +1 pt, time to rollback (measure)", "measured": "; ".join(measured), "met": None}
+    )
     measured, met = [], []
     for rate in results["traffic"]:
         if rate < 1000:
@@ -572,14 +576,16 @@ def render(results: dict[str, Any]) -> str:
         f"failure-limit {o['failure-limit']}, max-inconclusive {o['max-inconclusive']}. Router, metrics source and clock are "
         "simulated in memory; no server is started.",
         "",
-        "Traffic per interval: total ~ Poisson(rate), canary ~ Binomial(total, weight), errors ~ Binomial(requests, rate), "
+        "Traffic at each read of the metrics, for the time since the last read (one interval for the fixed-interval judges, one "
+        "poll for `sequential`): total ~ Poisson(rate × elapsed / interval), canary ~ Binomial(total, weight), errors ~ "
+        "Binomial(requests, rate), "
         f"latency lognormal (median {LATENCY_MEDIAN_MS:g} ms, p99 {LATENCY_P99_MS:g} ms when healthy) drawn into the buckets of "
         "`examples/serving/model_server.py` "
         f"({', '.join(f'{b:g}' for b in results['latency_bucket_bounds_ms'] if b != '+Inf')} ms, +Inf) by a multinomial; "
         "p99 = `quantile_from_bins` of the window's buckets (as `histogram_quantile`). Stable: 0.5 % errors, healthy latency. "
-        "Bad canaries: error rate +1 or +5 points, or every latency quantile ×1.5 or ×3 (p99 120 or 240 ms). "
+        "Bad canaries: error rate +1 or +5 points, or every latency quantile ×1.5, ×2 or ×3 (p99 120, 160 or 240 ms). "
         f"Runs per judge and traffic level: {results['reps']['healthy']} healthy, {results['reps']['bad']} per bad scenario "
-        f"(the three judges see the same traffic draws); seed {results['seed']}.",
+        f"(the four judges see the same traffic draws); seed {results['seed']}. `sequential` polls every {o['poll_s']:g} s.",
         "",
         "**Rolled back** = the rollout did not reach 100 %. **Failed on**: the findings that failed the last check (a check can fail on "
         "more than one). **Intervals after min-requests**: checks from the first one whose "
