@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mlcicd.judge import FAIL, INCONCLUSIVE, PASS, Figures, Limits, judge
+from mlcicd.judge import FAIL, INCONCLUSIVE, PASS, Figures, Limits
 from mlcicd.routers import Router, Weights
 from mlcicd.sequential import (
     _bernoulli_log_mixture,
@@ -16,6 +16,7 @@ from mlcicd.sequential import (
     detectable_error_excess,
     detectable_tail_share,
     lower_bound,
+    sequential_verdict,
     size_steps,
     sizing_warnings,
     undecided_only,
@@ -98,12 +99,12 @@ def figures(requests: float, error_rate: float, p99_scale: float = 1.0) -> Figur
 
 
 def verdict_of(canary: Figures, stable: Figures) -> str:
-    return judge("sequential", canary, stable, LIMITS).verdict
+    return sequential_verdict(canary, stable, LIMITS).verdict
 
 
 def test_a_clearly_worse_canary_fails_on_few_requests():
     assert verdict_of(figures(200, 0.10), figures(4000, 0.005)) == FAIL  # 20 errors in 200 against 0.5 %
-    slow = judge("sequential", figures(500, 0.005, p99_scale=2.0), figures(10_000, 0.005), LIMITS)
+    slow = sequential_verdict(figures(500, 0.005, p99_scale=2.0), figures(10_000, 0.005), LIMITS)
     assert slow.verdict == FAIL and any(f.metric == "p99" and f.verdict == FAIL for f in slow.findings)
 
 
@@ -112,17 +113,17 @@ def test_a_healthy_canary_is_shown_non_inferior_only_on_enough_requests():
     assert verdict_of(figures(20_000, 0.005), figures(20_000, 0.005)) == PASS
     # too few requests: never a pass, even if the bounds were to allow it
     tight = Limits(min_requests=50_000, max_error_rate=0.01, max_latency_p99_ms=150, alpha=0.01)
-    assert judge("sequential", figures(20_000, 0.0), figures(20_000, 0.005), tight).verdict == INCONCLUSIVE
+    assert sequential_verdict(figures(20_000, 0.0), figures(20_000, 0.005), tight).verdict == INCONCLUSIVE
 
 
 def test_no_data_is_never_a_pass_nor_undecided():
-    missing = judge("sequential", Figures(requests=None), figures(1000, 0.005), LIMITS)
+    missing = sequential_verdict(Figures(requests=None), figures(1000, 0.005), LIMITS)
     assert missing.verdict == INCONCLUSIVE and not undecided_only(missing.findings)
-    no_histogram = judge("sequential", Figures(requests=30_000, errors=100), Figures(requests=30_000, errors=150), LIMITS)
+    no_histogram = sequential_verdict(Figures(requests=30_000, errors=100), Figures(requests=30_000, errors=150), LIMITS)
     assert no_histogram.verdict == INCONCLUSIVE and not undecided_only(no_histogram.findings)
-    few = judge("sequential", figures(50, 0.005), figures(950, 0.005), LIMITS)
+    few = sequential_verdict(figures(50, 0.005), figures(950, 0.005), LIMITS)
     assert few.verdict == INCONCLUSIVE and not undecided_only(few.findings)
-    enough = judge("sequential", figures(1_000, 0.005), figures(19_000, 0.005), LIMITS)
+    enough = sequential_verdict(figures(1_000, 0.005), figures(19_000, 0.005), LIMITS)
     assert enough.verdict == INCONCLUSIVE and undecided_only(enough.findings)  # data, nothing shown: passes at the deadline
     evidence = next(f.evidence for f in enough.findings if f.metric == "error rate")
     assert evidence["lower"] < evidence["estimate"] < evidence["upper"] and evidence["margin"] == LIMITS.error_rate_tolerance

@@ -82,7 +82,8 @@ class Verdict:
         return [f"{f.judge} {f.metric}: {f.detail}" for f in self.findings if f.verdict == wanted]
 
 
-def _combine(findings: list[Finding]) -> Verdict:
+def combine(findings: list[Finding]) -> Verdict:
+    """Any failure fails; else anything inconclusive is inconclusive; else a pass."""
     verdicts = {f.verdict for f in findings}
     if FAIL in verdicts:
         return Verdict(FAIL, findings)
@@ -203,17 +204,17 @@ def _compare_latency(canary: Figures, stable: Figures, limits: Limits) -> Findin
 
 
 def judge(kind: str, canary: Figures, stable: Figures, limits: Limits) -> Verdict:
-    """One check of one step (one poll, for sequential). `kind`: threshold, statistical, both or sequential."""
+    """One check of one step. `kind`: threshold, statistical or both (sequential: mlcicd.sequential.sequential_verdict)."""
     findings: list[Finding] = []
     if kind in ("threshold", "both"):
         findings += threshold_judge(canary, limits)
     if kind in ("statistical", "both"):
         findings += statistical_judge(canary, stable, limits)
     if kind == "sequential":
-        from mlcicd.sequential import sequential_judge  # it builds on this module's Figures and Finding
-
-        findings += sequential_judge(canary, stable, limits)
-    return _combine(findings)
+        # decided at every poll by mlcicd.sequential (which builds on this module), not here: judging it as an
+        # empty list of findings would pass it
+        raise ValueError("the sequential judge is mlcicd.sequential.sequential_verdict")
+    return combine(findings)
 
 
 # --- statistics -------------------------------------------------------------------------------

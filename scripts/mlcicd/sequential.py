@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mlcicd.judge import FAIL, INCONCLUSIVE, PASS, Figures, Finding, Limits, count_above, quantile_from_bins
+from mlcicd.judge import FAIL, INCONCLUSIVE, PASS, Figures, Finding, Limits, Verdict, combine, count_above, quantile_from_bins
 
 WORSE, NON_INFERIOR, UNDECIDED = "worse", "non-inferior", "undecided"
 TAIL_SHARE = 0.01
@@ -244,6 +244,11 @@ def sequential_judge(canary: Figures, stable: Figures, limits: Limits) -> list[F
             )
         )
     return findings
+
+
+def sequential_verdict(canary: Figures, stable: Figures, limits: Limits) -> Verdict:
+    """One poll's verdict, as mlcicd.judge.judge gives one check's."""
+    return combine(sequential_judge(canary, stable, limits))
 
 
 def _finding(e: Evidence, enough: bool, limits: Limits) -> Finding:

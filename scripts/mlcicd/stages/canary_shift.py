@@ -30,7 +30,7 @@ from mlcicd.judge import FAIL, INCONCLUSIVE, JUDGES, PASS, Figures, Finding, Lim
 from mlcicd.metric_sources import METRICS_EXAMPLE, MetricsError, QueryError, make_source, metrics_spec
 from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
 from mlcicd.routers import ROUTER_EXAMPLE, Router, RouterError, Weights, make_router, router_spec
-from mlcicd.sequential import size_steps, sizing_warnings, undecided_only
+from mlcicd.sequential import sequential_verdict, size_steps, sizing_warnings, undecided_only
 from mlcicd.stages.promote import version_number
 
 NAME = "canary-shift"
@@ -418,7 +418,7 @@ class Rollout:
             time.sleep(max(0.0, min(self.values["poll"], deadline - time.time())))
             now = time.time()
             canary, stable, problem = self.read(now - window_start)
-            verdict = Verdict(INCONCLUSIVE, [problem]) if problem else judge("sequential", canary, stable, self.limits)
+            verdict = Verdict(INCONCLUSIVE, [problem]) if problem else sequential_verdict(canary, stable, self.limits)
             counted = verdict.verdict
             if counted == INCONCLUSIVE:
                 if now < deadline - 1e-6:
