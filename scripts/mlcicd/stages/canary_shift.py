@@ -317,7 +317,8 @@ def per_test_alpha(alpha: float, plan: list[Weights], judge_kind: str) -> float:
     meets every test at every judged step, and 0.01 per test over 3 steps × 4 tests would roll back
     about one in twenty. Bonferroni: each test runs at alpha / (judged steps × tests per check)."""
     judged = max(1, sum(1 for w in plan if w.canary < 100))
-    tests = 2 * (2 if judge_kind == "both" else 1)  # error rate and latency, per judge
+    # error rate and latency, per judge; sequential: its bounds, and the fixed-sample tests at the end of an interval
+    tests = 2 * (2 if judge_kind in ("both", "sequential") else 1)
     return alpha / (judged * tests)
 
 
@@ -408,9 +409,9 @@ class Rollout:
 
     def watch(self, step: StepRecord) -> str:
         """The sequential judge: read and judge every `poll`; leave the step as soon as the canary is shown worse
-        (FAIL) or non-inferior on min-requests (PASS). At `interval` after the window started, a step where nothing
-        was shown worse passes; one without data is inconclusive and gets another interval, as with the other judges.
-        The bounds are anytime-valid, so polling often costs no false rollbacks."""
+        (FAIL) or non-inferior on min-requests (PASS). At `interval` after the window started, an undecided step is
+        judged by `statistical`'s fixed-sample tests; one without data is inconclusive and gets another interval, as
+        with the other judges. The bounds are anytime-valid, so polling often costs no false rollbacks."""
         window_start = step.started
         deadline = window_start + self.values["interval"]
         streak = 0
@@ -419,12 +420,16 @@ class Rollout:
             now = time.time()
             canary, stable, problem = self.read(now - window_start)
             verdict = Verdict(INCONCLUSIVE, [problem]) if problem else sequential_verdict(canary, stable, self.limits)
+            if verdict.verdict == INCONCLUSIVE and now >= deadline - 1e-6 and undecided_only(verdict.findings):
+                # The interval is over and the bounds decided nothing: the fixed-sample tests of `statistical` judge the
+                # whole window, as at the end of a fixed interval. Anytime-valid bounds pay for looking at every poll
+                # with width; alone, they would pass a canary 5 points worse at a few hundred requests.
+                fixed = judge("statistical", canary, stable, self.limits)
+                verdict = Verdict(fixed.verdict, verdict.findings + fixed.findings)
             counted = verdict.verdict
             if counted == INCONCLUSIVE:
                 if now < deadline - 1e-6:
                     counted = WATCHING
-                elif undecided_only(verdict.findings):
-                    counted = PASS  # the interval is over and nothing was shown worse
                 else:
                     streak += 1
                     deadline = now + self.values["interval"]
