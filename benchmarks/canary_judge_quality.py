@@ -471,7 +471,8 @@ def sequential_text(results: dict[str, Any]) -> list[str]:
         "sequences (beta-binomial mixtures, Howard et al. 2021): it rolls back as soon as the canary's error rate exceeds "
         "stable's by more than error-rate-tolerance, or more than 1 % of its requests are slower than stable's p99 × "
         "(1 + latency-tolerance), and advances as soon as both are shown within those margins on ≥ min-requests; `interval` "
-        "is the longest a step may take. Same draws as above. Time is virtual seconds from the rollout's start; the first "
+        "is the longest a step may take, and a step still undecided then is judged by `statistical`'s fixed-sample tests "
+        "(alpha split over both, as for `both`). Same draws as above. Time is virtual seconds from the rollout's start; the first "
         f"interval ends at {o['interval_s']:g} s.",
         "",
         "| requests per interval | judge | healthy rolled back | healthy: median time to promote | errors +5 pts: rolled back "
