@@ -6,11 +6,13 @@
 Whole rollouts run through the stage's own `Rollout.run()` (mlcicd.stages.canary_shift): its plan,
 its analyse loop (window since the step started, reset after a failed check, failure-limit,
 max-inconclusive) and the product's judge (mlcicd.judge.judge), with the stage's option defaults.
-Only the outside world is simulated: an in-memory router, a metrics source that draws each
-interval's counts, and a virtual clock in place of `time` inside canary_shift, so an interval of
-5 minutes costs nothing. Nothing is started, no network is used.
+Only the outside world is simulated: an in-memory router, a metrics source that draws the counts
+of the time since its last read (an interval, or a poll for the sequential judge), and a virtual
+clock in place of `time` inside canary_shift, so an interval of 5 minutes costs nothing. Nothing
+is started, no network is used. The four judges (threshold, statistical, both, sequential) see the
+same draws.
 
-Traffic model, per interval: total requests ~ Poisson(rate); canary requests ~ Binomial(total,
+Traffic model, per read: total requests ~ Poisson(rate × elapsed / interval); canary requests ~ Binomial(total,
 weight); errors ~ Binomial(requests, error rate); latencies lognormal (median 30 ms, p99 80 ms
 for a healthy model) binned into the example server's Prometheus buckets by a multinomial draw;
 p99 = quantile_from_bins over the window's buckets (what histogram_quantile returns). Stable is
@@ -36,7 +38,7 @@ from common import ROOT, pct, wilson
 
 SEED = 20240612
 TITLE = "Canary judge quality (canary-shift)"
-JUDGE_KINDS = ("threshold", "statistical", "both")
+JUDGE_KINDS = ("threshold", "statistical", "both", "sequential")
 STABLE_ERROR_RATE = 0.005
 LATENCY_MEDIAN_MS = 30.0
 LATENCY_P99_MS = 80.0
@@ -47,6 +49,7 @@ SCENARIOS = (
     ("errors +1 pt", STABLE_ERROR_RATE + 0.01, 1.0, False),
     ("errors +5 pts", STABLE_ERROR_RATE + 0.05, 1.0, False),
     ("p99 ×1.5", STABLE_ERROR_RATE, 1.5, False),
+    ("p99 ×2", STABLE_ERROR_RATE, 2.0, False),
     ("p99 ×3", STABLE_ERROR_RATE, 3.0, False),
 )
 TRAFFIC = (  # requests per interval (both variants together), what it means at the defaults, min-requests reachable?
@@ -138,14 +141,25 @@ def make_router_class() -> type:
 
 
 class SimSource:
-    """One interval of traffic per read, at the router's current weight; the window is summed from
-    the intervals of the current step (the stage asks for the seconds since the window started)."""
+    """The traffic since the last read, at the router's current weight (a read every interval draws one interval,
+    a read every poll one poll's worth); the window sums the draws of the current step that fall inside the seconds
+    the stage asks for (the time since its window started)."""
 
-    def __init__(self, rng: np.random.Generator, router: Any, rate: float, interval: float, canary: dict[str, Any], stable: dict[str, Any]):
-        self.rng, self.router, self.rate, self.interval = rng, router, rate, interval
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        router: Any,
+        rate: float,
+        interval: float,
+        canary: dict[str, Any],
+        stable: dict[str, Any],
+        clock: Any,
+    ):
+        self.rng, self.router, self.rate, self.interval, self.clock = rng, router, rate, interval, clock
         self.variant = {"canary": canary, "stable": stable}
         self.weight: float | None = None
-        self.history: list[dict[str, np.ndarray]] = []
+        self.history: list[tuple[float, dict[str, np.ndarray]]] = []
+        self.last = clock.time()
 
     def describe(self) -> str:
         return "simulated metrics"
@@ -159,17 +173,19 @@ class SimSource:
         from mlcicd.judge import Figures, quantile_from_bins
 
         weight = self.router.weights.canary
+        now = self.clock.time()
         if weight != self.weight:  # a new step: its window starts empty
             self.weight, self.history = weight, []
-        total = int(self.rng.poisson(self.rate))
+        total = int(self.rng.poisson(self.rate * (now - self.last) / self.interval))
+        self.last = now
         n_canary = int(self.rng.binomial(total, weight / 100.0))
         self.history.append(
-            {"canary": self._draw(n_canary, self.variant["canary"]), "stable": self._draw(total - n_canary, self.variant["stable"])}
+            (now, {"canary": self._draw(n_canary, self.variant["canary"]), "stable": self._draw(total - n_canary, self.variant["stable"])})
         )
-        k = max(1, round(window_s / self.interval))
+        window = [h for t, h in self.history if t > now - window_s - 1e-6] or [self.history[-1][1]]
         out = {}
         for name in variants:
-            summed = np.sum([h[name] for h in self.history[-k:]], axis=0)
+            summed = np.sum([h[name] for h in window], axis=0)
             bins = tuple((b, float(c)) for b, c in zip(self.variant[name]["bounds"], summed[2:], strict=True))
             out[name] = Figures(requests=float(summed[0]), errors=float(summed[1]), p99_ms=quantile_from_bins(bins, 0.99), bins=bins)
         return out
@@ -186,16 +202,25 @@ def simulate(judge_kind: str, scenario: tuple, rate: float, seed_seq: np.random.
     router = make_router_class()()
     stable = {"error_rate": STABLE_ERROR_RATE, "bin_probs": bins[1.0], "bounds": bins["bounds"]}
     canary = {"error_rate": error_rate, "bin_probs": bins[scale], "bounds": bins["bounds"]}
-    source = SimSource(np.random.default_rng(seed_seq), router, rate, values["interval"], canary, stable)
+    clock = VirtualClock()
+    source = SimSource(np.random.default_rng(seed_seq), router, rate, values["interval"], canary, stable, clock)
     run_values = {**values, "judge": judge_kind}
     rollout = QuietRollout(run_values, router, source, make_plan(run_values), Registry("", ""))
     rollout.changed = True  # skip the `traffic-changed` step output (a write to $GITHUB_OUTPUT inside Actions)
-    with virtual_time(VirtualClock()), contextlib.redirect_stdout(io.StringIO()):  # the stage's progress lines
+    started = clock.time()
+    with virtual_time(clock), contextlib.redirect_stdout(io.StringIO()):  # the stage's progress lines
         rollout.run()
+    took = clock.time() - started
     checks = [(step.weight.canary, c) for step in rollout.steps for c in step.checks]
     first_enough = next((i for i, (_, c) in enumerate(checks, 1) if (c.canary.requests or 0) >= values["min-requests"]), None)
     rolled_back = rollout.result != "promoted"
     last = checks[-1][1] if checks else None
+    if judge_kind == "sequential" and rolled_back and first_enough:
+        # polls, not checks: count the intervals from the first poll with min-requests to the rollback (1 = within one)
+        since = checks[-1][1].at - checks[first_enough - 1][1].at
+        after = max(1, math.ceil(since / values["interval"] - 1e-9))
+    else:
+        after = (len(checks) - first_enough + 1) if rolled_back and first_enough else None
     return {
         "result": rollout.result,
         "rolled_back": rolled_back,
@@ -206,11 +231,12 @@ def simulate(judge_kind: str, scenario: tuple, rate: float, seed_seq: np.random.
         if rolled_back and last
         else [],
         "first_enough": first_enough,
-        "intervals_after_enough": (len(checks) - first_enough + 1) if rolled_back and first_enough else None,
+        "intervals_after_enough": after,
+        "seconds": took,
     }
 
 
-def summarise(runs: list[dict[str, Any]], healthy: bool) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]], healthy: bool, interval: float) -> dict[str, Any]:
     n = len(runs)
     rolled = [r for r in runs if r["rolled_back"]]
     k = len(rolled)
@@ -226,6 +252,8 @@ def summarise(runs: list[dict[str, Any]], healthy: bool) -> dict[str, Any]:
             str(w): sum(1 for r in rolled if r["weight_at_end"] == w) for w in sorted({r["weight_at_end"] for r in rolled})
         },
         "median_checks": float(np.median([r["checks"] for r in runs])),
+        "median_seconds": float(np.median([r["seconds"] for r in runs])),
+        "median_seconds_promoted": float(np.median([r["seconds"] for r in runs if not r["rolled_back"]])) if k < n else None,
         "failed_on": {},
     }
     for r in rolled:
@@ -237,6 +265,11 @@ def summarise(runs: list[dict[str, Any]], healthy: bool) -> dict[str, Any]:
         out["within_one_interval"] = sum(1 for a in after if a == 1)
         out["intervals_after_enough_median"] = float(np.median(after)) if after else None
         out["intervals_after_enough_p95"] = float(np.percentile(after, 95, method="inverted_cdf")) if after else None
+        seconds = [r["seconds"] for r in rolled]
+        # the issue's clock: from the rollout's start, whatever min-requests says (the 5 % step's first interval)
+        out["rolled_back_in_first_interval"] = sum(1 for r in rolled if r["seconds"] <= interval + 1e-6)
+        out["rollback_seconds_median"] = float(np.median(seconds)) if seconds else None
+        out["rollback_seconds_p95"] = float(np.percentile(seconds, 95, method="inverted_cdf")) if seconds else None
     return out
 
 
@@ -265,7 +298,7 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
                     "scenario": scenario[0],
                     "judge": judge_kind,
                     "healthy": healthy,
-                    **summarise(runs, healthy),
+                    **summarise(runs, healthy, values["interval"]),
                 }
         seconds[str(rate)] = time.perf_counter() - t0
     limits = {
@@ -280,6 +313,7 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
             **limits,
             "steps": "5,25,50,100",
             "interval_s": values["interval"],
+            "poll_s": values["poll"],
             "failure-limit": values["failure-limit"],
             "max-inconclusive": values["max-inconclusive"],
         },
@@ -348,7 +382,104 @@ def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": all(bad_met) if bad_met else None,
             }
         )
+    out += sequential_targets(results)
     return out
+
+
+FIXED = "both"
+"""The fixed-interval judge the sequential one is compared with: the stage's default."""
+
+
+def _first_interval_share(cell: dict[str, Any]) -> float:
+    return cell["rolled_back_in_first_interval"] / cell["runs"]
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f} s"
+
+
+def sequential_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 18's targets for the sequential judge, against the fixed-interval judge on the same traffic."""
+    interval = results["options"]["interval_s"]
+    out = []
+    big = [rate for rate in results["traffic"] if rate * 5 / 100 >= 1000]  # ≥ 1,000 canary requests per interval at 5 %
+    for scenario in ("errors +5 pts", "p99 ×2"):
+        measured, met = [], []
+        for rate in big:
+            seq, fixed = (results["cells"][f"{rate}|{scenario}|{j}"] for j in ("sequential", FIXED))
+            share = _first_interval_share(seq)
+            met.append(share >= 0.99)
+            measured.append(f"{pct(share)} at {rate:,}/interval ({FIXED}: {pct(_first_interval_share(fixed))})")
+        out.append(
+            {
+                "target": f"canary, judge sequential: {scenario} rolled back within the first interval ({interval:g} s) at ≥ 1,000 "
+                "canary requests per interval (≥ 99 %)",
+                "measured": "; ".join(measured) or "no traffic level with 1,000 canary requests per interval",
+                "met": all(met) if met else None,
+            }
+        )
+    measured = []
+    for rate in results["traffic"]:
+        c = results["cells"][f"{rate}|errors +1 pt|sequential"]
+        f = results["cells"][f"{rate}|errors +1 pt|{FIXED}"]
+        measured.append(
+            f"{rate:,}/interval: {pct(c['rate'])} rolled back, median {_seconds(c['rollback_seconds_median'])} / p95 "
+            f"{_seconds(c['rollback_seconds_p95'])} ({FIXED}: {pct(f['rate'])}, {_seconds(f['rollback_seconds_median'])} / "
+            f"{_seconds(f['rollback_seconds_p95'])})"
+        )
+    out.append(
+        {"target": "canary, judge sequential: errors +1 pt, time to rollback (measure)", "measured": "; ".join(measured), "met": None}
+    )
+    measured, met = [], []
+    for rate in results["traffic"]:
+        if rate < 1000:
+            continue
+        seq, fixed = (results["cells"][f"{rate}|healthy|{j}"]["median_seconds_promoted"] for j in ("sequential", FIXED))
+        if seq is None or not fixed:
+            continue
+        saving = 1 - seq / fixed
+        met.append(saving >= 0.30)
+        measured.append(f"{pct(saving)} sooner at {rate:,}/interval (median {_seconds(seq)} vs {_seconds(fixed)})")
+    out.append(
+        {
+            "target": "canary, judge sequential: healthy rollouts finish ≥ 30 % sooner than with fixed intervals at ≥ 1,000 requests per interval",
+            "measured": "; ".join(measured),
+            "met": all(met) if met else None,
+        }
+    )
+    return out
+
+
+def sequential_text(results: dict[str, Any]) -> list[str]:
+    """Side by side on the same draws: what polling with anytime-valid bounds buys, and what it costs."""
+    o = results["options"]
+    rows = []
+    for rate in results["traffic"]:
+        for judge_kind in JUDGE_KINDS:
+            cell = {name: results["cells"][f"{rate}|{name}|{judge_kind}"] for name, *_ in SCENARIOS}
+            h, one = cell["healthy"], cell["errors +1 pt"]
+            rows.append(
+                f"| {rate:,} | {judge_kind} | {pct(h['rate'])} | {_seconds(h['median_seconds_promoted'])} "
+                f"| {pct(_first_interval_share(cell['errors +5 pts']))} | {pct(_first_interval_share(cell['p99 ×2']))} "
+                f"| {pct(one['rate'])}: {_seconds(one['rollback_seconds_median'])} / {_seconds(one['rollback_seconds_p95'])} |"
+            )
+    return [
+        "",
+        "### Sequential judge against the fixed-interval judges",
+        "",
+        f"`judge: sequential` reads the metrics every `poll` ({o['poll_s']:g} s) and judges them with anytime-valid confidence "
+        "sequences (beta-binomial mixtures, Howard et al. 2021): it rolls back as soon as the canary's error rate exceeds "
+        "stable's by more than error-rate-tolerance, or more than 1 % of its requests are slower than stable's p99 × "
+        "(1 + latency-tolerance), and advances as soon as both are shown within those margins on ≥ min-requests; `interval` "
+        "is the longest a step may take, and a step still undecided then is judged by `statistical`'s fixed-sample tests "
+        "(alpha split over both, as for `both`). Same draws as above. Time is virtual seconds from the rollout's start; the first "
+        f"interval ends at {o['interval_s']:g} s.",
+        "",
+        "| requests per interval | judge | healthy rolled back | healthy: median time to promote | errors +5 pts: rolled back "
+        "in the first interval | p99 ×2: rolled back in the first interval | errors +1 pt: rolled back, median / p95 time to rollback |",
+        "|---:|---|---:|---:|---:|---:|---|",
+        *rows,
+    ]
 
 
 def one_check_power(values: dict[str, Any], rate: int) -> dict[str, Any]:
@@ -446,14 +577,16 @@ def render(results: dict[str, Any]) -> str:
         f"failure-limit {o['failure-limit']}, max-inconclusive {o['max-inconclusive']}. Router, metrics source and clock are "
         "simulated in memory; no server is started.",
         "",
-        "Traffic per interval: total ~ Poisson(rate), canary ~ Binomial(total, weight), errors ~ Binomial(requests, rate), "
+        "Traffic at each read of the metrics, for the time since the last read (one interval for the fixed-interval judges, one "
+        "poll for `sequential`): total ~ Poisson(rate × elapsed / interval), canary ~ Binomial(total, weight), errors ~ "
+        "Binomial(requests, rate), "
         f"latency lognormal (median {LATENCY_MEDIAN_MS:g} ms, p99 {LATENCY_P99_MS:g} ms when healthy) drawn into the buckets of "
         "`examples/serving/model_server.py` "
         f"({', '.join(f'{b:g}' for b in results['latency_bucket_bounds_ms'] if b != '+Inf')} ms, +Inf) by a multinomial; "
         "p99 = `quantile_from_bins` of the window's buckets (as `histogram_quantile`). Stable: 0.5 % errors, healthy latency. "
-        "Bad canaries: error rate +1 or +5 points, or every latency quantile ×1.5 or ×3 (p99 120 or 240 ms). "
+        "Bad canaries: error rate +1 or +5 points, or every latency quantile ×1.5, ×2 or ×3 (p99 120, 160 or 240 ms). "
         f"Runs per judge and traffic level: {results['reps']['healthy']} healthy, {results['reps']['bad']} per bad scenario "
-        f"(the three judges see the same traffic draws); seed {results['seed']}.",
+        f"(the four judges see the same traffic draws); seed {results['seed']}. `sequential` polls every {o['poll_s']:g} s.",
         "",
         "**Rolled back** = the rollout did not reach 100 %. **Failed on**: the findings that failed the last check (a check can fail on "
         "more than one). **Intervals after min-requests**: checks from the first one whose "
@@ -493,6 +626,7 @@ def render(results: dict[str, Any]) -> str:
                     f"| {scenario[0]} | {judge_kind} | {c['rolled_back']}/{c['runs']} = {pct(c['rate'])} ({100 * lo:.1f}–{100 * hi:.1f}) "
                     f"| {why_text} | {at} | {speed} | {verdict(c)[1]} |"
                 )
+    lines += sequential_text(results)
     lines += limits_text(results)
     lines += ["", "Run time: " + ", ".join(f"{int(k):,}/interval {v:.1f} s" for k, v in results["seconds"].items()) + "."]
     return "\n".join(lines)

@@ -383,6 +383,47 @@ def test_invalid_promql_is_a_usage_error_before_any_change(live, run_cli):
     assert rig.canary_weight() == 0
 
 
+@pytest.fixture
+def trickle(rig) -> Iterator[tuple[Rig, LoadGenerator]]:
+    """The issue-18 traffic: 120 requests/s in all, so a 5 % step gets about 6 canary requests a second."""
+    rig.reset()
+    with LoadGenerator(rig.lb.url, rate=120, threads=4) as load:
+        yield rig, load
+    rig.reset()
+
+
+def sequential_args(rig: Rig, *extra: str) -> list[str]:
+    return [*rig.args("--judge", "sequential", "--poll", "2s", "--steps", "5"), *extra]
+
+
+def test_sequential_rolls_back_5_percent_errors_at_6_requests_a_second_within_the_first_interval(trickle, run_cli):
+    rig, load = trickle
+    rig.servers.canary.set_fault(error_rate=0.05)
+    # Expected counts cross the bound after ~30 s (about 9 errors in 180 canary requests against none in 3,400);
+    # a fixed-interval judge would look for the first time at 90 s, the sequential judge's test at the end too.
+    result = run_cli("canary-shift", *sequential_args(rig, "--interval", "90s"), cwd=rig.root)
+    assert result.rc == 1 and result.outputs["result"] == "rolled-back", result.log
+    assert rig.canary_weight() == 0 and len(result.errors) == 1 and "error rate" in result.errors[0]
+    report = report_of(result, rig.root)
+    step = report["steps"][0]
+    decided = step["checks"][-1]
+    assert decided["counted_as"] == "fail" and decided["window_s"] < 90, decided
+    assert all(c["counted_as"] == "watching" for c in step["checks"][:-1])  # every poll is in the report
+    evidence = next(f["evidence"] for f in decided["findings"] if f["metric"] == "error rate" and f["judge"] == "sequential")
+    assert evidence["decision"] == "worse" and evidence["lower"] > report["limits"]["error_rate_tolerance"]
+    assert report["poll_s"] == 2 and report["sizing"]["rate_per_s"] > 0  # measured before the rollout (the load only just began)
+    assert "Sequential judge, error rate" in result.summary and "Traffic sizing" in result.summary
+
+
+def test_sequential_promotes_a_healthy_canary_at_the_interval(trickle, run_cli):
+    rig, load = trickle
+    result = run_cli("canary-shift", *sequential_args(rig, "--interval", "8s"), cwd=rig.root)
+    assert result.rc == 0 and result.outputs["result"] == "promoted", result.log
+    checks = report_of(result, rig.root)["steps"][0]["checks"]
+    assert checks[-1]["counted_as"] == "pass" and checks[-1]["window_s"] >= 8, result.log
+    assert rig.canary_weight() == 100 and not result.errors
+
+
 # --- the http router and metrics contracts -------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-JUDGES = ("threshold", "statistical", "both")
+JUDGES = ("threshold", "statistical", "both", "sequential")
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class Finding:
     verdict: str
     detail: str
     p_value: float | None = None
+    evidence: dict[str, Any] | None = None
+    """The sequential judge's figures at this poll (estimate, anytime-valid bounds, margin, decision)."""
 
 
 @dataclass
@@ -80,7 +82,8 @@ class Verdict:
         return [f"{f.judge} {f.metric}: {f.detail}" for f in self.findings if f.verdict == wanted]
 
 
-def _combine(findings: list[Finding]) -> Verdict:
+def combine(findings: list[Finding]) -> Verdict:
+    """Any failure fails; else anything inconclusive is inconclusive; else a pass."""
     verdicts = {f.verdict for f in findings}
     if FAIL in verdicts:
         return Verdict(FAIL, findings)
@@ -201,13 +204,17 @@ def _compare_latency(canary: Figures, stable: Figures, limits: Limits) -> Findin
 
 
 def judge(kind: str, canary: Figures, stable: Figures, limits: Limits) -> Verdict:
-    """One check of one step. `kind`: threshold, statistical or both."""
+    """One check of one step. `kind`: threshold, statistical or both (sequential: mlcicd.sequential.sequential_verdict)."""
     findings: list[Finding] = []
     if kind in ("threshold", "both"):
         findings += threshold_judge(canary, limits)
     if kind in ("statistical", "both"):
         findings += statistical_judge(canary, stable, limits)
-    return _combine(findings)
+    if kind == "sequential":
+        # decided at every poll by mlcicd.sequential (which builds on this module), not here: judging it as an
+        # empty list of findings would pass it
+        raise ValueError("the sequential judge is mlcicd.sequential.sequential_verdict")
+    return combine(findings)
 
 
 # --- statistics -------------------------------------------------------------------------------

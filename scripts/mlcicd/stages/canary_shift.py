@@ -32,6 +32,7 @@ from mlcicd.metric_sources import METRICS_EXAMPLE, MetricsError, QueryError, mak
 from mlcicd.registry import version_number
 from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
 from mlcicd.routers import ROUTER_EXAMPLE, Router, RouterError, Weights, make_router, router_spec
+from mlcicd.sequential import sequential_verdict, size_steps, sizing_warnings, undecided_only
 
 NAME = "canary-shift"
 STRATEGIES = ("canary", "linear", "blue-green", "shadow")
@@ -40,6 +41,8 @@ DEFAULT_STEPS = (5, 25, 50, 100)
 LINEAR_STEP = 10
 ABORTED = "aborted"
 RUNNING = "running"
+WATCHING = "watching"
+"""A sequential poll that decided nothing yet: the step goes on."""
 RESTORE_ATTEMPTS = 2
 """Restoring stable while a job is being cancelled: GitHub sends SIGKILL about 7.5 s after SIGINT."""
 
@@ -80,7 +83,21 @@ OPTIONS = (
         "250",
         aliases=("max-latency-p99",),
     ),
-    Option("judge", choice(*JUDGES), "both", "threshold (absolute limits), statistical (canary vs stable) or both", "statistical"),
+    Option(
+        "judge",
+        choice(*JUDGES),
+        "both",
+        "threshold (absolute limits), statistical (canary vs stable), both, or sequential (canary vs stable at every poll, decides early)",
+        "sequential",
+    ),
+    Option(
+        "poll",
+        duration,
+        15.0,
+        "sequential judge: how often metrics are read and judged; interval is then the longest a step may take",
+        "10s",
+        shown_default="15s",
+    ),
     Option(
         "alpha",
         number(positive=True, maximum=0.5),
@@ -269,7 +286,8 @@ def per_test_alpha(alpha: float, plan: list[Weights], judge_kind: str) -> float:
     meets every test at every judged step, and 0.01 per test over 3 steps × 4 tests would roll back
     about one in twenty. Bonferroni: each test runs at alpha / (judged steps × tests per check)."""
     judged = max(1, sum(1 for w in plan if w.canary < 100))
-    tests = 2 * (2 if judge_kind == "both" else 1)  # error rate and latency, per judge
+    # error rate and latency, per judge; sequential: its bounds, and the fixed-sample tests at the end of an interval
+    tests = 2 * (2 if judge_kind in ("both", "sequential") else 1)
     return alpha / (judged * tests)
 
 
@@ -286,6 +304,8 @@ class Rollout:
             latency_tolerance=values["latency-tolerance"],
         )
         self.steps: list[StepRecord] = []
+        self.sizing: dict[str, Any] | None = None
+        """What the measured request rate lets each step detect (size_traffic)."""
         self.failures = 0
         self.verified: Weights | None = None
         """The last weights the router confirmed; None once a change could not be verified."""
@@ -345,6 +365,8 @@ class Rollout:
 
     def analyse(self, step: StepRecord) -> str:
         """Check every interval until the step passes (PASS) or failures reach failure-limit (FAIL)."""
+        if self.judge_kind == "sequential":
+            return self.watch(step)
         window_start = step.started
         streak = 0
         while True:
@@ -373,6 +395,86 @@ class Rollout:
             window_start = now  # judge the next check on fresh data, not on the window that failed
             if self.failures >= self.values["failure-limit"]:
                 return FAIL
+
+    def watch(self, step: StepRecord) -> str:
+        """The sequential judge: read and judge every `poll`; leave the step as soon as the canary is shown worse
+        (FAIL) or non-inferior on min-requests (PASS). At `interval` after the window started, an undecided step is
+        judged by `statistical`'s fixed-sample tests; one without data is inconclusive and gets another interval, as
+        with the other judges. The bounds are anytime-valid, so polling often costs no false rollbacks."""
+        window_start = step.started
+        deadline = window_start + self.values["interval"]
+        streak = 0
+        while True:
+            time.sleep(max(0.0, min(self.values["poll"], deadline - time.time())))
+            now = time.time()
+            if abort_applies(self.registry.abort_request(), self.started):
+                return ABORTED
+            self.reassert(step.weight)
+            canary, stable, problem = self.read(now - window_start)
+            verdict = Verdict(INCONCLUSIVE, [problem]) if problem else sequential_verdict(canary, stable, self.limits)
+            if verdict.verdict == INCONCLUSIVE and now >= deadline - 1e-6 and undecided_only(verdict.findings):
+                # The interval is over and the bounds decided nothing: the fixed-sample tests of `statistical` judge the
+                # whole window, as at the end of a fixed interval. Anytime-valid bounds pay for looking at every poll
+                # with width; alone, they would pass a canary 5 points worse at a few hundred requests.
+                fixed = judge("statistical", canary, stable, self.limits)
+                verdict = Verdict(fixed.verdict, verdict.findings + fixed.findings)
+            counted = verdict.verdict
+            if counted == INCONCLUSIVE:
+                if now < deadline - 1e-6:
+                    counted = WATCHING
+                else:
+                    streak += 1
+                    deadline = now + self.values["interval"]
+                    if streak >= self.values["max-inconclusive"]:
+                        counted = "fail (inconclusive)"
+            step.checks.append(CheckRecord(step.weight, now, now - window_start, canary, stable, verdict, counted))
+            if counted != WATCHING:
+                self._log(step.checks[-1])
+            if counted == PASS:
+                return PASS
+            if counted in (WATCHING, INCONCLUSIVE):
+                continue
+            self.failures += 1
+            streak = 0
+            window_start, deadline = now, now + self.values["interval"]  # a fresh test on fresh data
+            if self.failures >= self.values["failure-limit"]:
+                return FAIL
+
+    def size_traffic(self, preflight: dict[str, Figures]) -> None:
+        """Before any traffic moves: the request rate over the last interval, what each judged step will see, and a
+        warning where that is too little for the options (or where nothing is judged at all)."""
+        interval = self.values["interval"]
+        judged = [w.canary for w in self.plan if w.canary < 100 and not w.shadow]
+        if not any(w.canary < 100 for w in self.plan):
+            github.warning(
+                "the plan is a single switch to 100 %: nothing is judged before all traffic reaches the canary. "
+                "Give steps below 100 (e.g. `steps: 5,25,50`) for a canary that can be rolled back.",
+                title=f"{NAME}: nothing will be judged",
+            )
+        counts = [f.requests for f in preflight.values()]
+        if not judged or not counts or any(c is None for c in counts):
+            self.sizing = {"rate_per_s": None, "steps": []}
+            return
+        rate = sum(counts) / interval
+        errors = [f.errors for f in preflight.values() if f.errors is not None]
+        base = sum(errors) / sum(counts) if errors and sum(counts) else 0.0
+        sizes = size_steps(judged, rate, interval, base, self.limits)
+        self.sizing = {"rate_per_s": round(rate, 3), "base_error_rate": round(base, 6), "steps": [z.as_dict() for z in sizes]}
+        for z in sizes:
+            print(
+                f"[{NAME}] canary {z.weight:g} %: ~{z.canary_requests:,.0f} canary requests per interval; {_detectable(z.as_dict())}",
+                flush=True,
+            )
+        warnings = sizing_warnings(sizes, self.limits, interval)
+        if self.judge_kind != "sequential":  # the detectable regressions are the sequential bounds'
+            warnings = [w for w in warnings if "min-requests" in w]
+        if warnings:
+            github.warning(
+                f"at {rate:,.1f} requests/s (measured over the last {interval:g} s): " + "; ".join(warnings) + ". "
+                "Raise the step weights or `interval`, or lower `min-requests`; see 'How much traffic a canary needs' in "
+                "docs/actions/canary-shift.md.",
+                title=f"{NAME}: too little traffic to judge",
+            )
 
     def _log(self, check: CheckRecord) -> None:
         c, s = check.canary, check.stable
@@ -611,6 +713,7 @@ def run(values: dict[str, Any]) -> int:
     preflight = _preflight(router, source, values)
     if values["deploy-command"]:
         rollout.deployer = Deployer(values["deploy-command"], values["model-name"], values["version"], values["deploy-timeout"])
+    rollout.size_traffic(preflight)
     if values["dry-run"]:
         rollout.result = "dry-run"
         handoff = "then the handoff to stable" if rollout.deployer else "and the canary keeps 100 % (no deploy-command)"
@@ -795,6 +898,8 @@ def finish(rollout: Rollout, values: dict[str, Any], before: Weights, preflight:
         "plan": [w.canary for w in rollout.plan],
         "limits": {**vars(rollout.limits), "alpha_rollout": values["alpha"]},
         "failed_checks": rollout.failures,
+        "poll_s": values["poll"] if rollout.judge_kind == "sequential" else None,
+        "sizing": rollout.sizing,
         "router": {
             "type": rollout.router.kind,
             "target": rollout.router.describe(),
@@ -873,6 +978,8 @@ def render_summary(report: dict[str, Any]) -> str:
     rows = []
     for step in report["steps"]:
         for check in step["checks"]:
+            if check["counted_as"] == WATCHING:
+                continue  # every poll is in the JSON report; the table shows the decisions
             c, s = check["canary"], check["stable"]
             weight = f"{check['weight']:g} %" + (" (+mirror)" if check["shadow"] else "")
             rows.append(
@@ -890,8 +997,9 @@ def render_summary(report: dict[str, Any]) -> str:
     if rows:
         headers = ["weight", "requests canary", "requests stable", "errors canary", "errors stable", "p99 canary", "p99 stable", "verdict"]
         lines += [markdown_table(headers, rows), ""]
-        weights = [r["weight"] for step in report["steps"] for r in step["checks"]]
-        errors = [round(100 * (r["canary"]["error_rate"] or 0), 2) for step in report["steps"] for r in step["checks"]]
+        shown = [r for step in report["steps"] for r in step["checks"] if r["counted_as"] != WATCHING]  # the table's rows
+        weights = [r["weight"] for r in shown]
+        errors = [round(100 * (r["canary"]["error_rate"] or 0), 2) for r in shown]
         lines += [
             "_Canary weight (bars) and canary error rate (line), both in percent, at each check:_",
             "",
@@ -904,9 +1012,88 @@ def render_summary(report: dict[str, Any]) -> str:
             "```",
             "",
         ]
+    lines += _evidence_chart(report) + _sizing_table(report)
     final = report["final_weight"]
     lines.append(f"Final canary weight: {'unknown' if final is None else f'{final:g} %'} · report `{report.get('stage')}.json`")
     return "\n".join(lines)
+
+
+def _detectable(size: dict[str, Any]) -> str:
+    errors = "no error-rate regression" if size["error_excess"] is None else f"errors {size['error_excess']:+.2%} or more"
+    if size["slower_share"] is None:
+        latency = "no latency regression"
+    else:
+        ratio = f" (p99 ×{size['p99_ratio']:.2f} for lognormal latencies)" if size.get("p99_ratio") else ""
+        latency = f"≥ {size['slower_share']:.1%} of requests slower than stable p99 × (1 + latency-tolerance){ratio}"
+    return f"the sequential judge rolls back within one interval: {errors}; {latency}"
+
+
+def _sizing_table(report: dict[str, Any]) -> list[str]:
+    sizing = report.get("sizing") or {}
+    if not sizing.get("steps"):
+        return []
+    rows = []
+    for z in sizing["steps"]:
+        rows.append(
+            [
+                f"{z['weight']:g} %",
+                round(z["canary_requests"]),
+                "–" if z["error_excess"] is None else f"{z['error_excess']:+.2%}",
+                "–"
+                if z["slower_share"] is None
+                else f"{z['slower_share']:.1%}" + (f" (p99 ×{z['p99_ratio']:.2f})" if z["p99_ratio"] else ""),
+            ]
+        )
+    headers = [
+        "step",
+        "canary requests per interval",
+        "smallest error-rate excess rolled back",
+        "smallest share slower than the latency band",
+    ]
+    return [
+        f"_Traffic sizing at {sizing['rate_per_s']:,.1f} requests/s (measured before the rollout), for the sequential judge within one interval:_",
+        "",
+        markdown_table(headers, rows),
+        "",
+    ]
+
+
+def _evidence_chart(report: dict[str, Any]) -> list[str]:
+    """The sequential judge's error-rate evidence at every poll: the anytime-valid bounds of canary − stable against
+    the margin (percentage points); the bars mark the polls that decided (a rollback or an advance)."""
+    points = []
+    for step in report["steps"]:
+        for check in step["checks"]:
+            found = next((f["evidence"] for f in check["findings"] if f.get("evidence") and f["metric"] == "error rate"), None)
+            if found:
+                points.append((found, check["counted_as"] != WATCHING))
+    if not points:
+        return []
+    margin = 100 * points[0][0]["margin"]
+    top = max(4 * margin, 1.0)
+
+    def clip(value: float) -> float:
+        return round(max(-top, min(top, 100 * value)), 3)
+
+    # a decision's bar reaches the bound that decided it: the lower one for a rollback, the upper one for an advance
+    marks = [(clip(e["lower"]) if e["decision"] == "worse" else clip(e["upper"])) if decided else 0.0 for e, decided in points]
+    lower = [clip(e["lower"]) for e, _ in points]
+    upper = [clip(e["upper"]) for e, _ in points]
+    return [
+        "_Sequential judge, error rate: canary − stable in points, anytime-valid lower and upper bounds (lines) against the "
+        f"margin {margin:g} (flat line), at every poll; a bar marks each decision (rolled back above the margin, advanced below):_",
+        "",
+        "```mermaid",
+        "xychart-beta",
+        f'  x-axis "poll" [{", ".join(str(i + 1) for i in range(len(points)))}]',
+        f'  y-axis "points" {-top:g} --> {top:g}',
+        f"  bar [{', '.join(f'{mark:g}' for mark in marks)}]",
+        f"  line [{', '.join(f'{v:g}' for v in lower)}]",
+        f"  line [{', '.join(f'{v:g}' for v in upper)}]",
+        f"  line [{', '.join(f'{margin:g}' for _ in points)}]",
+        "```",
+        "",
+    ]
 
 
 STAGE = Stage(
