@@ -316,8 +316,10 @@ class ArrowSchema:
             self._pandera = pa.DataFrameSchema.from_yaml(self.text)
         return self._pandera
 
-    def surely_passes(self, batch: Any) -> bool:
-        """True only when pandera would find nothing in this batch."""
+    def surely_passes(self, batch: Any, names: Any = None) -> bool:
+        """True only when pandera would find nothing in this batch. With `names` (every column of
+        these rows), the batch is some of their columns: those are checked, and `names` for
+        presence."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -325,13 +327,16 @@ class ArrowSchema:
         from mlcicd.data import read_as_dictionary
         from mlcicd.profile import float_values
 
-        present = set(batch.schema.names)
+        present = set(names if names is not None else batch.schema.names)
+        in_batch = set(batch.schema.names)
         if self.strict and present - set(self.rules):
             return False
         for name, rule in self.rules.items():
             if name not in present:
                 if rule["required"]:
                     return False
+                continue
+            if name not in in_batch:
                 continue
             array = batch.column(name)
             if name in read_as_dictionary(batch):  # pandera will see it decoded (plain_strings)
@@ -463,23 +468,31 @@ def scan(
     values: dict[str, Any], sample_size: int, schema: Any = None, files: list[Path] | None = None
 ) -> tuple[list[Path], dict[str, Any], SchemaFailures]:
     """One pass over the data: profile (and schema failures when a schema is given)."""
-    from mlcicd.data import iter_batches, resolve_files
+    from mlcicd.data import iter_blocks, resolve_files
     from mlcicd.profile import ProfileBuilder
 
     files = files if files is not None else resolve_files(values["data"])
     builder = ProfileBuilder(sample_size)
     failures = SchemaFailures()
     column_types = arrow_types_for(schema) if schema is not None else {}
-    for path, batch in iter_batches(
+    for block in iter_blocks(
         files,
         delimiter=_delimiter(values["delimiter"]),
         encoding=values["encoding"],
         column_types=column_types,
         strings_as_dictionary=True,
     ):
-        if schema is not None:
-            validate_batch(schema, batch, builder.rows, failures)
-        builder.add(batch, str(path))
+        offset = builder.rows
+        # A schema pandera must check sees whole rows; an ArrowSchema checks each group of columns,
+        # and only rows it cannot pass are read whole, for pandera.
+        pieces = block.pieces() if schema is None or isinstance(schema, ArrowSchema) else iter((block.whole(),))
+        doubtful = False
+        for i, piece in enumerate(pieces):
+            if schema is not None and not doubtful:
+                doubtful = not isinstance(schema, ArrowSchema) or not schema.surely_passes(piece, block.names)
+            builder.add(piece, str(block.path), more_columns=i > 0)
+        if doubtful:
+            validate_batch(schema, block.whole(), offset, failures)
     profile = builder.finish()
     if profile["rows"] == 0:
         raise UsageError(
