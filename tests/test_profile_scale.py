@@ -142,3 +142,23 @@ def test_merging_small_profiles_keeps_every_value():
 def test_column_groups_split_by_bytes():
     assert data.column_groups({"a": 10, "b": 10, "c": 25, "d": 1}, limit=20) == [["a", "b"], ["c"], ["d"]]
     assert data.column_groups({}, limit=20) == []
+
+
+def test_profile_cli_merges_parts_in_parallel_or_incrementally(run_cli, tmp_path):
+    from mlcicd.profile import load_profile
+
+    a, b = wide_table(6_000, seed=9, numeric=6, strings=2), wide_table(4_000, seed=10, numeric=6, strings=2)
+    pq.write_table(a, tmp_path / "a.parquet")
+    pq.write_table(b, tmp_path / "b.parquet")
+    pq.write_table(pa.concat_tables([a, b]), tmp_path / "whole.parquet")
+    for name in ("a", "b", "whole"):
+        assert run_cli("profile", "--data", f"{name}.parquet", "--out", f"{name}.json", cwd=tmp_path).rc == 0
+    parallel = run_cli("profile", "--merge", "a.json,b.json", "--out", "parallel.json", cwd=tmp_path)
+    incremental = run_cli("profile", "--data", "b.parquet", "--merge", "a.json", "--out", "incremental.json", cwd=tmp_path)
+    assert parallel.rc == 0 and incremental.rc == 0, parallel.log + incremental.log
+    whole = load_profile(str(tmp_path / "whole.json"))
+    for name in ("parallel", "incremental"):
+        merged = load_profile(str(tmp_path / f"{name}.json"))
+        assert_same_profile(merged, whole)  # 10,000 rows: the samples hold every value, so they are equal too
+        assert merged["data-digest"].startswith("merged:sha256:")
+    assert run_cli("validate-data", "--data", "whole.parquet", "--reference", "parallel.json", cwd=tmp_path).rc == 0

@@ -41,6 +41,18 @@ def sorted_quantiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:
     return values[low] + (values[high] - values[low]) * fraction
 
 
+def combine_moments(col: dict[str, Any], m: int, mean: float, m2: float, low: float, high: float) -> None:
+    """Add m values of this mean, sum of squared deviations m2, min and max to a numeric column's
+    running state: Chan et al.'s pairwise update, exact up to rounding, in any order of the parts."""
+    n = col["count"]
+    total = n + m
+    delta = mean - col["mean"]
+    col["mean"] += delta * m / total
+    col["m2"] += m2 + delta * delta * n * m / total
+    col["count"] = total
+    col["min"], col["max"] = min(col["min"], low), max(col["max"], high)
+
+
 def row_keys(start: int, count: int) -> np.ndarray:
     """Uniform pseudo-random keys in [0, 1) from the row number (splitmix64): batch-independent."""
     z = np.arange(start, start + count, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
@@ -182,7 +194,13 @@ class ProfileBuilder:
                 continue
             if kind == "numeric":
                 if pa.types.is_temporal(array.type):
-                    array = pc.cast(pc.cast(array, pa.timestamp("ns")) if pa.types.is_date(array.type) else array, pa.int64())
+                    # dates and timestamps as nanoseconds since the epoch whatever the stored unit, so that a
+                    # profile compares with one of the same data in another unit (Spark writes microseconds)
+                    if pa.types.is_date(array.type):
+                        array = pc.cast(array, pa.timestamp("ns"))
+                    elif pa.types.is_timestamp(array.type) and array.type.unit != "ns":
+                        array = pc.cast(array, pa.timestamp("ns", array.type.tz))
+                    array = pc.cast(array, pa.int64())
                 values = float_values(array)
                 finite = np.isfinite(values)
                 all_finite = bool(finite.all())
@@ -265,14 +283,8 @@ class ProfileBuilder:
                 col["nulls"] += theirs["nulls"]
                 continue
             if col["kind"] == "numeric":
-                n, m = col["count"], theirs["count"]
-                if m:
-                    total = n + m
-                    delta = theirs["mean"] - col["mean"]
-                    col["mean"] += delta * m / total
-                    col["m2"] += theirs["m2"] + delta * delta * n * m / total
-                    col["count"] = total
-                    col["min"], col["max"] = min(col["min"], theirs["min"]), max(col["max"], theirs["max"])
+                if theirs["count"]:
+                    combine_moments(col, theirs["count"], theirs["mean"], theirs["m2"], theirs["min"], theirs["max"])
                 col["nulls"] += theirs["nulls"]
             else:
                 col["count"] += theirs["count"]
@@ -308,52 +320,49 @@ class ProfileBuilder:
         # not np.dot: OpenBLAS threads it, and on a busy 2-core machine its threads' spinning made
         # this 30x slower (7 ms instead of 0.25 ms per 262,144 values)
         m2_b = float(np.square(values - mean_b).sum())
-        n = col["count"]
-        delta = mean_b - col["mean"]
-        total = n + m
-        col["mean"] += delta * m / total
-        col["m2"] += m2_b + delta * delta * n * m / total
-        col["count"] = total
-        col["min"] = min(col["min"], float(values.min()))
-        col["max"] = max(col["max"], float(values.max()))
+        combine_moments(col, m, mean_b, m2_b, float(values.min()), float(values.max()))
 
     def finish(self) -> dict[str, Any]:
         """The profile. This ends the builder: its samples become the profile's (sorted in place,
         so that a wide profile never holds two copies of them)."""
         samples = self.samples
         self.sample_chunks, self.key_chunks, self.buffered = {}, [], 0
-        columns: dict[str, Any] = {}
-        for name in self.order:
-            col = dict(self.columns[name])
-            if col["kind"] == "numeric":
-                if col["count"] == 0:
-                    col = {"kind": "empty", "count": 0, "nulls": col["nulls"]}
-                else:
-                    sample = samples.pop(name, np.empty(0))
-                    finite = np.isfinite(sample)
-                    # (a view of Arrow's buffer is read-only: copied by the indexing)
-                    sample = sample if finite.all() and sample.flags.writeable else sample[finite]
-                    sample.sort()
-                    m2 = col.pop("m2")
-                    col["std"] = float(np.sqrt(m2 / (col["count"] - 1))) if col["count"] > 1 else 0.0
-                    col["quantiles"] = [float(q) for q in sorted_quantiles(sample, QUANTILES)] if len(sample) else []
-                    col["sample"] = sample
-            elif col["kind"] == "categorical":
-                if col["count"] == 0:
-                    col = {"kind": "empty", "count": 0, "nulls": col["nulls"]}
-                else:
-                    ranked = sorted(col["counts"].items(), key=lambda kv: (-kv[1], kv[0]))
-                    col["counts"] = dict(ranked[:MAX_STORED_CATEGORIES])
-                    col["other"] = sum(c for _, c in ranked[MAX_STORED_CATEGORIES:])
-                    col["truncated"] = len(ranked) > MAX_STORED_CATEGORIES
-            columns[name] = col
-        return {
-            "format": PROFILE_FORMAT,
-            "version": PROFILE_VERSION,
-            "rows": self.rows,
-            "columns-fingerprint": columns_fingerprint(columns),
-            "columns": columns,
-        }
+        columns = {name: finished_column(self.columns[name], samples.pop(name, None)) for name in self.order}
+        return profile_of_columns(self.rows, columns)
+
+
+def finished_column(state: dict[str, Any], sample: np.ndarray | None = None, other: int = 0, truncated: bool = False) -> dict[str, Any]:
+    """A column of a profile from its running state (count, nulls; mean, m2, min, max and the sample
+    of a numeric column; counts of a categorical one): the one place the stored form is decided,
+    whichever engine or merge produced the state. The sample is sorted in place."""
+    col = {k: v for k, v in state.items() if k != "m2"}
+    if col["kind"] in ("numeric", "categorical") and col["count"] == 0:
+        return {"kind": "empty", "count": 0, "nulls": col["nulls"]}
+    if col["kind"] == "numeric":
+        sample = np.empty(0) if sample is None else sample
+        finite = np.isfinite(sample)
+        # (a view of Arrow's buffer is read-only: copied by the indexing)
+        sample = sample if finite.all() and sample.flags.writeable else sample[finite]
+        sample.sort()
+        col["std"] = float(np.sqrt(state["m2"] / (col["count"] - 1))) if col["count"] > 1 else 0.0
+        col["quantiles"] = [float(q) for q in sorted_quantiles(sample, QUANTILES)] if len(sample) else []
+        col["sample"] = sample
+    elif col["kind"] == "categorical":
+        ranked = sorted(col["counts"].items(), key=lambda kv: (-kv[1], kv[0]))
+        col["counts"] = dict(ranked[:MAX_STORED_CATEGORIES])
+        col["other"] = other + sum(c for _, c in ranked[MAX_STORED_CATEGORIES:])
+        col["truncated"] = truncated or len(ranked) > MAX_STORED_CATEGORIES
+    return col
+
+
+def profile_of_columns(rows: int, columns: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": PROFILE_FORMAT,
+        "version": PROFILE_VERSION,
+        "rows": rows,
+        "columns-fingerprint": columns_fingerprint(columns),
+        "columns": columns,
+    }
 
 
 SAMPLE_ERROR_DELTA = 0.01
@@ -416,13 +425,8 @@ def merge_profiles(profiles: list[dict[str, Any]], sample_size: int = REFERENCE_
             if theirs["kind"] == "empty":
                 continue
             if col["kind"] == "numeric":
-                n, m = col["count"], theirs["count"]
-                total = n + m
-                delta = theirs["mean"] - col["mean"]
-                col["mean"] += delta * m / total
-                col["m2"] += theirs["std"] ** 2 * (m - 1) + delta * delta * n * m / total
-                col["count"] = total
-                col["min"], col["max"] = min(col["min"], theirs["min"]), max(col["max"], theirs["max"])
+                m = theirs["count"]
+                combine_moments(col, m, theirs["mean"], theirs["std"] ** 2 * (m - 1), theirs["min"], theirs["max"])
                 samples.setdefault(name, []).append((m, np.asarray(theirs["sample"], dtype=float)))
             elif col["kind"] == "categorical":
                 col["count"] += theirs["count"]
@@ -432,28 +436,13 @@ def merge_profiles(profiles: list[dict[str, Any]], sample_size: int = REFERENCE_
                 col["truncated"] = col["truncated"] or bool(theirs.get("truncated"))
             else:
                 col["count"] += theirs["count"]
-    columns: dict[str, Any] = {}
+    columns = {}
     for name in order:
         col = merged[name]
-        if col["kind"] == "numeric":
-            m2 = col.pop("m2")
-            col["std"] = float(np.sqrt(m2 / (col["count"] - 1))) if col["count"] > 1 else 0.0
-            sample = np.sort(_merge_samples(samples[name], sample_size, rng))
-            col["quantiles"] = [float(q) for q in sorted_quantiles(sample, QUANTILES)] if len(sample) else []
-            col["sample"] = sample
-        elif col["kind"] == "categorical":
-            ranked = sorted(col["counts"].items(), key=lambda kv: (-kv[1], kv[0]))
-            col["counts"] = dict(ranked[:MAX_STORED_CATEGORIES])
-            col["other"] += sum(c for _, c in ranked[MAX_STORED_CATEGORIES:])
-            col["truncated"] = col["truncated"] or len(ranked) > MAX_STORED_CATEGORIES
-        columns[name] = col
-    return {
-        "format": PROFILE_FORMAT,
-        "version": PROFILE_VERSION,
-        "rows": sum(p["rows"] for p in profiles),
-        "columns-fingerprint": columns_fingerprint(columns),
-        "columns": columns,
-    }
+        sample = _merge_samples(samples[name], sample_size, rng) if col["kind"] == "numeric" and col["count"] else None
+        other, truncated = col.pop("other", 0), col.pop("truncated", False)
+        columns[name] = finished_column(col, sample, other, truncated)
+    return profile_of_columns(sum(p["rows"] for p in profiles), columns)
 
 
 def _merge_samples(parts: list[tuple[int, np.ndarray]], size: int, rng: np.random.Generator) -> np.ndarray:
