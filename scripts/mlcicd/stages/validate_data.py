@@ -517,13 +517,15 @@ def scan(
         strings_as_dictionary=True,
     ):
         offset = builder.rows
-        # A schema pandera must check sees whole rows; an ArrowSchema checks each group of columns,
-        # and only rows it cannot pass are read whole, for pandera.
-        pieces = block.pieces() if schema is None or isinstance(schema, ArrowSchema) else iter((block.whole(),))
+        if schema is not None and not isinstance(schema, ArrowSchema):  # pandera sees whole rows
+            batch = block.whole()
+            validate_batch(schema, batch, offset, failures)
+            builder.add(batch, str(block.path))
+            continue
+        # an ArrowSchema checks each group of columns; rows it cannot pass are read whole, for pandera
         doubtful = False
-        for i, piece in enumerate(pieces):
-            if schema is not None and not doubtful:
-                doubtful = not isinstance(schema, ArrowSchema) or not schema.surely_passes(piece, block.names)
+        for i, piece in enumerate(block.pieces()):
+            doubtful = doubtful or (schema is not None and not schema.surely_passes(piece, block.names))
             builder.add(piece, str(block.path), more_columns=i > 0)
         if doubtful:
             validate_batch(schema, block.whole(), offset, failures)
