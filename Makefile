@@ -13,6 +13,7 @@ WORKFLOWS = $(wildcard .github/workflows/*.yml tests/workflows/*.yml examples/.g
 ACTIONS = action.yml $(wildcard actions/*/action.yml)
 
 SYSTEM_TOOLS := haproxy prometheus
+JAVA_PACKAGE := openjdk-17-jre-headless
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install system-deps demo test lint bench clean
@@ -20,16 +21,19 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,spark]'
 	touch $@
 
 install: $(STAMP) system-deps
 
-# The canary tests and the demo drive a real HAProxy and a real Prometheus (Debian/Ubuntu packages).
+# The canary tests and the demo drive a real HAProxy and a real Prometheus (Debian/Ubuntu packages);
+# validate-data's Spark tests run pyspark in local mode, which needs a Java 17+ runtime.
 system-deps:
 	@missing="$$(for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || echo $$t; done)"; \
+	command -v java >/dev/null || missing="$$missing $(JAVA_PACKAGE)"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $$missing with apt-get"; \
+	  $(SUDO) mkdir -p /usr/share/man/man1; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 

@@ -32,7 +32,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MODULES = ["validate_speed", "drift_quality", "canary_judge_quality", "significance_gate", "startup", "pipeline_overhead", "gpu_latency"]
+MODULES = [
+    "validate_speed",
+    "validate_scale",
+    "drift_quality",
+    "canary_judge_quality",
+    "significance_gate",
+    "startup",
+    "pipeline_overhead",
+    "gpu_latency",
+]
 PACKAGES = ["mlcicd", "mlflow", "pandas", "pyarrow", "scipy", "numpy", "torch"]
 
 

@@ -11,7 +11,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,10 @@ FORMATS = {
     ".ndjson": "jsonl",
 }
 BATCH_ROWS = 1 << 18
+COLUMN_GROUP_BYTES = 64 << 20
+"""iter_blocks reads a Parquet row group this many uncompressed bytes of columns at a time: reading
+all of a wide row group at once (or iter_batches, even with small batches) held ~10x the data of
+one row group (1.3-1.6 GB RSS on 100,000 rows x 500 columns, against 0.17 GB a column group at a time)."""
 READ_AS_DICTIONARY = b"mlcicd:read-as-dictionary"
 """Schema metadata key of a batch whose Parquet string columns (a JSON list) were read dictionary-encoded."""
 CSV_BLOCK_BYTES = 16 << 20
@@ -196,7 +201,7 @@ def _csv_batches(path: Path, delimiter: str, encoding: str, column_types: Mappin
         raise _arrow_error(path, exc, first.schema.names) from None
 
 
-def _parquet_batches(path: Path, strings_as_dictionary: bool = False) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(path: Path, strings_as_dictionary: bool = False, row_groups: list[int] | None = None) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -207,13 +212,13 @@ def _parquet_batches(path: Path, strings_as_dictionary: bool = False) -> Iterato
         _check_header(path, parquet.schema_arrow, ",")
         names = _dictionary_strings(parquet) if strings_as_dictionary else []
         if not names:
-            yield from parquet.iter_batches(batch_size=BATCH_ROWS)
+            yield from parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=row_groups)
             return
         # A string column the writer dictionary-encoded is read as stored, without building a
         # Python-visible string per row: at 5,000,000 rows that was 1.3 s of a 1.8 s read.
         parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=names)
         marker = {READ_AS_DICTIONARY: json.dumps(names).encode()}
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=row_groups):
             yield batch.replace_schema_metadata({**(batch.schema.metadata or {}), **marker})
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(path, exc) from None
@@ -260,6 +265,106 @@ def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
         yield from reader
     except (pa.ArrowException, OSError) as exc:
         raise _arrow_error(path, exc) from None
+
+
+@dataclass(frozen=True)
+class Block:
+    """Rows of one file, readable a group of columns at a time (`pieces`) or all at once (`whole`)."""
+
+    path: Path
+    rows: int
+    names: tuple[str, ...]
+    pieces: Callable[[], Iterator[pa.RecordBatch]]
+    whole: Callable[[], pa.RecordBatch]
+
+
+def _single(path: Path, batch: pa.RecordBatch) -> Block:
+    return Block(path, batch.num_rows, tuple(batch.schema.names), lambda: iter((batch,)), lambda: batch)
+
+
+def column_groups(sizes: Mapping[str, int], limit: int | None = None) -> list[list[str]]:
+    """Consecutive columns in groups of at most `limit` (default COLUMN_GROUP_BYTES) bytes; a larger column alone."""
+    limit = COLUMN_GROUP_BYTES if limit is None else limit
+    groups: list[list[str]] = []
+    total = limit
+    for name, size in sizes.items():
+        if total + size > limit:
+            groups.append([])
+            total = 0
+        groups[-1].append(name)
+        total += size
+    return groups
+
+
+def _parquet_blocks(path: Path, strings_as_dictionary: bool) -> Iterator[Block]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path, pre_buffer=False)
+        _check_header(path, parquet.schema_arrow, ",")
+        dictionary = _dictionary_strings(parquet) if strings_as_dictionary else []
+        if dictionary:
+            parquet = pq.ParquetFile(path, pre_buffer=False, read_dictionary=dictionary)
+        metadata = {READ_AS_DICTIONARY: json.dumps(dictionary).encode()} if dictionary else {}
+        names = tuple(parquet.schema_arrow.names)
+        meta = parquet.metadata
+    except (pa.ArrowException, OSError) as exc:
+        raise _arrow_error(path, exc) from None
+
+    def read(group: int, columns: list[str] | None) -> pa.RecordBatch:
+        try:
+            table = parquet.read_row_group(group, columns=columns)
+        except (pa.ArrowException, OSError) as exc:
+            raise _arrow_error(path, exc) from None
+        batches = table.to_batches()
+        batch = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+        return batch.replace_schema_metadata({**(batch.schema.metadata or {}), **metadata}) if metadata else batch
+
+    for group in range(meta.num_row_groups):
+        rows = meta.row_group(group).num_rows
+        if not rows:
+            continue
+        if rows > BATCH_ROWS:  # a long row group: batches of rows, as narrow tables are usually written
+            for batch in _parquet_batches(path, strings_as_dictionary, row_groups=[group]):
+                yield _single(path, batch)
+            continue
+        sizes = dict.fromkeys(names, 0)
+        row_group = meta.row_group(group)
+        for i in range(row_group.num_columns):
+            chunk = row_group.column(i)
+            top = chunk.path_in_schema.split(".", 1)[0]
+            if top in sizes:
+                sizes[top] += chunk.total_uncompressed_size
+        groups = column_groups(sizes)
+        if len(groups) <= 1:
+            yield _single(path, read(group, None))
+            continue
+        yield Block(
+            path,
+            rows,
+            names,
+            lambda group=group, groups=groups: (read(group, columns) for columns in groups),
+            lambda group=group: read(group, None),
+        )
+
+
+def iter_blocks(
+    files: list[Path],
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    column_types: Mapping[str, pa.DataType] | None = None,
+    strings_as_dictionary: bool = False,
+) -> Iterator[Block]:
+    """Like iter_batches, but a wide Parquet row group comes as one Block whose columns are read a
+    COLUMN_GROUP_BYTES group at a time: memory stays at about one such group, whatever the width."""
+    for path in files:
+        if data_format(path) == "parquet":
+            yield from _parquet_blocks(path, strings_as_dictionary)
+            continue
+        for _, batch in iter_batches([path], delimiter=delimiter, encoding=encoding, column_types=column_types):
+            yield _single(path, batch)
 
 
 def iter_batches(

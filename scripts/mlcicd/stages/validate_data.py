@@ -11,14 +11,19 @@ import importlib
 import json
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlcicd import __version__, github
-from mlcicd.config import Option, Stage, boolean, choice, number, text
+from mlcicd.config import Option, Stage, boolean, choice, number, text, text_list
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
 from mlcicd.report import default_report_path, fmt, markdown_table, write_json
+
+# With pyspark installed (the `spark` extra), importing pandera imports pyspark.pandas, which warns
+# that it does not support pandas 3 on every run; ml-cicd never uses pyspark.pandas.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 NAME = "validate-data"
 STRUCTURAL_CHECKS = ("column_in_dataframe", "column_in_schema")
@@ -38,6 +43,20 @@ _COMMON = (
     ),
     Option("delimiter", text, ",", "CSV field delimiter", "';'"),
     Option("encoding", text, "utf-8", "text encoding of CSV files", "latin-1"),
+    Option(
+        "engine",
+        choice("arrow", "spark"),
+        "arrow",
+        "`arrow` reads the files on the runner; `spark` has Spark read `data` (a Parquet or Delta path, or a table name) where it lives",
+        "spark",
+    ),
+    Option(
+        "spark-master",
+        text,
+        "",
+        "with engine spark: the cluster to run on; empty = SPARK_REMOTE, Spark's own configuration, or local[*]",
+        "spark://spark-master:7077",
+    ),
 )
 
 OPTIONS = (
@@ -81,6 +100,14 @@ PROFILE_OPTIONS = (
     *_COMMON[:2],
     Option("out", text, "reference.json", "where to write the profile", "reference.json"),
     Option("overwrite", boolean, True, "replace an existing profile file", "false"),
+    Option(
+        "merge",
+        text_list,
+        [],
+        "profiles of other parts of the data to merge with this data's profile (incremental or parallel builds); "
+        "with no `data`, only they are merged",
+        "reference.json,parts/new.json",
+    ),
     *_COMMON[2:],
 )
 
@@ -316,8 +343,10 @@ class ArrowSchema:
             self._pandera = pa.DataFrameSchema.from_yaml(self.text)
         return self._pandera
 
-    def surely_passes(self, batch: Any) -> bool:
-        """True only when pandera would find nothing in this batch."""
+    def surely_passes(self, batch: Any, names: Any = None) -> bool:
+        """True only when pandera would find nothing in this batch. With `names` (every column of
+        these rows), the batch is some of their columns: those are checked, and `names` for
+        presence."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -325,13 +354,16 @@ class ArrowSchema:
         from mlcicd.data import read_as_dictionary
         from mlcicd.profile import float_values
 
-        present = set(batch.schema.names)
+        present = set(names if names is not None else batch.schema.names)
+        in_batch = set(batch.schema.names)
         if self.strict and present - set(self.rules):
             return False
         for name, rule in self.rules.items():
             if name not in present:
                 if rule["required"]:
                     return False
+                continue
+            if name not in in_batch:
                 continue
             array = batch.column(name)
             if name in read_as_dictionary(batch):  # pandera will see it decoded (plain_strings)
@@ -434,6 +466,13 @@ class SchemaFailures:
             if index is not None and index == index and len(group["rows"]) < EXAMPLES:
                 group["rows"].append(int(index))
 
+    def add_group(self, column: str, check: str, example: str) -> None:
+        """A failed check reported without its failing rows (pandera's pyspark backend): counted once."""
+        group = self.groups.setdefault((column, check), {"column": column, "check": check, "count": 0, "examples": [], "rows": []})
+        group["count"] += 1
+        if example and len(group["examples"]) < EXAMPLES:
+            group["examples"].append(example)
+
     def as_list(self) -> list[dict[str, Any]]:
         return sorted(self.groups.values(), key=lambda g: (g["column"], g["check"]))
 
@@ -463,29 +502,68 @@ def scan(
     values: dict[str, Any], sample_size: int, schema: Any = None, files: list[Path] | None = None
 ) -> tuple[list[Path], dict[str, Any], SchemaFailures]:
     """One pass over the data: profile (and schema failures when a schema is given)."""
-    from mlcicd.data import iter_batches, resolve_files
+    from mlcicd.data import iter_blocks, resolve_files
     from mlcicd.profile import ProfileBuilder
 
     files = files if files is not None else resolve_files(values["data"])
     builder = ProfileBuilder(sample_size)
     failures = SchemaFailures()
     column_types = arrow_types_for(schema) if schema is not None else {}
-    for path, batch in iter_batches(
+    for block in iter_blocks(
         files,
         delimiter=_delimiter(values["delimiter"]),
         encoding=values["encoding"],
         column_types=column_types,
         strings_as_dictionary=True,
     ):
-        if schema is not None:
-            validate_batch(schema, batch, builder.rows, failures)
-        builder.add(batch, str(path))
+        offset = builder.rows
+        if schema is not None and not isinstance(schema, ArrowSchema):  # pandera sees whole rows
+            batch = block.whole()
+            validate_batch(schema, batch, offset, failures)
+            builder.add(batch, str(block.path))
+            continue
+        # an ArrowSchema checks each group of columns; rows it cannot pass are read whole, for pandera
+        doubtful = False
+        for i, piece in enumerate(block.pieces()):
+            doubtful = doubtful or (schema is not None and not schema.surely_passes(piece, block.names))
+            builder.add(piece, str(block.path), more_columns=i > 0)
+        if doubtful:
+            validate_batch(schema, block.whole(), offset, failures)
     profile = builder.finish()
     if profile["rows"] == 0:
         raise UsageError(
             "no data rows", f"{values['data']} has a header but no rows. Check the step that produced it.", file=values["data"]
         )
     return files, profile, failures
+
+
+def read_data(values: dict[str, Any], sample_size: int, schema: Any) -> tuple[list[str], dict[str, Any], SchemaFailures, str]:
+    """(sources, profile, schema failures, digest) of `data`, by the configured engine."""
+    if values["engine"] == "spark":
+        return scan_spark(values, sample_size, schema)
+    from mlcicd.data import resolve_files
+
+    files = resolve_files(values["data"])
+    digest = _digest_meanwhile(files)
+    files, profile, failures = scan(values, sample_size, schema, files)
+    return [str(f) for f in files], profile, failures, digest()
+
+
+def scan_spark(values: dict[str, Any], sample_size: int, schema: Any) -> tuple[list[str], dict[str, Any], SchemaFailures, str]:
+    """The same, with Spark: every input problem (no pyspark, no session, a schema its pandera
+    backend cannot check, no such table) is raised before the data is read."""
+    from mlcicd import spark
+
+    session = spark.session(values["spark-master"])
+    checker = spark.spark_schema(schema, values["schema"]) if schema is not None else None
+    frame, described = spark.read(session, values["data"])
+    failures = SchemaFailures()
+    if checker is not None:
+        spark.validate(checker, frame, failures)
+    profile = spark.profile(frame, sample_size)
+    if profile["rows"] == 0:
+        raise UsageError("no data rows", f"{values['data']} has no rows. Check the step that produced it.", file=values["data"])
+    return [described], profile, failures, spark.digest(frame, described)
 
 
 def _delimiter(value: str) -> str:
@@ -557,18 +635,14 @@ def check_drift(values: dict[str, Any], current: dict[str, Any], schema: Any, re
 
 
 def run(values: dict[str, Any]) -> int:
-    from mlcicd.data import resolve_files
     from mlcicd.profile import CURRENT_SAMPLE, load_profile
 
     schema = load_schema(values["schema"]) if values["schema"] else None
     # read first: fail on a bad profile before reading gigabytes of data
     reference = load_profile(values["reference"]) if values["reference"] else None
-    files = resolve_files(values["data"])
-    digest = _digest_meanwhile(files)
-    files, current, failures = scan(values, CURRENT_SAMPLE, schema, files)
+    files, current, failures, digest = read_data(values, CURRENT_SAMPLE, schema)
     problems = input_problems(current, failures, values["target"])
     drift = check_drift(values, current, schema, reference) if reference is not None and not problems else None
-    digest = digest()
 
     schema_list = failures.as_list()
     schema_failed = bool([g for g in schema_list if not g["check"].startswith("dtype(")]) or bool(problems)
@@ -582,7 +656,7 @@ def run(values: dict[str, Any]) -> int:
         "fail_on": fail_on,
         "data": {
             "source": values["data"],
-            "files": [str(f) for f in files],
+            "files": files,
             "rows": current["rows"],
             "columns": list(current["columns"]),
             "digest": digest,
@@ -720,36 +794,58 @@ def render_summary(report: dict[str, Any]) -> str:
 
 
 def run_profile(values: dict[str, Any]) -> int:
-    from mlcicd.data import resolve_files
-    from mlcicd.profile import REFERENCE_SAMPLE, to_json
+    from mlcicd.profile import REFERENCE_SAMPLE, load_profile, to_json
 
     out = Path(values["out"])
     if out.exists() and not values["overwrite"]:
         raise UsageError("profile exists", f"{out} already exists; pass `--overwrite true` to replace it.", file=str(out))
     schema = load_schema(values["schema"]) if values["schema"] else None
-    files = resolve_files(values["data"])
-    digest = _digest_meanwhile(files)
-    files, profile, failures = scan(values, REFERENCE_SAMPLE, schema, files)
-    problems = input_problems(profile, failures, "")
-    if problems:
-        raise UsageError("data cannot be profiled", "; ".join(problems) + ".", file=values["data"])
-    if failures.groups:
-        shown = ", ".join(sorted({f"`{c}` ({check})" for c, check in failures.groups})[:8])
-        github.warning(
-            f"the reference data itself fails the schema: {shown}. The profile is written, but drift will be measured against flawed data.",
-            title="profile: schema failures",
-        )
-    profile["data-digest"] = digest()
-    if schema is not None:
-        columns = schema_columns(schema)
-        profile["schema-columns"] = columns
-        profile["schema-fingerprint"] = schema_fingerprint(columns)
+    parts = [load_profile(path) for path in values["merge"]]  # read first: a bad part fails before the data is read
+    if values["data"] or not parts:
+        _, profile, failures, digest = read_data(values, REFERENCE_SAMPLE, schema)
+        problems = input_problems(profile, failures, "")
+        if problems:
+            raise UsageError("data cannot be profiled", "; ".join(problems) + ".", file=values["data"])
+        if failures.groups:
+            shown = ", ".join(sorted({f"`{c}` ({check})" for c, check in failures.groups})[:8])
+            github.warning(
+                f"the reference data itself fails the schema: {shown}. The profile is written, but drift will be measured against flawed data.",
+                title="profile: schema failures",
+            )
+        profile["data-digest"] = digest
+        if schema is not None:
+            columns = schema_columns(schema)
+            profile["schema-columns"] = columns
+            profile["schema-fingerprint"] = schema_fingerprint(columns)
+        parts.append(profile)
+    if len(parts) > 1:
+        profile = merged_profile(parts, values["merge"])
     profile["created-by"] = f"mlcicd {__version__}"
     write_json(out, json.loads(to_json(profile)))
     size = out.stat().st_size
     github.set_outputs({"profile": str(out), "rows": str(profile["rows"]), "data-digest": profile["data-digest"]})
     print(f"wrote {out}: {profile['rows']:,} rows, {len(profile['columns'])} columns, {size / 1024:.0f} KiB")
     return PASSED
+
+
+def merged_profile(parts: list[dict[str, Any]], sources: list[str]) -> dict[str, Any]:
+    """One profile of all the parts' data (profile.merge_profiles), if they were built for one schema."""
+    from mlcicd.profile import merge_profiles
+
+    fingerprints = {p.get("schema-fingerprint") for p in parts}
+    if len(fingerprints) > 1:
+        raise UsageError(
+            "profiles of different schemas",
+            f"the profiles to merge ({', '.join(sources)} and the data) were built with different schemas. "
+            "Build every part with the same `--schema`.",
+        )
+    profile = merge_profiles(parts)
+    for key in ("schema-columns", "schema-fingerprint"):
+        if key in parts[0]:
+            profile[key] = parts[0][key]
+    # the parts' digests, in order: the same parts merged give the same digest
+    profile["data-digest"] = "merged:sha256:" + hashlib.sha256("\n".join(str(p.get("data-digest")) for p in parts).encode()).hexdigest()
+    return profile
 
 
 STAGE = Stage(
