@@ -198,13 +198,14 @@ class SteadySource:
 
 def rollout(monkeypatch, rate: float, canary_error_rate: float | None, **options):
     from mlcicd.stages import canary_shift
-    from mlcicd.stages.canary_shift import OPTIONS, Registry, Rollout, make_plan
+    from mlcicd.lifecycle import RolloutRecord
+    from mlcicd.stages.canary_shift import OPTIONS, Rollout, make_plan
 
     clock = Clock()
     monkeypatch.setattr(canary_shift, "time", clock)
     values = {o.name: o.default for o in OPTIONS} | {"judge": "sequential", "steps": (5, 50)} | options
     router = FakeRouter()
-    r = Rollout(values, router, SteadySource(router, rate, canary_error_rate), make_plan(values), Registry("", ""))
+    r = Rollout(values, router, SteadySource(router, rate, canary_error_rate), make_plan(values), RolloutRecord("", ""))
     r.changed = True  # no `traffic-changed` output to write
     start = clock.now
     r.run()
@@ -235,18 +236,19 @@ def test_sequential_no_data_is_inconclusive_then_rolled_back(monkeypatch):
 
 
 def test_size_traffic_warns_about_little_traffic_and_a_plan_that_judges_nothing(monkeypatch, capsys):
-    from mlcicd.stages.canary_shift import OPTIONS, Registry, Rollout, make_plan
+    from mlcicd.lifecycle import RolloutRecord
+    from mlcicd.stages.canary_shift import OPTIONS, Rollout, make_plan
 
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     values = {o.name: o.default for o in OPTIONS} | {"judge": "sequential"}
     preflight = {"stable": Figures(requests=3_000, errors=15), "canary": Figures(requests=0, errors=0)}  # 10 requests/s
-    r = Rollout(values, FakeRouter(), None, make_plan(values), Registry("", ""))
+    r = Rollout(values, FakeRouter(), None, make_plan(values), RolloutRecord("", ""))
     r.size_traffic(preflight)
     assert r.sizing["rate_per_s"] == 10 and [s["weight"] for s in r.sizing["steps"]] == [5, 25, 50]
     err = capsys.readouterr().err
     assert "too little traffic to judge" in err and "the 5 % step gets about 150 canary requests per interval" in err
     only_switch = {**values, "steps": (100,)}
-    Rollout(only_switch, FakeRouter(), None, make_plan(only_switch), Registry("", "")).size_traffic(preflight)
+    Rollout(only_switch, FakeRouter(), None, make_plan(only_switch), RolloutRecord("", "")).size_traffic(preflight)
     assert "nothing will be judged" in capsys.readouterr().err
 
 
