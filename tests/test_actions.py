@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -118,3 +119,22 @@ def test_action_metadata_has_no_expressions_outside_runs(path: Path):
             for key, value in spec.items():
                 if key != "value":  # an output's value is where the expression belongs
                     assert "${{" not in str(value), f"{path}: {section}.{name}.{key} holds an expression"
+
+
+def test_setup_sees_the_packages_of_a_virtualenv_python(tmp_path):
+    """A runner whose `python3` is a virtualenv (this checkout's .venv, with torch): the toolkit's venv sees its torch,
+    which `venv --system-site-packages` alone does not (it reaches only the interpreter the virtualenv was made from)."""
+    spec = importlib.util.spec_from_file_location("setup_toolkit", SETUP)
+    setup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup)
+    inherited = setup.virtualenv_site_packages(sys.executable)
+    assert inherited and any(Path(p, "torch").is_dir() for p in inherited), inherited
+    plain = subprocess.run([sys.executable, "-c", "import sys; print(sys.base_prefix)"], capture_output=True, text=True).stdout.strip()
+    assert setup.virtualenv_site_packages(str(next(Path(plain, "bin").glob("python3")))) == []
+
+    setup.make_venv(sys.executable, tmp_path / "without", [])
+    setup.make_venv(sys.executable, tmp_path / "venv", inherited)
+    probe = "import torch; print(torch.__file__)"
+    assert subprocess.run([str(tmp_path / "without" / "bin" / "python"), "-c", probe], capture_output=True).returncode != 0
+    found = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True)
+    assert found.returncode == 0 and found.stdout.startswith(tuple(inherited)), found.stderr
