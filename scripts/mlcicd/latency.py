@@ -103,16 +103,27 @@ class LoadedModel:
 
     def predict(self, x: Any) -> np.ndarray:
         """Outputs for rows: a numpy array (positional) or a DataFrame (named columns, each with its dtype)."""
+        return self.predict_ready(self.ready(x))
+
+    def ready(self, x: Any) -> Any:
+        """The rows in the form this model is called with: positional numbers for a torch module, a pyfunc's
+        signature's columns and types. The latency timer converts once, then times only the model."""
         if self.torch_module is not None:
-            return _torch_output_to_numpy(self.forward(self.to_tensor(x)))
+            return np.ascontiguousarray(model_input.numeric_array(x))
         schema = _input_schema(self.pyfunc_model)
         if model_input.is_frame(x):
-            return np.asarray(self.pyfunc_model.predict(model_input.frame_input(schema, x)))
-        if schema is not None:
-            return np.asarray(self.pyfunc_model.predict(model_input.array_input(schema, x)))
+            return model_input.frame_input(schema, x)
+        return model_input.array_input(schema, x) if schema is not None else x
+
+    def predict_ready(self, x: Any) -> np.ndarray:
+        """Outputs for rows already made `ready`."""
+        if self.torch_module is not None:
+            return _torch_output_to_numpy(self.forward(self.to_tensor(x)))
         try:
             return np.asarray(self.pyfunc_model.predict(x))
-        except Exception as first:  # noqa: BLE001 - no signature says what it wants: a DataFrame is pyfunc's other usual input
+        except Exception as first:  # no signature says what it wants: a DataFrame is pyfunc's other usual input
+            if _input_schema(self.pyfunc_model) is not None or model_input.is_frame(x):
+                raise
             import pandas as pd
 
             try:
@@ -289,12 +300,15 @@ def _cuda_event_timer(model: LoadedModel, batch: Any) -> Timer:
 
 
 def _wall_clock_timer(model: LoadedModel, batch: Any) -> Timer:
-    """Milliseconds of one `predict` call (numpy in, numpy out), on perf_counter_ns. A CUDA module's output is
-    copied to the host inside predict, which waits for its kernels, so asynchronous work is counted."""
+    """Milliseconds of one `predict` call on rows already in the model's input form (numpy out), on perf_counter_ns.
+    A CUDA module's output is copied to the host inside predict, which waits for its kernels, so asynchronous work
+    is counted."""
+
+    ready = model.ready(batch)
 
     def once() -> float:
         started = time.perf_counter_ns()
-        model.predict(batch)
+        model.predict_ready(ready)
         return (time.perf_counter_ns() - started) / 1e6
 
     return once

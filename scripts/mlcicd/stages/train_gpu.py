@@ -183,15 +183,21 @@ def check_gpu(gpus: dict[str, Any], require: bool) -> None:
 
 def training_data(values: dict[str, Any]) -> list[str]:
     """The data the fingerprint covers: `data`, else validate-data's `data` in the same config file (the one
-    declared data path), else none."""
-    if values["data"]:
-        return values["data"]
+    declared data path), else none. Training data that validate-data does not check is worth a warning."""
+    validated = ""
     if values.get("config"):
         from mlcicd.config import section_of
 
-        declared = section_of(values["config"], "validate-data").get("data", "")
-        return [declared] if declared else []
-    return []
+        validated = section_of(values["config"], "validate-data").get("data", "")
+    if not values["data"]:
+        return [validated] if validated else []
+    if validated and os.path.normpath(validated) not in {os.path.normpath(d) for d in values["data"]}:
+        github.warning(
+            f"the command trains on {', '.join(values['data'])}, but validate-data checks {validated}: the training data is "
+            "not validated. Point validate-data's `data` at what training reads.",
+            title=f"{NAME}: training data not validated",
+        )
+    return values["data"]
 
 
 def data_fingerprint(specs: list[str]) -> tuple[str, list[str]]:
