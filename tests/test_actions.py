@@ -138,3 +138,45 @@ def test_setup_sees_the_packages_of_a_virtualenv_python(tmp_path):
     assert subprocess.run([str(tmp_path / "without" / "bin" / "python"), "-c", probe], capture_output=True).returncode != 0
     found = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True)
     assert found.returncode == 0 and found.stdout.startswith(tuple(inherited)), found.stderr
+
+
+def test_train_workflow_setup_command_produces_the_data(tmp_path, run_cli):
+    """train.yml's setup-command step, run as the runner runs it (bash -e, the command through the environment), in each job that
+    reads data and before its stage: here it generates the example data, with a storage secret and a GCS key in its environment,
+    and validate-data then checks what it produced."""
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "train.yml").read_text())
+    scripts = set()
+    for job in ("validate-data", "train-gpu", "check-gates"):
+        steps = workflow["jobs"][job]["steps"]
+        setup = next(i for i, step in enumerate(steps) if step.get("name") == "Fetch data (setup-command)")
+        stage = next(i for i, step in enumerate(steps) if str(step.get("uses", "")).startswith("org/ml-cicd/actions/"))
+        assert setup < stage, job
+        assert steps[setup]["env"]["SETUP_COMMAND"] == "${{ inputs.setup-command }}" and steps[setup]["if"] == "inputs.setup-command != ''"
+        scripts.add(steps[setup]["run"])
+    assert len(scripts) == 1  # one script for every job
+
+    repo, temp = tmp_path / "repo", tmp_path / "runner-temp"
+    repo.mkdir()
+    temp.mkdir()
+    (repo / "schema.yaml").write_text((ROOT / "examples" / "schema.yaml").read_text())
+    github_env = tmp_path / "github-env"
+    github_env.touch()
+    command = f'test "$DATA_SECRET" = s3cr3t && {sys.executable} {ROOT / "examples" / "make_data.py"} --rows 2000 --out data'
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "SETUP_COMMAND": command, "DATA_SECRET": "s3cr3t",
+        "GCP_KEY": '{"type": "service_account"}', "RUNNER_TEMP": str(temp), "GITHUB_ENV": str(github_env),
+        "GITHUB_RUN_ID": "7", "GITHUB_JOB": "train-gpu",
+    }  # fmt: skip
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", scripts.pop()], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (repo / "data" / "train.parquet").is_file()
+    key = temp / "gcp-key-7-train-gpu.json"
+    assert key.read_text() == '{"type": "service_account"}' and key.stat().st_mode & 0o777 == 0o600
+    assert f"GOOGLE_APPLICATION_CREDENTIALS={key}" in github_env.read_text()
+
+    checked = run_cli("validate-data", "--data", "data/train.parquet", "--schema", "schema.yaml", "--target", "churned", cwd=repo)
+    assert checked.rc == 0, checked.log

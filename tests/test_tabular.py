@@ -78,6 +78,13 @@ def test_sklearn_pipeline_with_a_string_column_trains_gates_and_promotes(run_cli
     assert promoted.rc == 0, promoted.log
     assert promoted.outputs["version"] == "1"
 
+    # Test data without the string columns the signature requires: one clear error, not a crash in the model.
+    pd.read_parquet(churn / "test.parquet").drop(columns=["plan"]).to_parquet(churn / "no-plan.parquet", index=False)
+    lacking = run_cli(
+        "check-gates", "--model-uri", trained.outputs["model-uri"], "--test-data", "no-plan.parquet", "--target", "churned", cwd=churn
+    )
+    assert_one_clear_error(lacking, "test data lacks model inputs", "`plan`")
+
 
 @pytest.mark.skipif(importlib.util.find_spec("xgboost") is None, reason="xgboost is not installed")
 def test_xgboost_on_categorical_columns_passes_the_seed_gates(run_cli, churn, embedded_home):

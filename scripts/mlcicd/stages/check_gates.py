@@ -285,7 +285,18 @@ def labels_from(output: Any, task: str) -> tuple[Any, Any | None]:
 def evaluate(model: Any, x: Any, y: Any, values: dict[str, Any]) -> dict[str, Any]:
     from mlcicd import metrics
 
-    raw = model.predict(x)
+    try:
+        raw = model.predict(x)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the model's own code failed on the test rows: the user's to fix, not a bug here
+        lines = str(exc).strip().splitlines()
+        raise UsageError(
+            "model fails on the test data",
+            f"{model.uri or 'model'} raised {type(exc).__name__}: {lines[0][:300] if lines else ''}. Give it test data with the "
+            "columns and types it was trained on (its signature), or make the model accept them (e.g. a Pipeline step that encodes "
+            "them), as serving will send the same.",
+        ) from None
     predicted, proba = labels_from(raw, values["task"])
     try:
         if values["task"] == "classification":
