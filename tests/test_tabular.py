@@ -150,6 +150,14 @@ def test_plain_pytorch_mlp_passes_the_seed_gates_with_a_missing_values_warning(r
     assert "⚠️ 1 warning(s)" in result.summary and "| ⚠️ |" in result.summary
     assert "warning only (`probe-missing-values: warn`)" in result.summary
 
+    # and in the pull-request comment (pr-report renders the same report; outside a pull request, into the summary)
+    comment = run_cli(
+        "pr-report", "--reports", str(plain_mlp["home"] / "mlp.json"), "--model-name", "mlp",
+        env={"MLCICD_GITHUB_TOKEN": "x", "MLCICD_HOME": str(plain_mlp["home"])},
+    )  # fmt: skip
+    assert comment.rc == 0, comment.log
+    assert "⚠️ warnings: robustness: missing values" in comment.summary and "| robustness: missing values |" in comment.summary
+
 
 @pytest.mark.parametrize(
     ("args", "rc", "missing_gate"),
