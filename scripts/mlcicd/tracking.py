@@ -43,9 +43,9 @@ SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACK
 def registered_model_name(value: Any) -> str:
     """An option parser: a registered model name as MLflow's own registry rules accept it, checked before
     anything runs (not after hours of training). Empty stays empty (the stage says when it needs one)."""
-    from mlcicd.config import text
-
-    name = text(value).strip()
+    if isinstance(value, (dict, list)):
+        raise ValueError("expected a single value, not a list or mapping")
+    name = "" if value is None else str(value).strip()
     if not name:
         return ""
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
