@@ -3,10 +3,10 @@
 
     python examples/make_data.py [--rows N] [--out examples/data]
 
-train.parquet   the training data the reference profile is built from
-current.csv     new data from the same distribution: validate-data passes
+train.parquet   the training data: validate-data checks it, train.py trains on it, the reference profile is built from it
+current.csv     recent production inputs from the same distribution, for monitor (validate-data passes on it too)
 test.parquet    a labelled hold-out set for check-gates: the model's numeric features and the label
-defects.csv     new data with planted defects: out-of-range and unknown values, nulls where none
+defects.csv     data with planted defects: out-of-range and unknown values, nulls where none
                 are allowed, a dropped column, a shifted numeric feature and a shifted category mix
 """
 

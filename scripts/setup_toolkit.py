@@ -4,7 +4,10 @@
 Run by the root action and as the first step of every stage action. The virtualenv lives under
 $RUNNER_TOOL_CACHE (shared by the jobs of a runner), keyed on toolkit version + Python version
 (+ a hash of the toolkit's files, so an unreleased ref never reuses a stale install). It is
-created with --system-site-packages so a runner's own torch/CUDA build is reused, not replaced.
+created with --system-site-packages so a runner's own torch/CUDA build is reused, not replaced;
+when the base interpreter is itself a virtualenv, whose packages --system-site-packages does not
+see (it reaches only the interpreter the virtualenv was made from), a .pth file adds that
+virtualenv's site-packages too.
 If MLCICD_PYTHON names an interpreter that already has the toolkit, nothing is installed.
 
 Env: MLCICD_PYTHON, INPUT_PYTHON (base interpreter, default: this one), INPUT_EXTRAS (e.g. `torch`).
@@ -98,9 +101,29 @@ def cache_root() -> Path:
     return Path(base) / "mlcicd"
 
 
+def virtualenv_site_packages(python: str) -> list[str]:
+    """The site-packages of `python` when it runs in a virtualenv (empty for a plain interpreter)."""
+    code = "import site, sys; print(sys.prefix != sys.base_prefix); print(*site.getsitepackages(), sep='\\n')"
+    lines = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    return [line for line in lines[1:] if line] if lines and lines[0] == "True" else []
+
+
+def make_venv(base_python: str, venv: Path, inherited: list[str]) -> None:
+    """A virtualenv that sees the base interpreter's packages and, after its own, those of the `inherited`
+    site-packages (the base's virtualenv): its torch comes before a system one."""
+    subprocess.run([base_python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    if inherited:
+        code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        own = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        (Path(own) / "mlcicd-base-virtualenv.pth").write_text("".join(f"{p}\n" for p in inherited))
+
+
 def install(base_python: str, extras: str) -> tuple[Path, bool]:
     version = toolkit_version()
+    inherited = virtualenv_site_packages(base_python)
     key = f"{version}-{python_tag(base_python)}-{toolkit_hash()}" + (f"-{extras.replace(',', '+')}" if extras else "")
+    if inherited:  # one toolkit per virtualenv: each sees its own packages
+        key += "-venv" + hashlib.sha256("\n".join(inherited).encode()).hexdigest()[:8]
     home = cache_root() / key
     venv = home / "venv"
     python = venv / "bin" / "python"
@@ -111,7 +134,7 @@ def install(base_python: str, extras: str) -> tuple[Path, bool]:
             return python, True
         shutil.rmtree(venv, ignore_errors=True)
         started = time.monotonic()
-        subprocess.run([base_python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+        make_venv(base_python, venv, inherited)
         spec = f"{ROOT}[{extras}]" if extras else str(ROOT)
         subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", spec], check=True)
         (home / MARKER).write_text(f"installed in {time.monotonic() - started:.0f}s\n")

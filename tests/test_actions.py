@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -118,3 +119,64 @@ def test_action_metadata_has_no_expressions_outside_runs(path: Path):
             for key, value in spec.items():
                 if key != "value":  # an output's value is where the expression belongs
                     assert "${{" not in str(value), f"{path}: {section}.{name}.{key} holds an expression"
+
+
+def test_setup_sees_the_packages_of_a_virtualenv_python(tmp_path):
+    """A runner whose `python3` is a virtualenv (this checkout's .venv, with torch): the toolkit's venv sees its torch,
+    which `venv --system-site-packages` alone does not (it reaches only the interpreter the virtualenv was made from)."""
+    spec = importlib.util.spec_from_file_location("setup_toolkit", SETUP)
+    setup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup)
+    inherited = setup.virtualenv_site_packages(sys.executable)
+    assert inherited and any(Path(p, "torch").is_dir() for p in inherited), inherited
+    plain = subprocess.run([sys.executable, "-c", "import sys; print(sys.base_prefix)"], capture_output=True, text=True).stdout.strip()
+    assert setup.virtualenv_site_packages(str(next(Path(plain, "bin").glob("python3")))) == []
+
+    setup.make_venv(sys.executable, tmp_path / "without", [])
+    setup.make_venv(sys.executable, tmp_path / "venv", inherited)
+    probe = "import torch; print(torch.__file__)"
+    assert subprocess.run([str(tmp_path / "without" / "bin" / "python"), "-c", probe], capture_output=True).returncode != 0
+    found = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True)
+    assert found.returncode == 0 and found.stdout.startswith(tuple(inherited)), found.stderr
+
+
+def test_train_workflow_setup_command_produces_the_data(tmp_path, run_cli):
+    """train.yml's setup-command step, run as the runner runs it (bash -e, the command through the environment), in each job that
+    reads data and before its stage: here it generates the example data, with a storage secret and a GCS key in its environment,
+    and validate-data then checks what it produced."""
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "train.yml").read_text())
+    scripts = set()
+    for job in ("validate-data", "train-gpu", "check-gates"):
+        steps = workflow["jobs"][job]["steps"]
+        setup = next(i for i, step in enumerate(steps) if step.get("name") == "Fetch data (setup-command)")
+        stage = next(i for i, step in enumerate(steps) if str(step.get("uses", "")).startswith("org/ml-cicd/actions/"))
+        assert setup < stage, job
+        assert steps[setup]["env"]["SETUP_COMMAND"] == "${{ inputs.setup-command }}" and steps[setup]["if"] == "inputs.setup-command != ''"
+        scripts.add(steps[setup]["run"])
+    assert len(scripts) == 1  # one script for every job
+
+    repo, temp = tmp_path / "repo", tmp_path / "runner-temp"
+    repo.mkdir()
+    temp.mkdir()
+    (repo / "schema.yaml").write_text((ROOT / "examples" / "schema.yaml").read_text())
+    github_env = tmp_path / "github-env"
+    github_env.touch()
+    command = f'test "$DATA_SECRET" = s3cr3t && {sys.executable} {ROOT / "examples" / "make_data.py"} --rows 2000 --out data'
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "SETUP_COMMAND": command, "DATA_SECRET": "s3cr3t",
+        "GCP_KEY": '{"type": "service_account"}', "RUNNER_TEMP": str(temp), "GITHUB_ENV": str(github_env),
+        "GITHUB_RUN_ID": "7", "GITHUB_JOB": "train-gpu",
+    }  # fmt: skip
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", scripts.pop()], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (repo / "data" / "train.parquet").is_file()
+    key = temp / "gcp-key-7-train-gpu.json"
+    assert key.read_text() == '{"type": "service_account"}' and key.stat().st_mode & 0o777 == 0o600
+    assert f"GOOGLE_APPLICATION_CREDENTIALS={key}" in github_env.read_text()
+
+    checked = run_cli("validate-data", "--data", "data/train.parquet", "--schema", "schema.yaml", "--target", "churned", cwd=repo)
+    assert checked.rc == 0, checked.log

@@ -52,6 +52,16 @@ def test_paths_in_config_are_relative_to_the_file(tmp_path):
     assert values["schema"] == "mypkg.schemas:customers"  # module:attribute is not a path
 
 
+def test_a_list_of_paths_in_config_is_relative_to_the_file(tmp_path):
+    from mlcicd.stages.train_gpu import OPTIONS as TRAIN_OPTIONS
+
+    sub = tmp_path / "repo"
+    sub.mkdir()
+    (sub / "mlcicd.yaml").write_text("train-gpu:\n  data: [data/a.csv, 'parts/*.parquet', /abs/b.csv]\n")
+    values = resolve("train-gpu", TRAIN_OPTIONS, SECTIONS, {"config": str(sub / "mlcicd.yaml")}, {})
+    assert values["data"] == [str(sub / "data" / "a.csv"), str(sub / "parts" / "*.parquet"), "/abs/b.csv"]
+
+
 @pytest.mark.parametrize(
     ("config", "needles"),
     [

@@ -498,7 +498,7 @@ def test_compare_to_baseline(metric, candidate, baseline, kwargs, passed, detail
         ("accuracy", 0.93, 0.41, False, "improvement not significant (McNemar p=0.41 ≥ 0.05)"),
         ("accuracy", 0.93, 0.0003, True, "improvement significant (McNemar p=0.0003 < 0.05)"),
         ("accuracy", 0.89, 0.0003, False, "no improvement to test (McNemar p=0.0003)"),
-        ("f1", 0.93, 0.2, False, "improvement not significant (bootstrap p=0.2 ≥ 0.05)"),
+        ("f1", 0.93, 0.2, False, "improvement not significant (paired permutation p=0.2 ≥ 0.05)"),
     ],
     ids=["not-significant", "significant", "worse", "bootstrap-metric"],
 )

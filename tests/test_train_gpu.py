@@ -364,3 +364,49 @@ def test_reference_profile_is_stored_with_the_run_for_monitor(run_cli, project, 
     broken = train(run_cli, project, "handoff", "--reference-profile", "broken.json", "--retrain", "true")
     assert_one_clear_error(broken, "broken.json", "mlcicd profile")
     assert len(client().search_runs([client().get_experiment_by_name("tiny").experiment_id])) == runs_before, "no run was created"
+
+
+def test_changing_only_the_training_data_retrains(run_cli, project, embedded_home):
+    """The example's layout: validate-data's `data` is the training data, train-gpu declares no data of its own, and
+    fingerprint-paths leave the data out. Halving the data, and nothing else, must train again."""
+    data = project / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(100)))
+    (project / "mlcicd.yaml").write_text(
+        "validate-data:\n  data: data/train.csv\ntrain-gpu:\n  model-name: fed\n  fingerprint-paths: [train_tiny.py, params.yaml]\n"
+    )
+
+    def once():
+        return run_cli("train-gpu", "--command", f"{sys.executable} train_tiny.py handoff", *CPU, "--config", "mlcicd.yaml", cwd=project)
+
+    first = once()
+    assert first.rc == 0, first.log
+    use_store({})
+    c = client()
+    c.create_registered_model("fed")
+    c.create_model_version(
+        "fed", first.outputs["model-uri"], run_id=first.outputs["run-id"], tags={"mlcicd.fingerprint": first.outputs["fingerprint"]}
+    )
+    assert once().outputs["skipped"] == "true"
+
+    (data / "train.csv").write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))  # half the rows
+    changed = once()
+    assert changed.rc == 0, changed.log
+    assert changed.outputs["skipped"] == "false" and changed.outputs["fingerprint"] != first.outputs["fingerprint"]
+    assert "mode=handoff" in changed.stdout
+
+    # train-gpu's own `data` wins over validate-data's, and must exist: a clear error, before anything runs
+    missing = run_cli(
+        "train-gpu", "--command", f"{sys.executable} train_tiny.py handoff", *CPU, "--config", "mlcicd.yaml", "--data", "data/nope.parquet",
+        cwd=project,
+    )  # fmt: skip
+    assert_one_clear_error(missing, "data/nope.parquet")
+
+    # training data that validate-data does not check is said so
+    (data / "extra.csv").write_text("x,y\n1,0\n")
+    other = run_cli(
+        "train-gpu", "--command", f"{sys.executable} train_tiny.py handoff", *CPU, "--config", "mlcicd.yaml", "--data", "data/extra.csv",
+        cwd=project,
+    )  # fmt: skip
+    assert other.rc == 0, other.log
+    assert "training data not validated" in other.stdout and "validate-data checks data/train.csv" in other.stdout

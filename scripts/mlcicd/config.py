@@ -287,7 +287,10 @@ def check_config(data: Mapping[str, Any], sections: Mapping[str, Sequence[Option
                 continue  # `key:` with no value means the documented default, as an empty action input does
             parsed[section][key] = _parse(option, value, f"{path}: `{section}.{key}`", path)
             if option.is_path and parsed[section][key]:
-                parsed[section][key] = _relative_to(parsed[section][key], path.parent)
+                value = parsed[section][key]
+                parsed[section][key] = (
+                    [_relative_to(v, path.parent) for v in value] if isinstance(value, list) else _relative_to(value, path.parent)
+                )
     return parsed
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mlcicd import model_input
 from mlcicd.errors import UsageError
 
 Flavor = Literal["pytorch", "pyfunc"]
@@ -29,7 +30,7 @@ MIN_ITERATIONS_FOR_P99 = 100
 """Below this many timings p99 is (close to) the maximum of a handful of samples, not a tail estimate."""
 PROBE_ROWS = 32
 """Rows in the all-zeros, extreme-value and missing-value probes: enough to cover row-dependent code paths, cheap on any model."""
-EXTREME = 1e6
+EXTREME = model_input.EXTREME
 PERCENTILE_METHOD = "linear"
 REGISTERED_MODEL_META = "registered_model_meta"
 """Written by MLflow beside a model it downloads (mlflow.store.artifact.models_artifact_repo); not part of the model."""
@@ -86,11 +87,12 @@ class LoadedModel:
     def __repr__(self) -> str:
         return f"LoadedModel({self.uri or '<in memory>'}, flavor={self.flavor}, device={self.device})"
 
-    def to_tensor(self, x: np.ndarray) -> Any:
-        """float32 tensor of the rows on the model's device (the pytorch flavour only)."""
+    def to_tensor(self, x: Any) -> Any:
+        """float32 tensor of the rows (an array, or a DataFrame of numeric columns, by position) on the model's
+        device (the pytorch flavour only)."""
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(model_input.numeric_array(x))).to(self.device)
 
     def forward(self, tensor: Any) -> Any:
         """The module's raw output for a tensor already on its device, without gradients."""
@@ -99,15 +101,29 @@ class LoadedModel:
         with torch.inference_mode():
             return self.torch_module(tensor)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: Any) -> np.ndarray:
+        """Outputs for rows: a numpy array (positional) or a DataFrame (named columns, each with its dtype)."""
+        return self.predict_ready(self.ready(x))
+
+    def ready(self, x: Any) -> Any:
+        """The rows in the form this model is called with: positional numbers for a torch module, a pyfunc's
+        signature's columns and types. The latency timer converts once, then times only the model."""
+        if self.torch_module is not None:
+            return np.ascontiguousarray(model_input.numeric_array(x))
+        schema = _input_schema(self.pyfunc_model)
+        if model_input.is_frame(x):
+            return model_input.frame_input(schema, x)
+        return model_input.array_input(schema, x) if schema is not None else x
+
+    def predict_ready(self, x: Any) -> np.ndarray:
+        """Outputs for rows already made `ready`."""
         if self.torch_module is not None:
             return _torch_output_to_numpy(self.forward(self.to_tensor(x)))
-        schema = _input_schema(self.pyfunc_model)
-        if schema is not None:
-            return np.asarray(self.pyfunc_model.predict(_schema_input(schema, x)))
         try:
             return np.asarray(self.pyfunc_model.predict(x))
-        except Exception as first:  # noqa: BLE001 - no signature says what it wants: a DataFrame is pyfunc's other usual input
+        except Exception as first:  # no signature says what it wants: a DataFrame is pyfunc's other usual input
+            if _input_schema(self.pyfunc_model) is not None or model_input.is_frame(x):
+                raise
             import pandas as pd
 
             try:
@@ -131,29 +147,6 @@ def _torch_output_to_numpy(out: Any) -> np.ndarray:
 def _input_schema(model: Any) -> Any | None:
     metadata = getattr(model, "metadata", None)
     return metadata.get_input_schema() if metadata is not None else None
-
-
-def _schema_input(schema: Any, x: np.ndarray) -> Any:
-    """The rows in the form the pyfunc's signature enforces, which MLflow does strictly: a float64 array is
-    refused by a float32 tensor signature, a column signature wants a DataFrame with its column names
-    (taken in order: the sample's columns must be in the signature's order) and each column's exact type."""
-    types = schema.numpy_types()
-    if schema.is_tensor_spec():
-        return x.astype(types[0], copy=False) if len(types) == 1 and types[0] is not None else x
-    import pandas as pd
-
-    names = schema.input_names() if schema.has_input_names() else []
-    frame = pd.DataFrame(x, columns=names if len(names) == x.shape[1] else None)
-    if len(types) != x.shape[1]:
-        return frame
-    for column, dtype in zip(frame.columns, types, strict=True):
-        if dtype is None or dtype.kind not in "biuf" or frame[column].dtype.kind not in "biuf":
-            continue
-        values = frame[column].to_numpy()
-        if dtype.kind == "f" or (np.all(np.isfinite(values)) and np.all(values == np.round(values))):
-            frame[column] = values.astype(dtype)
-        # else: NaN or fractions in an integer column stay as they are, for MLflow to refuse as serving would
-    return frame
 
 
 def load_model(model_uri: str, device: str | None = None) -> LoadedModel:
@@ -264,13 +257,16 @@ def _not_loadable(model_uri: str, exc: BaseException) -> UsageError:
 # --- latency --------------------------------------------------------------------------------
 
 
-def make_batch(sample: np.ndarray, batch_size: int) -> np.ndarray:
-    """`batch_size` rows of `sample`, repeating its rows in order when it has fewer."""
-    rows = np.arange(batch_size) % len(sample)
-    return np.ascontiguousarray(sample[rows])
+def make_batch(sample: Any, batch_size: int) -> Any:
+    """`batch_size` rows of `sample` (an array or a DataFrame), repeating its rows in order when it has fewer."""
+    return model_input.take(sample, np.arange(batch_size) % len(sample))
 
 
-def _check_sample(sample: np.ndarray, what: str = "sample") -> np.ndarray:
+def _check_sample(sample: Any, what: str = "sample") -> Any:
+    if model_input.is_frame(sample):
+        if sample.shape[0] == 0 or sample.shape[1] == 0:
+            raise UsageError(f"bad {what}", f"the {what} must have at least one row and one column, got shape {sample.shape}.")
+        return sample
     sample = np.asarray(sample)
     if sample.ndim != 2 or sample.shape[0] == 0 or sample.shape[1] == 0:
         raise UsageError(f"bad {what}", f"the {what} must be a 2-D array of at least one row and one feature, got shape {sample.shape}.")
@@ -284,7 +280,7 @@ def _uses_cuda(model: LoadedModel) -> bool:
 Timer = Callable[[], float]
 
 
-def _cuda_event_timer(model: LoadedModel, batch: np.ndarray) -> Timer:
+def _cuda_event_timer(model: LoadedModel, batch: Any) -> Timer:
     """Milliseconds of one forward pass on the GPU's own clock: the input is staged on the device first, so
     host-to-device copies and Python's clock granularity are not in the number."""
     import torch
@@ -303,13 +299,16 @@ def _cuda_event_timer(model: LoadedModel, batch: np.ndarray) -> Timer:
     return once
 
 
-def _wall_clock_timer(model: LoadedModel, batch: np.ndarray) -> Timer:
-    """Milliseconds of one `predict` call (numpy in, numpy out), on perf_counter_ns. A CUDA module's output is
-    copied to the host inside predict, which waits for its kernels, so asynchronous work is counted."""
+def _wall_clock_timer(model: LoadedModel, batch: Any) -> Timer:
+    """Milliseconds of one `predict` call on rows already in the model's input form (numpy out), on perf_counter_ns.
+    A CUDA module's output is copied to the host inside predict, which waits for its kernels, so asynchronous work
+    is counted."""
+
+    ready = model.ready(batch)
 
     def once() -> float:
         started = time.perf_counter_ns()
-        model.predict(batch)
+        model.predict_ready(ready)
         return (time.perf_counter_ns() - started) / 1e6
 
     return once
@@ -491,11 +490,7 @@ def predicted_labels(out: np.ndarray) -> np.ndarray:
     return (flat >= 0.5).astype(np.int64)
 
 
-def _probe_dtype(sample: np.ndarray) -> Any:
-    return sample.dtype if sample.dtype.kind == "f" else np.float64
-
-
-def _finite_check(name: str, model: LoadedModel, x: np.ndarray, what: str) -> Check:
+def _finite_check(name: str, model: LoadedModel, x: Any, what: str) -> Check:
     try:
         out = model.predict(x)
     except Exception as exc:  # noqa: BLE001 - a model that crashes on this input fails the check, the gate goes on
@@ -506,19 +501,20 @@ def _finite_check(name: str, model: LoadedModel, x: np.ndarray, what: str) -> Ch
     return Check(name, True, f"{what}: all {np.asarray(out).size} outputs finite")
 
 
-def check_zeros(model: LoadedModel, sample: np.ndarray) -> Check:
-    x = np.zeros((min(len(sample), PROBE_ROWS), sample.shape[1]), dtype=_probe_dtype(sample))
-    return _finite_check("zeros input", model, x, f"{len(x)} all-zero rows")
+def check_zeros(model: LoadedModel, sample: Any) -> Check:
+    width = max(model_input.numeric_width(sample), 1)
+    x = model_input.with_numbers(sample, np.zeros((min(len(sample), PROBE_ROWS), width)))
+    return _finite_check("zeros input", model, x, f"{len(x)} rows of all-zero numeric features")
 
 
-def check_extremes(model: LoadedModel, sample: np.ndarray) -> Check:
-    width = sample.shape[1]
+def check_extremes(model: LoadedModel, sample: Any) -> Check:
+    width = max(model_input.numeric_width(sample), 1)
     alternating = np.where(np.arange(width) % 2 == 0, EXTREME, -EXTREME)
-    x = np.stack([np.full(width, EXTREME), np.full(width, -EXTREME), alternating, -alternating]).astype(_probe_dtype(sample))
+    x = model_input.with_numbers(sample, np.stack([np.full(width, EXTREME), np.full(width, -EXTREME), alternating, -alternating]))
     return _finite_check("extreme values", model, x, f"rows of ±{EXTREME:g}")
 
 
-def check_determinism(model: LoadedModel, sample: np.ndarray) -> Check:
+def check_determinism(model: LoadedModel, sample: Any) -> Check:
     name = "determinism"
     try:
         first, second = np.asarray(model.predict(sample)), np.asarray(model.predict(sample))
@@ -540,7 +536,7 @@ def check_determinism(model: LoadedModel, sample: np.ndarray) -> Check:
     return Check(name, False, f"the same {len(sample)} rows twice gave different outputs{how}")
 
 
-def check_class_collapse(model: LoadedModel, sample: np.ndarray, y_true: np.ndarray) -> Check:
+def check_class_collapse(model: LoadedModel, sample: Any, y_true: np.ndarray) -> Check:
     name = "class collapse"
     try:
         labels = predicted_labels(model.predict(sample))
@@ -564,19 +560,11 @@ def check_class_collapse(model: LoadedModel, sample: np.ndarray, y_true: np.ndar
     return Check(name, True, f"the predictions cover all {len(classes)} classes of y_true")
 
 
-def _with_missing(sample: np.ndarray) -> tuple[np.ndarray, int]:
-    """The first rows with one NaN each, in a rotating column, so every feature gets a missing value."""
-    x = sample[:PROBE_ROWS].astype(_probe_dtype(sample), copy=True)
-    rows = np.arange(len(x))
-    x[rows, rows % x.shape[1]] = np.nan
-    return x, len(rows)
-
-
-def check_missing(model: LoadedModel, sample: np.ndarray, missing: Missing) -> Check:
+def check_missing(model: LoadedModel, sample: Any, missing: Missing) -> Check:
     """`handle`: NaN cells must give finite outputs. `reject`: raising is a clear rejection and passes, and so
     do finite outputs; NaN outputs fail, because a caller would get NaN scores without any error."""
     name = "missing values"
-    x, cells = _with_missing(sample)
+    x, cells = model_input.with_missing(sample, PROBE_ROWS)
     what = f"{cells} rows with a NaN cell"
     try:
         out = model.predict(x)
@@ -591,11 +579,22 @@ def check_missing(model: LoadedModel, sample: np.ndarray, missing: Missing) -> C
     return Check(name, True, f"{what}: all outputs finite")
 
 
+PROBES = ("zeros input", "extreme values", "determinism", "class collapse", "missing values")
+"""The robustness probes, by the name their checks carry."""
+
+
 def check_robustness(
-    model: LoadedModel, sample: np.ndarray, y_true: np.ndarray | None, task: Task, missing: Missing = "reject"
+    model: LoadedModel,
+    sample: Any,
+    y_true: np.ndarray | None,
+    task: Task,
+    missing: Missing = "reject",
+    probes: Sequence[str] = PROBES,
 ) -> list[Check]:
     """Zeros input, ±1e6 inputs, determinism, missing values and (for a classifier with labels) class
-    collapse. A model error fails its check and never escapes; only bad arguments raise UsageError.
+    collapse, each when named in `probes`. A model error fails its check and never escapes; only bad
+    arguments raise UsageError. `sample` is an array or a DataFrame: the probes change its numeric
+    features and keep its other columns.
 
     The class-collapse check needs `y_true` (the classes the sample contains) and is left out without it.
     """
@@ -604,10 +603,17 @@ def check_robustness(
     if missing not in ("reject", "handle"):
         raise UsageError("bad missing-value policy", f"missing must be `reject` or `handle`, got `{missing}`.")
     sample = _check_sample(sample)
-    checks = [check_zeros(model, sample), check_extremes(model, sample), check_determinism(model, sample)]
-    if task == "classification" and y_true is not None:
+    checks = []
+    if "zeros input" in probes:
+        checks.append(check_zeros(model, sample))
+    if "extreme values" in probes:
+        checks.append(check_extremes(model, sample))
+    if "determinism" in probes:
+        checks.append(check_determinism(model, sample))
+    if task == "classification" and y_true is not None and "class collapse" in probes:
         if len(np.asarray(y_true)) == 0:
             raise UsageError("bad labels", "y_true is empty: pass the labels of the sample rows, or None to skip the class-collapse check.")
         checks.append(check_class_collapse(model, sample, y_true))
-    checks.append(check_missing(model, sample, missing))
+    if "missing values" in probes:
+        checks.append(check_missing(model, sample, missing))
     return checks

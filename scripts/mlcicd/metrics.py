@@ -52,7 +52,9 @@ THRESHOLD_OPTIONS: dict[str, str] = {
     "min-r2": "r2",
 }
 
-TEST_NAMES = {"mcnemar": "McNemar", "bootstrap": "bootstrap"}
+TEST_NAMES = {"mcnemar": "McNemar", "bootstrap": "paired permutation"}
+"""The test whose p-value a gate shows: a `bootstrap` metric's p-value comes from paired_bootstrap's
+permutation test (the bootstrap gives its interval only)."""
 
 MCNEMAR_EXACT_BELOW = 25
 """Below this many discordant rows the chi-square approximation is poor: use the exact binomial test."""
@@ -466,6 +468,8 @@ class GateResult:
     passed: bool
     detail: str
     p_value: float | None = None
+    warning: bool = False
+    """A check at level `warn` that found a problem: it passes, and the reports show it as a warning."""
 
 
 def _higher_is_better(metric: str, override: bool | None) -> bool:

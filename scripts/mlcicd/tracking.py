@@ -29,6 +29,8 @@ TAG_GIT_REF = "mlcicd.git_ref"
 TAG_WORKFLOW_RUN = "mlcicd.workflow_run"
 TAG_DATA_DIGEST = "mlcicd.data_digest"
 TAG_GATES_PASSED = "mlcicd.gates.passed"
+TAG_MODEL_NAME = "mlcicd.model_name"
+"""On a training run: the registered model train-gpu trains it for (check-gates' default `model-name`)."""
 TAG_LOCK = "mlcicd.lock"
 TAG_CANARY_STATE = "mlcicd.canary.state"
 TAG_CANARY_WEIGHT = "mlcicd.canary.weight"
@@ -36,6 +38,26 @@ TAG_CANARY_UPDATED = "mlcicd.canary.updated"
 PROFILE_ARTIFACT = "mlcicd/reference-profile.json"
 """The training data's reference profile, stored with each trained version for monitor's drift check."""
 SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_CLIENT_CERT_PATH", "DATABRICKS_TOKEN")
+
+
+def registered_model_name(value: Any) -> str:
+    """An option parser: a registered model name as MLflow's own registry rules accept it, checked before
+    anything runs (not after hours of training). Empty stays empty (the stage says when it needs one)."""
+    if isinstance(value, (dict, list)):
+        raise ValueError("expected a single value, not a list or mapping")
+    name = "" if value is None else str(value).strip()
+    if not name:
+        return ""
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(f"{name!r} contains a control character (newline, tab …); MLflow model URIs cannot carry it")
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_name
+
+    try:
+        _validate_model_name(name)
+    except MlflowException as exc:
+        raise ValueError(f"MLflow refuses it: {exc.message}") from None
+    return name
 
 
 def mlcicd_home() -> Path:

@@ -82,6 +82,22 @@ THRESHOLDS = (
     ("min-r2", "r2"),
 )
 
+LEVELS = ("fail", "warn", "off")
+PROBE_OPTIONS = (
+    # (option, probe, default level, help, example): what fails by default is what breaks in production
+    ("probe-zeros", "zeros input", "fail", "all-zero numeric features must give finite outputs: fail, warn or off", "warn"),
+    ("probe-extremes", "extreme values", "fail", "±1e6 numeric features must give finite outputs: fail, warn or off", "warn"),
+    ("probe-determinism", "determinism", "fail", "the same rows twice must give the same outputs: fail, warn or off", "warn"),
+    ("probe-class-collapse", "class collapse", "fail", "a classifier must predict every class of the test data: fail, warn or off", "warn"),
+    (
+        "probe-missing-values",
+        "missing values",
+        "warn",
+        "a NaN cell must be handled or rejected as `missing-values` says; warn by default (many models pass NaN through): fail, warn or off",
+        "fail",
+    ),
+)
+
 OPTIONS = (
     Option(
         "model-uri",
@@ -90,7 +106,13 @@ OPTIONS = (
         "the candidate: models:/<name>/<version>, models:/<name>@<alias>, models:/m-<id> or runs:/<run>/<path>",
         "models:/churn/7",
     ),
-    Option("model-name", text, "", "registered model whose `compare-to` alias is the baseline (default: from model-uri)", "churn"),
+    Option(
+        "model-name",
+        tracking.registered_model_name,
+        "",
+        "registered model whose `compare-to` alias is the baseline (default: from model-uri, or the name train-gpu trained its run for)",
+        "churn",
+    ),
     Option(
         "test-data", text, "", "labelled test data (CSV, Parquet, JSON Lines; a file, directory or glob)", "data/test.parquet", is_path=True
     ),
@@ -146,7 +168,8 @@ OPTIONS = (
         "max-latency-regression", optional_number(positive=True), None, "p99 candidate / baseline ratio limit, measured interleaved", "1.2"
     ),
     Option("max-model-size", size, None, "size limit of the logged model artifacts (500MB, 1.5GB, 800KiB)", "500MB"),
-    Option("robustness", boolean, True, "probe zeros, ±1e6, determinism, class collapse and missing values", "false"),
+    Option("robustness", boolean, True, "run the robustness probes (each at its `probe-*` level); false = none", "false"),
+    *(Option(option, choice(*LEVELS), level, help, example) for option, _probe, level, help, example in PROBE_OPTIONS),
     Option(
         "missing-values",
         choice("reject", "handle"),
@@ -187,14 +210,22 @@ def resolve_candidate(client: Any, uri: str, model_name: str) -> tuple[str, Any 
             return name, version, version.run_id
         if uri.startswith("models:/m-"):
             logged = client.get_logged_model(uri.removeprefix("models:/").split("/")[0])
-            return model_name, None, logged.source_run_id
+            return model_name or trained_for(client, logged.source_run_id), None, logged.source_run_id
         if uri.startswith("runs:/"):
-            return model_name, None, uri.removeprefix("runs:/").split("/")[0]
+            run_id = uri.removeprefix("runs:/").split("/")[0]
+            return model_name or trained_for(client, run_id), None, run_id
     except MlflowException as exc:
         raise UsageError("candidate model not found", f"`{uri}` does not resolve: {str(exc).splitlines()[0]}. Check `model-uri`.") from None
     raise UsageError(
         "unsupported model-uri", f"`{uri}`: use models:/<name>/<version>, models:/<name>@<alias>, models:/m-<id> or runs:/<run_id>/<path>."
     )
+
+
+def trained_for(client: Any, run_id: str | None) -> str:
+    """The registered model name train-gpu recorded on the run it trained ('' for a run it did not start)."""
+    if not run_id:
+        return ""
+    return client.get_run(run_id).data.tags.get(tracking.TAG_MODEL_NAME, "")
 
 
 def find_baseline(client: Any, name: str, alias: str) -> Any | None:
@@ -214,7 +245,6 @@ def find_baseline(client: Any, name: str, alias: str) -> Any | None:
 
 
 def load_test_data(values: dict[str, Any]) -> tuple[Any, Any, list[str]]:
-    import numpy as np
     import pandas as pd
 
     from mlcicd.data import iter_batches, resolve_files
@@ -232,13 +262,9 @@ def load_test_data(values: dict[str, Any]) -> tuple[Any, Any, list[str]]:
             "Set `target` to the label column.",
         )
     y = frame.pop(values["target"]).to_numpy()
-    text_columns = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    if text_columns:
-        raise UsageError(
-            "non-numeric test features",
-            f"columns {', '.join(f'`{c}`' for c in text_columns[:5])} of {values['test-data']} are not numeric; the gates feed the model numeric arrays. Encode them or drop them from the test data.",
-        )
-    return frame.to_numpy(dtype=np.float32), y, list(frame.columns)
+    # Named columns with their dtypes: a pyfunc model gets them as they are (by its signature), a PyTorch module
+    # their numbers by position (mlcicd.model_input).
+    return frame, y, [str(c) for c in frame.columns]
 
 
 def labels_from(output: Any, task: str) -> tuple[Any, Any | None]:
@@ -259,7 +285,18 @@ def labels_from(output: Any, task: str) -> tuple[Any, Any | None]:
 def evaluate(model: Any, x: Any, y: Any, values: dict[str, Any]) -> dict[str, Any]:
     from mlcicd import metrics
 
-    raw = model.predict(x)
+    try:
+        raw = model.predict(x)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the model's own code failed on the test rows: the user's to fix, not a bug here
+        lines = str(exc).strip().splitlines()
+        raise UsageError(
+            "model fails on the test data",
+            f"{model.uri or 'model'} raised {type(exc).__name__}: {lines[0][:300] if lines else ''}. Give it test data with the "
+            "columns and types it was trained on (its signature), or make the model accept them (e.g. a Pipeline step that encodes "
+            "them), as serving will send the same.",
+        ) from None
     predicted, proba = labels_from(raw, values["task"])
     try:
         if values["task"] == "classification":
@@ -381,6 +418,24 @@ def latency_gates(values: dict[str, Any], results: dict[str, Any]) -> list[Any]:
     return gates
 
 
+def probe_levels(values: dict[str, Any]) -> dict[str, str]:
+    """{probe: fail | warn} of the probes to run: none with `robustness: false`, and none whose level is `off`."""
+    if not values["robustness"]:
+        return {}
+    return {probe: values[option] for option, probe, *_ in PROBE_OPTIONS if values[option] != "off"}
+
+
+def probe_gate(check: Any, level: str) -> Any:
+    """A probe's gate: a failed `warn` probe passes, marked as a warning with its detail."""
+    from mlcicd.metrics import GateResult
+
+    if check.passed or level == "fail":
+        return gate(f"robustness: {check.name}", None, None, None, check.passed, check.detail)
+    option = next(o for o, probe, *_ in PROBE_OPTIONS if probe == check.name)
+    detail = f"warning only (`{option}: warn`): {check.detail}"
+    return GateResult(f"robustness: {check.name}", None, None, None, None, True, detail, warning=True)
+
+
 # --- serving ------------------------------------------------------------------------------
 
 
@@ -391,9 +446,12 @@ def free_port() -> int:
 
 
 def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
-    """`mlflow models serve --env-manager local` on loopback: answers must match in-process predictions."""
+    """`mlflow models serve --env-manager local` on loopback: answers must match in-process predictions. Named
+    rows (a DataFrame) go as `dataframe_split`, an array as `inputs`."""
     import numpy as np
     import requests
+
+    from mlcicd.model_input import head, to_json_rows
 
     port = free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
@@ -430,20 +488,23 @@ def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
                 if time.monotonic() > deadline:
                     return gate("serve check", None, None, None, False, f"the server did not answer /ping within {SERVE_START_SECONDS}s")
                 time.sleep(0.5)
-            rows = x[:SERVE_ROWS]
-            response = requests.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": rows.tolist()}, timeout=60)
+            rows = head(x, SERVE_ROWS)
+            response = requests.post(f"http://127.0.0.1:{port}/invocations", json=to_json_rows(rows), timeout=60)
             if response.status_code != 200:
                 return gate(
                     "serve check", None, None, None, False, f"POST /invocations answered HTTP {response.status_code}: {response.text[:200]}"
                 )
             try:
-                served = np.asarray(response.json()["predictions"], dtype=float)
+                served = np.asarray(response.json()["predictions"])
+                local = np.asarray(expected[: len(rows)]).reshape(served.shape)
             except (ValueError, KeyError, TypeError) as exc:
                 return gate(
                     "serve check", None, None, None, False, f"unexpected /invocations answer ({type(exc).__name__}): {response.text[:200]}"
                 )
-            local = np.asarray(expected[: len(rows)], dtype=float).reshape(served.shape)
-            same = bool(np.allclose(served, local, rtol=1e-4, atol=1e-5))
+            if served.dtype.kind in "biuf" and local.dtype.kind in "biuf":
+                same = bool(np.allclose(served.astype(float), local.astype(float), rtol=1e-4, atol=1e-5))
+            else:  # labels as strings
+                same = bool(np.array_equal(served.astype(str), local.astype(str)))
             return gate(
                 "serve check",
                 None,
@@ -470,6 +531,7 @@ def run(values: dict[str, Any]) -> int:
     from mlflow import MlflowClient
 
     from mlcicd.latency import check_robustness, load_model, measure_latency, model_size_bytes
+    from mlcicd.model_input import head
 
     if not values["model-uri"]:
         raise UsageError(
@@ -524,14 +586,14 @@ def run(values: dict[str, Any]) -> int:
             )
         )
 
-    robustness = []
-    if values["robustness"]:
+    levels = probe_levels(values)
+    if levels:
         robustness = check_robustness(
-            candidate, x, y if values["task"] == "classification" else None, values["task"], values["missing-values"]
+            candidate, x, y if values["task"] == "classification" else None, values["task"], values["missing-values"], probes=list(levels)
         )
-        gates += [gate(f"robustness: {c.name}", None, None, None, c.passed, c.detail) for c in robustness]
+        gates += [probe_gate(c, levels[c.name]) for c in robustness]
     if values["serve-check"]:
-        gates.append(serve_check(values["model-uri"], x, candidate.predict(x[:SERVE_ROWS])))
+        gates.append(serve_check(values["model-uri"], x, candidate.predict(head(x, SERVE_ROWS))))
 
     failed = [g.gate for g in gates if not g.passed]
     report = {
@@ -539,6 +601,7 @@ def run(values: dict[str, Any]) -> int:
         "version": __version__,
         "passed": not failed,
         "failed_gates": failed,
+        "warnings": [g.gate for g in gates if g.warning],
         "candidate": {
             "model_uri": values["model-uri"],
             "model_name": name,
@@ -591,9 +654,10 @@ def serve_only(values: dict[str, Any], x: Any, y: Any, columns: list[str], name:
     model does in-process. Quality was judged at training time, on the runner meant for it: its
     verdict tag stays as it is, and nothing is re-measured on a deploy runner that may not be alike."""
     from mlcicd.latency import load_model
+    from mlcicd.model_input import head
 
     candidate = load_model(values["model-uri"])
-    gates = [serve_check(values["model-uri"], x, candidate.predict(x[:SERVE_ROWS]))]
+    gates = [serve_check(values["model-uri"], x, candidate.predict(head(x, SERVE_ROWS)))]
     report = {
         "stage": NAME,
         "version": __version__,
@@ -637,19 +701,23 @@ def record(client: Any, report: dict[str, Any], version: Any, run_id: str | None
             client.log_artifact(run_id, str(target), "mlcicd")
 
 
+def result_icon(gate: dict[str, Any]) -> str:
+    """✅ passed, ❌ failed, ⚠️ a `warn` probe that found a problem (shown, not failing)."""
+    return "⚠️" if gate.get("warning") else "✅" if gate.get("passed") else "❌"
+
+
 def render_summary(report: dict[str, Any]) -> str:
-    head = "## check-gates: ✅ passed" if report["passed"] else f"## check-gates: ❌ {len(report['failed_gates'])} gate(s) failed"
+    title = "## check-gates: ✅ passed" if report["passed"] else f"## check-gates: ❌ {len(report['failed_gates'])} gate(s) failed"
+    if report.get("warnings"):
+        title += f", ⚠️ {len(report['warnings'])} warning(s)"
     base = report["baseline"]
     against = (
         f"vs `@{base['alias']}` (version {base['model_version']})"
         if base["model_version"]
         else f"no `@{base['alias']}` baseline ({'first run: ' + base['first_run'] if base['first_run'] else 'comparison off'})"
     )
-    lines = [head, "", f"Candidate `{report['candidate']['model_uri']}` {against}, {report['test_rows']:,} test rows.", ""]
-    rows = [
-        (g["gate"], g["candidate"], g["baseline"], g["delta"], g["threshold"], "✅" if g["passed"] else "❌", g["detail"])
-        for g in report["gates"]
-    ]
+    lines = [title, "", f"Candidate `{report['candidate']['model_uri']}` {against}, {report['test_rows']:,} test rows.", ""]
+    rows = [(g["gate"], g["candidate"], g["baseline"], g["delta"], g["threshold"], result_icon(g), g["detail"]) for g in report["gates"]]
     baseline_head = f"@{base['alias']}" if base["alias"].lower() not in ("", "none") else "baseline"
     lines += [markdown_table(["gate", "candidate", baseline_head, "delta", "threshold", "result", "detail"], rows), ""]
     cand, prod = report["metrics"]["candidate"], report["metrics"]["baseline"] or {}

@@ -157,9 +157,18 @@ def gates_section(gates: dict[str, Any] | None, why_missing: str) -> list[str]:
     base = gates.get("baseline") or {}
     against = f"`@{base.get('alias')}` (version {base.get('model_version')})" if base.get("model_version") else "no production model yet"
     verdict = "✅ all gates passed" if gates.get("passed") else f"❌ failed: {', '.join(gates.get('failed_gates') or [])}"
+    if gates.get("warnings"):
+        verdict += f"; ⚠️ warnings: {', '.join(gates['warnings'])}"
     lines = [f"### Gates: {verdict}", "", f"Candidate vs {against}, {fmt(gates.get('test_rows'))} test rows.", ""]
     rows = [
-        (g["gate"], g.get("candidate"), g.get("baseline"), g.get("delta"), g.get("threshold"), "✅" if g.get("passed") else "❌")
+        (
+            g["gate"],
+            g.get("candidate"),
+            g.get("baseline"),
+            g.get("delta"),
+            g.get("threshold"),
+            "⚠️" if g.get("warning") else "✅" if g.get("passed") else "❌",
+        )
         for g in gates.get("gates") or []
     ]
     if rows:

@@ -55,7 +55,13 @@ OPTIONS = (
         "python train.py --config params.yaml",
     ),
     Option("working-directory", text, "", "directory to run the command in (default: the current one)", "training", is_path=True),
-    Option("model-name", text, "", "registered model name; versions with the same fingerprint are reused", "churn-classifier"),
+    Option(
+        "model-name",
+        tracking.registered_model_name,
+        "",
+        "registered model name (MLflow's rules: no `/` or `:`); versions with the same fingerprint are reused",
+        "churn-classifier",
+    ),
     Option("experiment", text, "", "MLflow experiment (default: the model name)", "churn"),
     Option("run-name", text, "", "MLflow run name (default: ci-<short sha>)", "nightly-retrain"),
     Option(
@@ -78,6 +84,15 @@ OPTIONS = (
     Option("retrain", boolean, False, "train even when a registered version has the same fingerprint", "true"),
     Option(
         "fingerprint-paths", text_list, [], "globs of code and config whose content defines 'the same training'", "train.py,src/**/*.py"
+    ),
+    Option(
+        "data",
+        text_list,
+        [],
+        "data the command trains on (files, directories, globs): their content is part of the fingerprint; "
+        "empty = validate-data's `data` in the same config file",
+        "data/train.parquet",
+        is_path=True,
     ),
     Option("data-digest", text, "", "content hash of the training data (validate-data's `data-digest` output)", "sha256:…"),
     Option(
@@ -166,8 +181,36 @@ def check_gpu(gpus: dict[str, Any], require: bool) -> None:
 # --- fingerprint ----------------------------------------------------------------------------
 
 
-def fingerprint(values: dict[str, Any], workdir: Path) -> tuple[str, list[str]]:
-    """sha256 of the fingerprint files' contents, the params file, the command and the data digest."""
+def training_data(values: dict[str, Any]) -> list[str]:
+    """The data the fingerprint covers: `data`, else validate-data's `data` in the same config file (the one
+    declared data path), else none. Training data that validate-data does not check is worth a warning."""
+    validated = ""
+    if values.get("config"):
+        from mlcicd.config import section_of
+
+        validated = section_of(values["config"], "validate-data").get("data", "")
+    if not values["data"]:
+        return [validated] if validated else []
+    if validated and os.path.normpath(validated) not in {os.path.normpath(d) for d in values["data"]}:
+        github.warning(
+            f"the command trains on {', '.join(values['data'])}, but validate-data checks {validated}: the training data is "
+            "not validated. Point validate-data's `data` at what training reads.",
+            title=f"{NAME}: training data not validated",
+        )
+    return values["data"]
+
+
+def data_fingerprint(specs: list[str]) -> tuple[str, list[str]]:
+    """Content hash of every file the data specs name ('' without any), and the files."""
+    from mlcicd.data import data_digest, resolve_files
+
+    files = sorted({f for spec in specs for f in resolve_files(spec, option="data")}, key=str)
+    return (data_digest(files) if files else ""), [str(f) for f in files]
+
+
+def fingerprint(values: dict[str, Any], workdir: Path, data: str = "") -> tuple[str, list[str]]:
+    """sha256 of the fingerprint files' contents, the params file, the command, the data digest and the content
+    of the training data (`data`, from data_fingerprint)."""
     digest = hashlib.sha256()
     files: set[Path] = set()
     for pattern in values["fingerprint-paths"]:
@@ -196,6 +239,8 @@ def fingerprint(values: dict[str, Any], workdir: Path) -> tuple[str, list[str]]:
     for rel in sorted(files, key=str):
         digest.update(f"file\0{rel.as_posix()}\0".encode() + hashlib.sha256((workdir / rel).read_bytes()).digest())
     digest.update(f"command\0{values['command']}\0nproc\0{values['nproc-per-node']}\0data\0{values['data-digest']}".encode())
+    if data:
+        digest.update(f"training-data\0{data}".encode())
     return "sha256:" + digest.hexdigest(), sorted(str(f) for f in files)
 
 
@@ -615,7 +660,9 @@ def run(values: dict[str, Any]) -> int:
     argv = launch_argv(values["command"], procs)
     check_command(argv[0], workdir)
     check_report_path(values["report"])  # before a run exists and hours of training are spent
-    fp, fp_files = fingerprint(values, workdir)
+    data, data_files = data_fingerprint(training_data(values))
+    fp, fp_files = fingerprint(values, workdir, data)
+    fp_files += data_files
 
     uri = tracking.connect()
     context = tracking.git_context()
@@ -641,7 +688,8 @@ def run(values: dict[str, Any]) -> int:
     exp_id = tracking.experiment_id(values["experiment"] or values["model-name"])
     tags = {
         tracking.TAG_FINGERPRINT: fp,
-        tracking.TAG_DATA_DIGEST: values["data-digest"],
+        tracking.TAG_DATA_DIGEST: values["data-digest"] or data,
+        tracking.TAG_MODEL_NAME: values["model-name"],
         tracking.TAG_GIT_SHA: context["sha"],
         tracking.TAG_GIT_REF: context["ref"],
         tracking.TAG_WORKFLOW_RUN: context["run_url"],
