@@ -200,7 +200,10 @@ def test_scheduled_monitor_is_quiet_when_healthy_and_dispatches_a_retrain_on_dri
 
 
 def test_drifted_data_stops_at_validate_data(consumer):
-    (consumer.repo / "data" / "current.csv").write_text((consumer.repo / "data" / "defects.csv").read_text())
+    import pandas as pd
+
+    # validate-data checks what train.py trains on; the revert below restores it.
+    pd.read_csv(consumer.repo / "data" / "defects.csv").to_parquet(consumer.repo / "data" / "train.parquet", index=False)
     consumer.commit("new batch with defects")
     rc, log = consumer.run("push")
     assert rc != 0
