@@ -197,8 +197,8 @@ class SteadySource:
 
 
 def rollout(monkeypatch, rate: float, canary_error_rate: float | None, **options):
-    from mlcicd.stages import canary_shift
     from mlcicd.lifecycle import RolloutRecord
+    from mlcicd.stages import canary_shift
     from mlcicd.stages.canary_shift import OPTIONS, Rollout, make_plan
 
     clock = Clock()
