@@ -20,14 +20,13 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from mlcicd import __version__, github
 from mlcicd.config import Option, Stage, boolean, choice, duration, number, text, whole_number
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
 from mlcicd.judge import FAIL, INCONCLUSIVE, JUDGES, PASS, Figures, Finding, Limits, Verdict, judge
-from mlcicd.lifecycle import Deployer, RolloutRecord, abort_applies, busy_canary_message, gate_decision
+from mlcicd.lifecycle import RUNNING, Deployer, RolloutRecord, abort_applies, busy_canary_message, gate_decision
 from mlcicd.metric_sources import METRICS_EXAMPLE, MetricsError, QueryError, make_source, metrics_spec
 from mlcicd.registry import version_number
 from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
@@ -40,7 +39,6 @@ MODES = ("shift", "restore", "abort", "rollback")
 DEFAULT_STEPS = (5, 25, 50, 100)
 LINEAR_STEP = 10
 ABORTED = "aborted"
-RUNNING = "running"
 WATCHING = "watching"
 """A sequential poll that decided nothing yet: the step goes on."""
 RESTORE_ATTEMPTS = 2
@@ -219,10 +217,6 @@ def make_plan(values: dict[str, Any]) -> list[Weights]:
 # --- what happened ------------------------------------------------------------------------------
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 @dataclass
 class CheckRecord:
     weight: Weights
@@ -330,7 +324,7 @@ class Rollout:
         self.verified = None
         self.verified = self.router.set(weights, **({"attempts": attempts} if attempts else {}))
         if 0 < weights.canary < 100 or weights.shadow:
-            self.registry.record("running", self.verified.canary)  # the end states are recorded by the caller
+            self.registry.record(RUNNING, self.verified.canary)  # the end states are recorded by the caller
 
     def reassert(self, weights: Weights) -> None:
         """A router that lost its weights (an HAProxy reload without a server-state-file) gets them again."""
