@@ -13,13 +13,15 @@ import os
 import re
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlcicd.errors import UsageError
 
 DEFAULT_CONFIG = "mlcicd.yaml"
+SECTIONS = "config-sections"
+"""The key under which `resolve` keeps all checked sections of the config file."""
 MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_VALUES = 100_000
 """Values a config may hold once its YAML aliases are expanded: a few hundred in practice, and a
@@ -324,6 +326,7 @@ def resolve(
     config_flag = flags.get("config") or env.get("INPUT_CONFIG") or ""
     values: dict[str, Any] = {opt.name: opt.default for opt in options}
     values["config"] = ""
+    values[SECTIONS] = {}
     config_path = Path(config_flag) if config_flag else Path(DEFAULT_CONFIG)
     if sections is not None and (config_flag or config_path.is_file()):
         if not config_path.is_file():
@@ -335,6 +338,7 @@ def resolve(
         parsed = check_config(load_config_file(config_path), sections, config_path)
         values.update(parsed.get(stage, {}))
         values["config"] = str(config_path)
+        values[SECTIONS] = parsed
     for option in options:
         raw = env.get(option.env_name, "")
         if raw.strip():
@@ -359,10 +363,20 @@ class Stage:
     """An option that may also be given as the first positional argument (`mlcicd history churn`)."""
 
 
-def section_of(config: str, section: str) -> dict[str, Any]:
-    """Another stage's section of a config file, checked and with its paths resolved, for a stage that
-    falls back on it (train-gpu on validate-data's `reference`, monitor on canary-shift's `router`)."""
-    from mlcicd.stages import config_sections
+SettingsT = TypeVar("SettingsT")
 
-    path = Path(config)
-    return check_config(load_config_file(path), config_sections(), path).get(section, {})
+
+def build_settings(cls: type[SettingsT], values: Mapping[str, Any]) -> SettingsT:
+    """A stage's frozen settings dataclass from the resolved values: the field `model_uri` is the option
+    `model-uri`. A field without a value is a bug in the stage, so it fails loudly here, once."""
+    known = {field.name for field in fields(cls)}  # type: ignore[arg-type]
+    given = {key.replace("-", "_"): value for key, value in values.items()}
+    return cls(**{name: given[name] for name in known if name in given})
+
+
+def section_of(values: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """Another stage's section of the same config file, checked and with its paths resolved, for a stage
+    that falls back on it (train-gpu on validate-data's `reference`, monitor on canary-shift's `router`).
+    `resolve` keeps every checked section, so no stage needs to know another stage's options."""
+    sections: Mapping[str, dict[str, Any]] = values.get(SECTIONS) or {}
+    return sections.get(section, {})

@@ -368,12 +368,12 @@ def redeploy_previous(values: dict[str, Any], name: str, reason: str) -> tuple[b
     return True, message
 
 
-def canary_setting(config: str, key: str) -> Any:
+def canary_setting(values: dict[str, Any], key: str) -> Any:
     """A setting of the `canary-shift:` section of the same config file: the router the model was
     rolled out through (the one to put back on stable), and the deploy command that put it there."""
     from mlcicd.config import section_of
 
-    return section_of(config, "canary-shift").get(key) or ({} if key == "router" else "")
+    return section_of(values, "canary-shift").get(key) or ({} if key == "router" else "")
 
 
 def _now() -> str:
@@ -460,7 +460,7 @@ def run(values: dict[str, Any]) -> int:
         raise UsageError("nothing to monitor", "set `data` (drift of recent inputs), `quality` (a live metric), or both.")
     for key in ("router", "deploy-command"):
         if not values[key] and values["config"]:
-            values = {**values, key: canary_setting(values["config"], key)}
+            values = {**values, key: canary_setting(values, key)}
     if values["router"]:
         try:
             routers.make_router(values["router"])

@@ -188,7 +188,7 @@ def training_data(values: dict[str, Any]) -> list[str]:
     if values.get("config"):
         from mlcicd.config import section_of
 
-        validated = section_of(values["config"], "validate-data").get("data", "")
+        validated = section_of(values, "validate-data").get("data", "")
     if not values["data"]:
         return [validated] if validated else []
     if validated and os.path.normpath(validated) not in {os.path.normpath(d) for d in values["data"]}:
@@ -597,7 +597,7 @@ def reference_profile(values: dict[str, Any]) -> str:
 
     path = values["reference-profile"]
     if not path and values.get("config"):
-        path = section_of(values["config"], "validate-data").get("reference", "")
+        path = section_of(values, "validate-data").get("reference", "")
     if path:
         load_profile(path)  # a broken profile fails here, before a run exists
     return path
