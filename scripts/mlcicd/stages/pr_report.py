@@ -160,7 +160,7 @@ def gates_section(gates: dict[str, Any] | None, why_missing: str) -> list[str]:
     if gates.get("warnings"):
         verdict += f"; ⚠️ warnings: {', '.join(gates['warnings'])}"
     lines = [f"### Gates: {verdict}", "", f"Candidate vs {against}, {fmt(gates.get('test_rows'))} test rows.", ""]
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             g["gate"],
             g.get("candidate"),
@@ -218,6 +218,11 @@ def drift_section(validation: dict[str, Any] | None, jobs: dict[str, Any]) -> li
             if rows:
                 lines += ["", markdown_table(["feature", "status", "test", "p-value", "effect size", "PSI"], rows)]
         return [*lines, ""]
+    return _drift_from_outputs(jobs)
+
+
+def _drift_from_outputs(jobs: dict[str, Any]) -> list[str]:
+    """Without validate-data's report: what its job outputs say."""
     drifted_json = job_output(jobs, "drifted-features")
     if not drifted_json:
         return []
@@ -225,12 +230,12 @@ def drift_section(validation: dict[str, Any] | None, jobs: dict[str, Any]) -> li
         drifted = json.loads(drifted_json)
     except ValueError:
         drifted = []
-    rows = job_output(jobs, "rows") or job_output(jobs, "data-rows")
+    row_count = job_output(jobs, "rows") or job_output(jobs, "data-rows")
     validate = jobs.get("validate-data")
     # Only validate-data's own job result speaks for the data; a caller's `train` job fails for any stage.
     lines = [f"### Data: {_icon(validate['result'])} {validate['result']}" if isinstance(validate, dict) else "### Data", ""]
-    if rows.isdigit():
-        lines.append(f"{fmt(int(rows))} rows.")
+    if row_count.isdigit():
+        lines.append(f"{fmt(int(row_count))} rows.")
     lines.append(f"Drift: {len(drifted)} feature(s) drifted" + (": " + ", ".join(f"`{c}`" for c in drifted[:10]) if drifted else "."))
     return [*lines, ""]
 
