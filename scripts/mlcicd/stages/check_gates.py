@@ -152,7 +152,8 @@ OPTIONS = (
         "",
         "labelled test data the model has not seen: CSV (`.csv`, `.tsv`), Parquet (`.parquet`, `.pq`) or "
         "JSON Lines (`.jsonl`, `.ndjson`), a file, a directory or a glob. Every column except `target` must "
-        "be numeric. CSV is read as UTF-8 with `,` (tab for `.tsv`)",
+        "be numeric (see Test data and predictions in the check-gates docs). CSV is read as UTF-8 with `,` "
+        "(tab for `.tsv`)",
         "data/test.parquet",
         is_path=True,
         shown_default="none (required)",
