@@ -89,7 +89,8 @@ def yaml_block(value: str, indent: str) -> list[str]:
     if value != " ".join(value.split()):
         raise GenerateError(f"description {value[:60]!r}… has line breaks or repeated spaces")
     width = max(WIDTH - len(indent), 40)
-    return [indent + line for line in textwrap.wrap(value, width, break_long_words=False, break_on_hyphens=False)]
+    wrapped = textwrap.wrap(value, width, break_long_words=False, break_on_hyphens=False)
+    return [indent + line for line in wrapped]
 
 
 def inputs_block(inputs: Sequence[Option]) -> list[str]:
@@ -129,12 +130,14 @@ def replace_env(lines: list[str], inputs: Sequence[Option], step: str, where: st
     env = next((i for i in range(head + 1, body_end) if lines[i].strip() == "env:"), None)
     if env is None:
         raise GenerateError(f"{where}: step `{step}` has no `env:`; add one")
+    env_indent = indent_of(lines[env])
     env_end = next(
-        (i for i in range(env + 1, body_end) if lines[i].strip() and indent_of(lines[i]) <= indent_of(lines[env])),
+        (i for i in range(env + 1, body_end) if lines[i].strip() and indent_of(lines[i]) <= env_indent),
         body_end,
     )
-    pad = " " * (indent_of(lines[env]) + 2)
-    kept = [line for line in lines[env + 1 : env_end] if not ENV_LINE.match(line) and line.strip() != ENV_NOTE]
+    pad = " " * (env_indent + 2)
+    old = lines[env + 1 : env_end]
+    kept = [line for line in old if not ENV_LINE.match(line) and line.strip() != ENV_NOTE]
     generated = [pad + ENV_NOTE, *(f"{pad}{o.env_name}: ${{{{ inputs.{o.name} }}}}" for o in inputs)]
     return [*lines[: env + 1], *kept, *generated, *lines[env_end:]]
 
@@ -153,8 +156,13 @@ def cell(value: str) -> str:
     return value.replace("|", "\\|")
 
 
+def table_row(*cells: str) -> str:
+    name, *rest = cells
+    return f"| `{name}` | " + " | ".join(cell(value) for value in rest) + " |"
+
+
 def inputs_table(inputs: Sequence[Option]) -> list[str]:
-    rows = [f"| `{o.name}` | {cell(default_text(o))} | {cell(sentence(o.help))} | {cell(example_text(o))} |" for o in inputs]
+    rows = [table_row(o.name, default_text(o), sentence(o.help), example_text(o)) for o in inputs]
     head = ["| Input | Default | Description | Example |", "|---|---|---|---|"]
     return [START, f"<!-- {NOTE} -->", "", *head, *rows, "", END]
 
@@ -173,7 +181,8 @@ def replace_table(lines: list[str], inputs: Sequence[Option], where: str) -> lis
         start = next((i for i in range(heading, section_end) if lines[i].lstrip().startswith("|")), None)
         if start is None:
             raise GenerateError(f"{where}: no table under `## Inputs`")
-        end = next((i for i in range(start, section_end) if not lines[i].lstrip().startswith("|")), section_end) - 1
+        rows = range(start, section_end)
+        end = next((i for i in rows if not lines[i].lstrip().startswith("|")), section_end) - 1
     return [*lines[:start], *inputs_table(inputs), *lines[end + 1 :]]
 
 
@@ -197,7 +206,7 @@ def generate(root: Path) -> dict[Path, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlcicd.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the repository root (default: .)")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is not up to date")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
     args = parser.parse_args(argv)
     root: Path = args.root
     try:

@@ -66,12 +66,13 @@ def describe(option: Option) -> str:
 
 
 def config_option(stage: str) -> Option:
-    """The `config` input and `--config` flag every stage with a config section has (read by config.resolve)."""
+    """The `config` input and `--config` flag of a stage with a config section (config.resolve reads it)."""
+    section = f"its `{stage}:` section sets defaults for the other inputs"
     return Option(
         "config",
         text,
         "",
-        f"the ml-cicd config file; its `{stage}:` section sets defaults for the other inputs. A `config` that does not exist is an error",
+        f"the ml-cicd config file; {section}. A `config` that does not exist is an error",
         "ml/mlcicd.yaml",
         is_path=True,
         shown_default="`mlcicd.yaml` when it exists in the working directory",

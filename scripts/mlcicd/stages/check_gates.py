@@ -151,9 +151,9 @@ OPTIONS = (
         text,
         "",
         "labelled test data the model has not seen: CSV (`.csv`, `.tsv`), Parquet (`.parquet`, `.pq`) or "
-        "JSON Lines (`.jsonl`, `.ndjson`), a file, a directory or a glob. Every column except `target` must "
-        "be numeric (see Test data and predictions in the check-gates docs). CSV is read as UTF-8 with `,` "
-        "(tab for `.tsv`)",
+        "JSON Lines (`.jsonl`, `.ndjson`), a file, a directory or a glob. Every column except `target` is a "
+        "feature; a PyTorch model needs them all numeric (see Test data and predictions in the check-gates "
+        "docs). CSV is read as UTF-8 with `,` (tab for `.tsv`)",
         "data/test.parquet",
         is_path=True,
         shown_default="none (required)",
