@@ -237,3 +237,20 @@ def test_generator_names_a_file_it_cannot_place_its_region_in(broken: str):
 
     with pytest.raises(GenerateError, match="actions/demo/action.yml"):
         action_yml(broken, DEMO)
+
+
+def test_every_example_is_a_value_its_input_accepts():
+    """The docs and action.yml show each example as a value to copy: it must parse."""
+    for action in ACTIONS:
+        for option in action.inputs:
+            if option.example:
+                option.parse(option.example)
+
+
+def test_generator_refuses_an_expression_in_a_description():
+    from mlcicd.generate import GenerateError
+
+    jobs = Option("jobs", text, "", "the caller's `needs`", "${{ toJSON(needs) }}")
+    bad = Action(DEMO.action, DEMO.page, (jobs,), "run")
+    with pytest.raises(GenerateError, match="jobs"):
+        action_yml(OLD_ACTION, bad)

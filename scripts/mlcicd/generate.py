@@ -96,6 +96,8 @@ def yaml_block(value: str, indent: str) -> list[str]:
 def inputs_block(inputs: Sequence[Option]) -> list[str]:
     lines = ["inputs:", f"  # {NOTE}"]
     for option in inputs:
+        if "${{" in describe(option):  # the runner refuses to load an action with an expression there
+            raise GenerateError(f"input `{option.name}`: its help or example holds `${{{{`; write it without")
         lines += [f"  {option.name}:", "    description: >-", *yaml_block(describe(option), "      ")]
         lines += ["    required: false", "    default: ''"]
     return [*lines, ""]

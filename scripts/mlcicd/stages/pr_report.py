@@ -78,8 +78,9 @@ OPTIONS = (
         "jobs",
         jobs_json,
         {},
-        "the calling job's `${{ toJSON(needs) }}`: each job's result and outputs, e.g. the caller's `train` job with train.yml's outputs",
-        "${{ toJSON(needs) }}",
+        "the calling job's `needs` as JSON (the expression `toJSON(needs)`): each job's result and "
+        "outputs, e.g. the caller's `train` job with train.yml's outputs",
+        '{"train": {"result": "success", "outputs": {"run-id": "4f2c9a…"}}}',
     ),
     Option(
         "pull-request",
