@@ -201,7 +201,7 @@ DEMO = Action(
 
 
 def test_generator_rewrites_inputs_env_and_table_and_keeps_the_rest():
-    new = action_yml(OLD_ACTION, DEMO)
+    new = action_yml(OLD_ACTION, DEMO, prune=True)
     doc = yaml.safe_load(new)
     assert list(doc["inputs"]) == ["kept", "added"]
     assert doc["inputs"]["kept"]["description"] == "New words, with a | pipe and 5 %. Example: `x`."
@@ -229,14 +229,14 @@ def test_generator_rewrites_inputs_env_and_table_and_keeps_the_rest():
 
 @pytest.mark.parametrize(
     "broken",
-    [OLD_ACTION.replace("inputs:\n", "ins:\n"), OLD_ACTION.replace("- id: run", "- id: go")],
-    ids=["no inputs key", "no run step"],
+    [OLD_ACTION.replace("inputs:\n", "ins:\n"), OLD_ACTION.replace("- id: run", "- id: go"), OLD_ACTION],
+    ids=["no inputs key", "no run step", "an input no Option declares"],
 )
 def test_generator_names_a_file_it_cannot_place_its_region_in(broken: str):
     from mlcicd.generate import GenerateError
 
     with pytest.raises(GenerateError, match="actions/demo/action.yml"):
-        action_yml(broken, DEMO)
+        action_yml(broken, DEMO, prune=broken != OLD_ACTION)
 
 
 def test_every_example_is_a_value_its_input_accepts():
@@ -253,4 +253,4 @@ def test_generator_refuses_an_expression_in_a_description():
     jobs = Option("jobs", text, "", "the caller's `needs`", "${{ toJSON(needs) }}")
     bad = Action(DEMO.action, DEMO.page, (jobs,), "run")
     with pytest.raises(GenerateError, match="jobs"):
-        action_yml(OLD_ACTION, bad)
+        action_yml(OLD_ACTION, bad, prune=True)
