@@ -114,6 +114,25 @@ def test_no_description_differs_between_action_yml_cli_help_and_docs():
     assert len(differing) == 0, "\n".join(differing)
 
 
+def test_the_configuration_reference_says_the_same():
+    """docs/configuration.md lists every key of every stage section with the same default and words."""
+    from mlcicd.generate import config_description, split_row
+    from mlcicd.stages import all_stages
+
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    for name, stage in all_stages().items():
+        if not stage.has_config_section:
+            continue
+        region = page.split(f"## `{name}`", 1)[1].split(START, 1)[1].split(END, 1)[0]
+        table = [split_row(line) for line in region.splitlines() if line.startswith("| `")]
+        rows = {cells[0].strip("`"): cells for cells in table}
+        assert list(rows) == [o.name for o in stage.options], name
+        for option in stage.options:
+            _, kind, default, description = rows[option.name]
+            assert kind, f"{name}.{option.name}: no Type"
+            assert (default, description) == (default_text(option), config_description(option)), option.name
+
+
 def test_the_cli_help_is_the_action_description_with_its_percent_signs():
     """argparse formats help with %, so a `1 %` in a help text must reach the terminal as `1 %`."""
     check_gates = next(a for a in ACTIONS if a.action == "actions/check-gates/action.yml")

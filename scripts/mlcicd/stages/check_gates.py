@@ -173,6 +173,7 @@ OPTIONS = (
             None,
             f"fail when the candidate's {metric} is {'below' if name.startswith('min') else 'above'} this",
             "0.9",
+            shown_default="none: no gate",
         )
         for name, metric in THRESHOLDS
     ),
