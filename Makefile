@@ -16,7 +16,7 @@ SYSTEM_TOOLS := haproxy prometheus
 JAVA_PACKAGE := openjdk-17-jre-headless
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install system-deps demo test lint bench clean
+.PHONY: install system-deps demo test lint generate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,7 @@ system-deps:
 	fi
 
 lint: $(STAMP)
+	$(BIN)/python -m mlcicd.generate --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/actionlint $(WORKFLOWS)
@@ -45,6 +46,11 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 	$(BIN)/zizmor --offline --config .github/zizmor.yml $(ACTIONS) $(WORKFLOWS) .github/dependabot.yml
 	$(BIN)/zizmor --offline --persona pedantic --config .github/zizmor.yml $(ACTIONS) $(WORKFLOWS) .github/dependabot.yml
+
+# Each input's text is declared once, in its stage's `Option(...)`: this rewrites the action.yml inputs,
+# their INPUT_* env lines and the docs' Inputs tables from those declarations (lint checks they are current).
+generate: $(STAMP)
+	$(BIN)/python -m mlcicd.generate
 
 test: lint system-deps
 	@$(BIN)/python -m pytest; rc=$$?; \

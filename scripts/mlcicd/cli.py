@@ -16,6 +16,7 @@ from mlcicd.errors import INTERNAL_ERROR, USAGE_ERROR, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mlcicd.inputs import config_option, describe
     from mlcicd.stages import all_stages
 
     parser = argparse.ArgumentParser(
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     for stage in all_stages().values():
         cmd = sub.add_parser(stage.name, help=stage.summary, description=stage.summary)
         if stage.has_config_section:
-            cmd.add_argument("--config", default=None, help="mlcicd.yaml to read (default: ./mlcicd.yaml when it exists)")
+            cmd.add_argument("--config", default=None, metavar="VALUE", help=describe(config_option(stage.name)).replace("%", "%%"))
         if stage.positional:
             cmd.add_argument(
                 "_positional",
@@ -39,15 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help=f"same as --{stage.positional}",
             )
         for option in stage.options:
-            default = option.shown_default or (option.default if option.default not in ("", None) else "none")
-            example = f" (e.g. {option.example})" if option.example else ""
             cmd.add_argument(
                 f"--{option.name}",
                 *(f"--{a}" for a in option.aliases),
                 dest=option.name,
                 default=None,
                 metavar="VALUE",
-                help=f"{option.help}{example} [default: {default}]".replace("%", "%%"),  # argparse formats help with %
+                help=describe(option).replace("%", "%%"),  # the action.yml description; argparse formats help with %
             )
     return parser
 

@@ -69,29 +69,34 @@ def _drift_options() -> tuple[Option, ...]:
 
 
 OPTIONS = (
-    Option("model-name", text, "", "registered model to watch", "churn-classifier"),
-    Option("alias", text, "production", "the alias serving users", "production"),
+    Option("model-name", text, "", "the registered model to watch", "churn-classifier", shown_default="none (required)"),
+    Option("alias", text, "production", "the alias serving users. Only `production` can be rolled back", "production"),
     Option(
         "data",
         text,
         "",
-        "recent production inputs (CSV, Parquet, JSON Lines; file, directory or glob); empty = no drift check",
+        "recent production inputs: CSV, Parquet or JSON Lines; a file, directory or glob",
         "exports/last-7-days.parquet",
         is_path=True,
+        shown_default="none: no drift check",
     ),
     Option(
         "reference",
         text,
         "",
-        "reference profile; empty = the one stored with the version (`mlcicd/reference-profile.json` in its run)",
+        "a reference profile file (`mlcicd profile`) to measure drift against instead of the one stored "
+        "with the version (`mlcicd/reference-profile.json` in its run, logged by train-gpu)",
         "reference.json",
         is_path=True,
+        shown_default="the profile stored with the version",
     ),
     Option(
         "target",
         text,
         "",
-        "label column: compared when the recent inputs carry it, ignored when they do not (unset, a missing label is drift)",
+        "the label column. When the export has it, its drift is reported as label drift; when it does not, "
+        "it is left out of the comparison (`not_compared`) instead of counting as drift. Set it when the "
+        "profile has the label",
         "churned",
     ),
     *_drift_options(),
@@ -99,57 +104,102 @@ OPTIONS = (
         "quality",
         quality_spec,
         {},
-        "live quality metric (YAML mapping): type prometheus|http, address, query or field",
+        "the live quality metric, a YAML mapping: `{type: prometheus, address: …, query: …}` (the query "
+        "returns one number) or `{type: http, address: https://metrics.internal/quality, field: live.f1}` "
+        "(see Live quality in the monitor docs). Token: env `MLCICD_METRICS_TOKEN`",
         QUALITY_EXAMPLE,
-        shown_default="none",
+        shown_default="none: no quality check",
     ),
-    Option("quality-metric", text, "quality", "the quality metric's name, for reports (and `baseline: gates`)", "f1"),
+    Option("quality-metric", text, "quality", "the metric's name in reports; with `baseline: gates`, the check-gates metric to read", "f1"),
     Option(
         "baseline",
         baseline_setting,
         "",
-        "empty: the value recorded on the version (the first check after it became production records it); "
-        "`gates`: check-gates' value of quality-metric; or a number",
+        "what the live value is held to: empty = the value recorded on the version by the first check after "
+        "it became production; `gates` = check-gates' value of `quality-metric` for the version; or a "
+        "number",
         "gates",
-        shown_default="recorded",
+        shown_default="the recorded value (empty)",
     ),
-    Option("tolerance", number(minimum=0, maximum=1), 0.03, "degraded below baseline × (1 − tolerance)", "0.05"),
     Option(
-        "direction", choice("higher", "lower"), "higher", "higher: higher is better (F1, CTR); lower: lower is better (error rate)", "lower"
+        "tolerance",
+        number(minimum=0, maximum=1),
+        0.03,
+        "relative tolerance, 0 to 1: degraded below `baseline × (1 − tolerance)` (above `baseline × (1 + "
+        "tolerance)` with `direction: lower`)",
+        "0.05",
     ),
-    Option("on-degradation", choice("rollback", "alert"), "rollback", "rollback (traffic and alias) or alert only", "alert"),
+    Option(
+        "direction",
+        choice("higher", "lower"),
+        "higher",
+        "`higher`: higher is better (F1, CTR). `lower`: lower is better (error rate)",
+        "lower",
+    ),
+    Option(
+        "on-degradation",
+        choice("rollback", "alert"),
+        "rollback",
+        "`rollback`: traffic to stable and `production` ← `previous-production`. `alert`: report only",
+        "alert",
+    ),
     Option(
         "router",
         router_spec,
         {},
-        "traffic router to put back on stable at a rollback; empty = canary-shift's `router` in the same config file",
+        "the traffic router to put back on stable at a rollback, a YAML mapping as in canary-shift's "
+        "`router`. Token: env `MLCICD_ROUTER_TOKEN`",
         ROUTER_EXAMPLE,
-        shown_default="canary-shift's",
+        shown_default="canary-shift's `router` in the same config file; none: traffic is not touched",
     ),
     Option(
         "deploy-command",
         text,
         "",
-        "at a rollback, put @previous-production back on the canary and then the stable server with this command, "
-        "as canary-shift's mode rollback does; empty = canary-shift's `deploy-command` in the same config file",
+        "at a rollback, put `@previous-production` back on the canary and then the stable server with this "
+        "command, as canary-shift's `mode: rollback` does (`DEPLOY_TARGET`, `MODEL_URI`, …)",
         "python serving/deploy.py",
-        shown_default="canary-shift's",
+        shown_default="canary-shift's `deploy-command` in the same config file; none: only traffic and alias",
     ),
-    Option("retrain-workflow", text, "", "workflow file to dispatch with `retrain: true` on drift or degradation; empty = none", "ml.yml"),
-    Option("retrain-ref", text, "", "branch or tag to run the retrain on; empty = the ref of this run", "main"),
-    Option("retrain-on", choice("any", "drift", "degradation"), "any", "what dispatches the retrain", "drift"),
+    Option(
+        "retrain-workflow",
+        text,
+        "",
+        "workflow file in this repository to dispatch with `retrain: true` on drift or degradation; needs `actions: write`",
+        "ml.yml",
+        shown_default="none: no dispatch",
+    ),
+    Option(
+        "retrain-ref", text, "", "branch or tag the retrain runs on", "main", shown_default="the ref of this run (`main` outside Actions)"
+    ),
+    Option(
+        "retrain-on", choice("any", "drift", "degradation"), "any", "what dispatches the retrain: `any`, `drift` or `degradation`", "drift"
+    ),
     Option(
         "retrain-cooldown",
         duration,
         86400.0,
-        "no second dispatch for the same version within this time (a scheduled monitor sees the same drift every run)",
+        "no second dispatch for the same version within this time (a scheduled monitor sees the same drift "
+        "on every run). A duration: `30m`, `12h`, or a number of seconds",
         "12h",
-        shown_default="24h",
+        shown_default="`24h`",
     ),
-    Option("issue", boolean, False, "open (or update) one issue while the model is unhealthy", "true"),
-    Option("notify", choice("problems", "always", "never"), "problems", f"when to post the summary to ${WEBHOOK_ENV}", "always"),
-    Option("repository", text, "", "owner/name for the GitHub API; empty = GITHUB_REPOSITORY", "acme/churn"),
-    Option("dry-run", boolean, False, "check and report; roll back, dispatch and notify nothing", "true"),
+    Option(
+        "issue",
+        boolean,
+        False,
+        "`true`: open or update one issue, labelled `ml-cicd-monitor`, while the model is unhealthy; needs `issues: write`",
+        "true",
+    ),
+    Option(
+        "notify",
+        choice("problems", "always", "never"),
+        "problems",
+        f'when to post the summary to `{WEBHOOK_ENV}` (Slack-compatible `{{"text": …}}`): `problems`, `always` or `never`',
+        "always",
+    ),
+    Option("repository", text, "", "`owner/name` for the GitHub API", "acme/churn", shown_default="`GITHUB_REPOSITORY`"),
+    Option("dry-run", boolean, False, "`true`: check and report; no rollback, dispatch, issue, webhook or version tag", "true"),
     Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/monitor.json", is_path=True),
 )
 

@@ -51,28 +51,53 @@ def jobs_json(value: Any) -> dict[str, Any]:
 
 
 OPTIONS = (
-    Option("model-name", text, "", "the model the pipeline builds: names the comment, so two pipelines keep two comments", "churn"),
-    Option("run-id", text, "", "MLflow run of the candidate: its check-gates report is read from there", "4f2c9a…"),
+    Option(
+        "model-name",
+        text,
+        "",
+        "the model the pipeline builds; it names the comment (the marker), so two pipelines in one repository keep two comments",
+        "churn",
+        shown_default="the `model-name` output of a job in `jobs`",
+    ),
+    Option(
+        "run-id",
+        text,
+        "",
+        "MLflow run of the candidate, whose `mlcicd/check-gates.json` holds the gate report",
+        "4f2c9a…",
+        shown_default="the `run-id` output of a job in `jobs`",
+    ),
     Option(
         "reports",
         text_list,
         [],
-        "stage report files (JSON) to include, e.g. from a local run",
-        "mlcicd-reports/check-gates.json",
-        shown_default="none",
+        "stage report files (JSON) to include, comma- or newline-separated. A check-gates report here is used instead of the run's",
+        "mlcicd-reports/validate-data.json,mlcicd-reports/check-gates.json",
     ),
     Option(
         "jobs",
         jobs_json,
         {},
-        "the calling workflow's `${{ toJSON(needs) }}`: each job's result and outputs",
-        "${{ toJSON(needs) }}",
-        shown_default="none",
+        "the calling job's `needs` as JSON (the expression `toJSON(needs)`): each job's result and "
+        "outputs, e.g. the caller's `train` job with train.yml's outputs",
+        '{"train": {"result": "success", "outputs": {"run-id": "4f2c9a…"}}}',
     ),
-    Option("pull-request", pull_request_number, "", "pull request number; empty = the one of this pull_request event", "42"),
-    Option("repository", text, "", "owner/name; empty = GITHUB_REPOSITORY", "acme/churn"),
     Option(
-        "report", text, default_report_path(NAME), "where to write the comment (markdown in JSON)", "reports/pr-report.json", is_path=True
+        "pull-request",
+        pull_request_number,
+        "",
+        "the pull request number (`#42` or `42`). Outside a pull request event and without it, nothing is posted",
+        "42",
+        shown_default="the pull request of this `pull_request` event",
+    ),
+    Option("repository", text, "", "`owner/name`", "acme/churn", shown_default="`GITHUB_REPOSITORY`"),
+    Option(
+        "report",
+        text,
+        default_report_path(NAME),
+        "where to write the JSON report (the comment's markdown)",
+        "reports/pr-report.json",
+        is_path=True,
     ),
 )
 

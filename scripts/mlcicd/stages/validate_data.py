@@ -31,65 +31,109 @@ EXAMPLES = 5
 
 _COMMON = (
     Option(
-        "data", text, "", "data to check: a CSV, Parquet or JSON Lines file, a directory or a glob", "data/current.parquet", is_path=True
+        "data",
+        text,
+        "",
+        "data to check: a CSV (`.csv`, `.tsv`), Parquet (`.parquet`, `.pq`) or JSON Lines (`.jsonl`, "
+        "`.ndjson`) file, a directory (every such file under it, recursively, in sorted order) or a glob "
+        "(`**` allowed)",
+        "data/current.parquet",
+        is_path=True,
+        shown_default="none (required, here or in `mlcicd.yaml`)",
     ),
     Option(
         "schema",
         text,
         "",
-        "pandera schema: a YAML file as written by DataFrameSchema.to_yaml(), or module:attribute",
+        "a pandera schema: a YAML file as written by `DataFrameSchema.to_yaml()`, or `module:attribute` "
+        "naming a `DataFrameSchema` or `DataFrameModel` (imported relative to the working directory)",
         "schema.yaml",
         is_path=True,
+        shown_default="none: no schema check",
     ),
-    Option("delimiter", text, ",", "CSV field delimiter", "';'"),
+    Option(
+        "delimiter",
+        text,
+        ",",
+        "CSV field delimiter, one character (`\\t` for tab). A `.tsv` file with the default `,` is read tab-delimited",
+        ";",
+    ),
     Option("encoding", text, "utf-8", "text encoding of CSV files", "latin-1"),
     Option(
         "engine",
         choice("arrow", "spark"),
         "arrow",
-        "`arrow` reads the files on the runner; `spark` has Spark read `data` (a Parquet or Delta path, or a table name) where it lives",
+        "`arrow` reads the files on the runner. `spark` has Spark read `data` where it lives: a Parquet or "
+        "Delta path (local, `hdfs://`, `s3a://`, `abfss://`, …; Delta when it holds a `_delta_log`), a "
+        "metastore table name, or `table:<name>`, `delta:<path>`, `parquet:<path>`. In the action, `spark` "
+        "also installs the toolkit's `spark` extra (pyspark); the runner needs Java 17+",
         "spark",
     ),
     Option(
         "spark-master",
         text,
         "",
-        "with engine spark: the cluster to run on; empty = SPARK_REMOTE, Spark's own configuration, or local[*]",
+        "with `engine: spark`, the cluster to run on: a master URL such as `spark://host:7077` or `yarn`",
         "spark://spark-master:7077",
+        shown_default="none: `SPARK_REMOTE` (Spark Connect), else Spark's configuration, else `local[*]`",
     ),
 )
 
 OPTIONS = (
     *_COMMON[:2],
-    Option("reference", text, "", "reference profile written by `mlcicd profile`; empty = no drift check", "reference.json", is_path=True),
-    Option("target", text, "", "label column: must be present; its drift is reported as label drift", "churned"),
+    Option(
+        "reference",
+        text,
+        "",
+        "reference profile written by `mlcicd profile`",
+        "reference.json",
+        is_path=True,
+        shown_default="none: no drift check",
+    ),
+    Option(
+        "target",
+        text,
+        "",
+        "label column. It must be in the data (exit 2 otherwise). It is compared like a feature, marked "
+        "`(target)` in the summary, and its drift fails the step like any feature's",
+        "churned",
+    ),
     Option(
         "drift-threshold",
         number(minimum=0, maximum=1),
         0.01,
-        "significance level: a change with a p-value below it is statistically significant",
+        "significance level of the drift tests, 0 to 1: a change with a p-value below it is statistically significant",
         "0.05",
     ),
     Option(
         "min-wasserstein",
         number(positive=True),
         0.1,
-        "numeric drift effect size: Wasserstein distance in reference standard deviations",
+        "numeric drift effect size: Wasserstein distance in reference standard deviations, below which a "
+        "significant change is not drift. Must be greater than 0",
         "0.2",
     ),
-    Option("min-psi", number(positive=True), 0.2, "population stability index at or above which a significant change is drift", "0.25"),
+    Option(
+        "min-psi",
+        number(positive=True),
+        0.2,
+        "population stability index at or above which a significant change is drift. Must be greater than 0",
+        "0.25",
+    ),
     Option(
         "min-share-change",
         number(positive=True, maximum=1),
         0.05,
-        "categorical drift effect size: the largest change of a category's share (0.05 = 5 points); also for missing-value rates",
+        "categorical drift effect size: the largest change of a category's share (`0.05` = 5 percentage "
+        "points). Also the threshold for missing-value rates and for the share of new categories. Must be "
+        "greater than 0",
         "0.1",
     ),
     Option(
         "fail-on",
         choice("both", "schema", "drift", "none"),
         "both",
-        "which findings fail the step (exit 1): schema, drift, both or none",
+        "which findings fail the step with exit 1: `schema`, `drift`, `both` or `none`",
         "schema",
     ),
     Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/validate-data.json", is_path=True),
