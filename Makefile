@@ -11,6 +11,9 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 DEMO := examples/.demo
 WORKFLOWS = $(wildcard .github/workflows/*.yml tests/workflows/*.yml examples/.github/workflows/*.yml)
 ACTIONS = action.yml $(wildcard actions/*/action.yml)
+# Most tests wait on servers, traffic and timers rather than the CPU: 3 workers on a 2-core CI runner.
+# A file's tests stay on one worker, so its module fixtures (an HAProxy, a Prometheus) start once.
+PYTEST_PARALLEL ?= -n 3 --dist loadfile
 
 SYSTEM_TOOLS := haproxy prometheus
 JAVA_PACKAGE := openjdk-17-jre-headless
@@ -39,6 +42,7 @@ system-deps:
 
 lint: $(STAMP)
 	$(BIN)/python -m mlcicd.generate --check
+	$(BIN)/mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/actionlint $(WORKFLOWS)
@@ -53,7 +57,7 @@ generate: $(STAMP)
 	$(BIN)/python -m mlcicd.generate
 
 test: lint system-deps
-	@$(BIN)/python -m pytest; rc=$$?; \
+	@$(BIN)/python -m pytest $(PYTEST_PARALLEL); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: check testpaths in pyproject.toml" >&2; fi; exit $$rc
 
 # The example consumer's whole pipeline through act: validate → train (CPU here) → gates → @staging
