@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from typing import Any
 from mlcicd import __version__, github
 from mlcicd.config import Option, Stage, text, text_list
 from mlcicd.errors import PASSED, UsageError
-from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
+from mlcicd.outcome import Outcome
+from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table
 
 NAME = "pr-report"
 GATES_ARTIFACT = "mlcicd/check-gates.json"
@@ -298,31 +301,53 @@ def render_comment(model: str, jobs: dict[str, Any], reports: dict[str, dict[str
 # --- the stage ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Settings:
+    model_name: str = ""
+    run_id: str = ""
+    reports: tuple[str, ...] = ()
+    jobs: Mapping[str, Any] = field(default_factory=dict)
+    pull_request: str = ""
+    repository: str = ""
+    report: str = ""
+
+
 def run(values: dict[str, Any]) -> int:
+    from mlcicd.config import build_settings
+    from mlcicd.outcome import publish
+
+    return publish(execute(build_settings(Settings, {**values, "reports": tuple(values["reports"])})))
+
+
+def execute(settings: Settings) -> Outcome:
     from mlcicd.github_api import GitHubApi, GitHubApiError, repository_from_env, token_from_env
 
     token = token_from_env()
-    check_report_path(values["report"])
-    reports = read_reports(values["reports"])
-    jobs = values["jobs"]
+    check_report_path(settings.report)
+    reports = read_reports(list(settings.reports))
+    jobs = dict(settings.jobs)
     gates_missing = ""
     if "check-gates" not in reports:
-        run_id = values["run-id"] or job_output(jobs, "run-id")
+        run_id = settings.run_id or job_output(jobs, "run-id")
         if run_id and (jobs.get("check-gates") or {}).get("result", "success") != "skipped":
             found, gates_missing = gates_from_run(run_id)
             if found is not None:
                 reports["check-gates"] = found
-    model = values["model-name"] or job_output(jobs, "model-name")
+    model = settings.model_name or job_output(jobs, "model-name")
     body = render_comment(model, jobs, reports, gates_missing)
-    number = values["pull-request"] or event_pull_request()
-    outcome: dict[str, Any] = {"stage": NAME, "version": __version__, "pull_request": number or None, "body": body}
-    github.write_summary(body)
+    number = settings.pull_request or event_pull_request()
+    report: dict[str, Any] = {"stage": NAME, "version": __version__, "pull_request": number or None, "body": body}
+    github.write_summary(body)  # the findings reach the job's summary even when the comment cannot be posted
+
+    def ended(comment: str, url: str = "") -> Outcome:
+        outputs = {"comment": comment, "comment-url": url}
+        return Outcome(NAME, PASSED, comment, report, settings.report, outputs)
+
     if not number:
-        outcome["comment"] = "skipped: not a pull_request event (pass `pull-request` to comment anyway)"
-        github.set_outputs({"comment": "skipped", "comment-url": "", "report": write_json(values["report"], outcome)})
-        return PASSED
+        report["comment"] = "skipped: not a pull_request event (pass `pull-request` to comment anyway)"
+        return ended("skipped")
     try:
-        repository = repository_from_env(values["repository"])
+        repository = repository_from_env(settings.repository)
     except ValueError as exc:
         raise UsageError("invalid value for repository", f"{exc}; set `repository`.") from None
     if not token:
@@ -341,14 +366,11 @@ def run(values: dict[str, Any]) -> int:
             else "GitHub did not take the comment"
         )
         github.warning(f"{exc.message}: {why}. The report is in this job's step summary.", title=f"{NAME}: comment not posted")
-        outcome["comment"] = f"not posted: {exc.message}"
-        github.set_outputs({"comment": "failed", "comment-url": "", "report": write_json(values["report"], outcome)})
-        return PASSED
-    outcome["comment"] = how
-    outcome["comment_url"] = comment.get("html_url", "")
-    github.set_outputs({"comment": how, "comment-url": outcome["comment_url"], "report": write_json(values["report"], outcome)})
-    return PASSED
-
+        report["comment"] = f"not posted: {exc.message}"
+        return ended("failed")
+    report["comment"] = how
+    report["comment_url"] = comment.get("html_url", "")
+    return ended(how, report["comment_url"])
 
 STAGE = Stage(
     NAME,
