@@ -471,12 +471,13 @@ def run(values: dict[str, Any]) -> int:
 
     from mlflow import MlflowClient
 
-    from mlcicd import tracking
-    from mlcicd.registry import get_by_alias
+    from mlcicd import monitor_idle, tracking
 
     uri = tracking.connect()
     client = MlflowClient()
-    version = get_by_alias(client, name, values["alias"])
+    version, why = monitor_idle.watched_version(client, name, values["alias"])
+    if version is None:  # before the first rollout: a notice, not an hourly failure
+        return monitor_idle.report_nothing_to_watch(name, values["alias"], why, values["report"], tracking.redact(uri))
     report: dict[str, Any] = {
         "stage": NAME,
         "version": __version__,
