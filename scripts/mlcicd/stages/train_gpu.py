@@ -52,7 +52,7 @@ OPTIONS = (
         text,
         "",
         "the training command (not a shell: wrap it in `bash -c '…'` if you need one)",
-        "python train.py --config params.yaml",
+        "python train.py --params params.yaml",
     ),
     Option("working-directory", text, "", "directory to run the command in (default: the current one)", "training", is_path=True),
     Option(
@@ -269,7 +269,7 @@ def launch_argv(command: str, procs: int) -> list[str]:
     except ValueError as exc:
         raise UsageError("command does not parse", f"`command`: {exc}. Quote it as you would in a shell.") from None
     if not argv:
-        raise UsageError("missing command", "`command` is required, e.g. `python train.py --config params.yaml`.")
+        raise UsageError("missing command", "`command` is required, e.g. `python train.py --params params.yaml`.")
     if procs <= 1:
         return argv
     run = ["--standalone", f"--nproc-per-node={procs}"]
@@ -642,7 +642,7 @@ def run(values: dict[str, Any]) -> int:
     from mlflow import MlflowClient
 
     if not values["command"]:
-        raise UsageError("missing command", "`command` is required, e.g. `python train.py --config params.yaml`.")
+        raise UsageError("missing command", "`command` is required, e.g. `python train.py --params params.yaml`.")
     if not values["model-name"]:
         raise UsageError(
             "missing model-name", "`model-name` is required: the registered model this training produces, e.g. `churn-classifier`."
