@@ -211,3 +211,25 @@ def test_every_runner_input_takes_a_label_or_a_json_list_and_flags_are_booleans(
                 assert not re.match(r"'?`(true|false)`", spec["description"]), (file, name)
     assert inputs_of(REUSABLE["train.yml"])["require-gpu"]["type"] == "boolean"
     assert inputs_of(REUSABLE["monitor.yml"])["issue"]["type"] == "boolean"
+
+
+def run_verdict(tmp_path: Path, **env: str) -> tuple[int, str]:
+    """train.yml's verdict step, run by bash with the environment the job would give it."""
+    import os
+    import subprocess
+
+    step = REUSABLE["train.yml"]["jobs"]["verdict"]["steps"][0]
+    summary = tmp_path / "summary.md"
+    full = {"PATH": os.environ["PATH"], "GITHUB_STEP_SUMMARY": str(summary), **{k: "" for k in step["env"]}, **env}
+    proc = subprocess.run(["bash", "-c", step["run"]], env=full, capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stdout + (summary.read_text() if summary.exists() else "")
+
+
+def test_the_verdict_of_a_forks_pull_request_is_a_clear_skip(tmp_path: Path):
+    rc, text = run_verdict(tmp_path, EVENT="pull_request", FORK="mallory/churn", VALIDATE="skipped", TRAIN="skipped", GATES="skipped")
+    assert rc == 0 and "⏭️ skipped: a pull request from the fork mallory/churn" in text, text
+    assert "::notice title=ml-cicd train: skipped::" in text
+    rc, text = run_verdict(tmp_path, EVENT="pull_request_target", VALIDATE="success", TRAIN="success", GATES="success", PASSED="true")
+    assert rc == 0 and "✅ the candidate passed the gates" in text and "a pull request is judged, not promoted" in text, text
+    rc, text = run_verdict(tmp_path, EVENT="pull_request", VALIDATE="success", TRAIN="success", GATES="failure", PASSED="false")
+    assert rc == 1 and "❌ the candidate did not pass" in text
