@@ -686,7 +686,9 @@ def serve_only(values: dict[str, Any], x: Any, y: Any, columns: list[str], name:
 def record(client: Any, report: dict[str, Any], version: Any, run_id: str | None, values: dict[str, Any]) -> None:
     """The verdict where promote and people look: version tag, run tag, run metrics and the report artifact."""
     verdict = "true" if report["passed"] else "false"
-    if version is not None and not readonly.active():  # a pull request's verdict never reaches a version
+    if version is not None and readonly.active():
+        return  # a pull request gated a registered version (training skipped): its records stay as they are
+    if version is not None:
         client.set_model_version_tag(version.name, version.version, tracking.TAG_GATES_PASSED, verdict)
         client.set_model_version_tag(version.name, version.version, "mlcicd.gates.failed", ",".join(report["failed_gates"])[:5000])
     if run_id:
