@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make release VERSION=x.y.z [REPOSITORY=owner/name]`: tag a release of this repository.
 
-1. CHANGELOG.md must have a `## [x.y.z]` section, and the work tree must be clean.
+1. CHANGELOG.md must have a `## [x.y.z]` section, `mlcicd.__version__` must be x.y.z (the version the
+   stages report), and the work tree must be clean.
 2. The reusable workflows reach the actions by full reference (`org/ml-cicd/actions/<stage>@v1`).
    The release commit stamps every such `uses:` with this repository's real owner/name (REPOSITORY,
    else the `origin` remote's GitHub name) and the release ref `vx.y.z`, so `train.yml@v1` of a fork
@@ -23,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 WORKFLOWS = (".github/workflows/train.yml", ".github/workflows/deploy.yml", ".github/workflows/monitor.yml")
+PACKAGE_VERSION = "scripts/mlcicd/__init__.py"
 VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 # `uses: <owner>/<name>/actions/<stage>@<ref>` and the setup action `uses: <owner>/<name>@<ref>`
@@ -91,6 +93,10 @@ def release(root: Path, version: str, repository: str) -> tuple[str, str]:
             f"CHANGELOG.md has no `## [{version}]` section: move the [Unreleased] entries under "
             f"`## [{version}] - YYYY-MM-DD`, commit, and run again"
         )
+    package = re.search(r'^__version__ = "([^"]+)"', (root / PACKAGE_VERSION).read_text(), re.M)
+    if not package or package.group(1) != version:
+        found = package.group(1) if package else "no __version__"
+        raise ReleaseError(f'{PACKAGE_VERSION} says {found}: set `__version__ = "{version}"` there, commit, and run again')
     if git("status", "--porcelain", "--untracked-files=no", cwd=root):
         raise ReleaseError("the work tree has uncommitted changes: commit them first")
     name = repository_name(repository, root)

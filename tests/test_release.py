@@ -28,6 +28,12 @@ def make_release(repo: Path, version: str, *extra: str) -> subprocess.CompletedP
     return subprocess.run(["make", "-s", "release", f"VERSION={version}", *extra], cwd=repo, capture_output=True, text=True)
 
 
+def set_version(repo: Path, version: str) -> None:
+    init = repo / "scripts" / "mlcicd" / "__init__.py"
+    init.write_text(re.sub(r'__version__ = "[^"]+"', f'__version__ = "{version}"', init.read_text()))
+    git(repo, "commit", "-qam", f"version {version}")
+
+
 def out(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -41,6 +47,9 @@ def test_release_stamps_the_fork_and_the_ref_into_every_nested_uses_and_tags(clo
     changelog = clone / "CHANGELOG.md"
     changelog.write_text(changelog.read_text().replace("## [Unreleased]", "## [Unreleased]\n\n## [9.8.7] - 2026-12-05", 1))
     git(clone, "commit", "-qam", "changelog 9.8.7")
+    unversioned = make_release(clone, "9.8.7")
+    assert unversioned.returncode == 2 and 'set `__version__ = "9.8.7"`' in unversioned.stderr, unversioned.stderr
+    set_version(clone, "9.8.7")
     head = out(clone, "rev-parse", "HEAD")
     done = make_release(clone, "9.8.7")
     assert done.returncode == 0, done.stderr
@@ -64,7 +73,7 @@ def test_release_stamps_the_fork_and_the_ref_into_every_nested_uses_and_tags(clo
     assert again.returncode == 2 and "exists already" in again.stderr
     # The next minor moves the major tag; REPOSITORY overrides the remote.
     changelog.write_text(changelog.read_text().replace("## [Unreleased]", "## [Unreleased]\n\n## [9.9.0]", 1))
-    git(clone, "commit", "-qam", "changelog 9.9.0")
+    set_version(clone, "9.9.0")
     assert make_release(clone, "9.9.0", "REPOSITORY=other/name").returncode == 0
     assert (
         out(clone, "rev-parse", "v9^{commit}") == out(clone, "rev-parse", "v9.9.0^{commit}") != out(clone, "rev-parse", "v9.8.7^{commit}")
