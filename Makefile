@@ -19,7 +19,7 @@ SYSTEM_TOOLS := haproxy prometheus
 JAVA_PACKAGE := openjdk-17-jre-headless
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install system-deps demo test lint generate bench clean
+.PHONY: install system-deps demo test lint generate bench clean release
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ demo: $(STAMP) system-deps
 # Speed, memory and decision quality against peers; writes docs/benchmarks.md. QUICK=1 for small sizes.
 bench: $(STAMP) system-deps
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
+
+# Tag a release: the reusable workflows' nested `uses:` stamped with this repository's owner/name
+# (REPOSITORY, else the origin remote) and the release ref; tags vX.Y.Z, moves vX. See .ci/release.py.
+release:
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z [REPOSITORY=owner/name]" >&2; exit 2; }
+	$(PYTHON) .ci/release.py $(VERSION) $(if $(REPOSITORY),--repository $(REPOSITORY))
 
 clean:
 	rm -rf $(DEMO) mlcicd-reports .pytest_cache

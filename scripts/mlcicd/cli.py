@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlcicd {__version__}")
     sub = parser.add_subparsers(dest="_stage", metavar="<stage>")
+    # Not a stage: mlcicd.local_run parses its own arguments (see main).
+    sub.add_parser("local", help="run your repository's workflow on this machine through act, against this toolkit", add_help=False)
     for stage in all_stages().values():
         cmd = sub.add_parser(stage.name, help=stage.summary, description=stage.summary)
         if stage.has_config_section:
@@ -67,6 +69,11 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["local"]:
+        from mlcicd import local_run
+
+        return local_run.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args._stage:

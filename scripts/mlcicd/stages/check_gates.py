@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlcicd import __version__, github, tracking
+from mlcicd import __version__, github, readonly, tracking
 from mlcicd.config import Option, Stage, boolean, choice, number, text
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
 from mlcicd.report import check_report_path, default_report_path, markdown_table, write_json
@@ -810,6 +810,8 @@ def serve_only(values: dict[str, Any], x: Any, y: Any, columns: list[str], name:
 def record(client: Any, report: dict[str, Any], version: Any, run_id: str | None, values: dict[str, Any]) -> None:
     """The verdict where promote and people look: version tag, run tag, run metrics and the report artifact."""
     verdict = "true" if report["passed"] else "false"
+    if version is not None and readonly.active():
+        return  # a pull request gated a registered version (training skipped): its records stay as they are
     if version is not None:
         client.set_model_version_tag(version.name, version.version, tracking.TAG_GATES_PASSED, verdict)
         client.set_model_version_tag(version.name, version.version, "mlcicd.gates.failed", ",".join(report["failed_gates"])[:5000])

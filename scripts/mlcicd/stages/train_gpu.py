@@ -54,7 +54,7 @@ OPTIONS = (
         "the training command. It is split into words like a shell command line (quotes work) but not run "
         "by a shell: no variables, globs, pipes or `&&`. Wrap it in `bash -c '…'` if you need a shell. It "
         "runs in `working-directory`, with the environment listed under The environment in the train-gpu docs",
-        "python train.py --config params.yaml",
+        "python train.py --params params.yaml",
         shown_default="none (required, here or in `mlcicd.yaml`)",
     ),
     Option(
@@ -341,7 +341,7 @@ def launch_argv(command: str, procs: int) -> list[str]:
     except ValueError as exc:
         raise UsageError("command does not parse", f"`command`: {exc}. Quote it as you would in a shell.") from None
     if not argv:
-        raise UsageError("missing command", "`command` is required, e.g. `python train.py --config params.yaml`.")
+        raise UsageError("missing command", "`command` is required, e.g. `python train.py --params params.yaml`.")
     if procs <= 1:
         return argv
     run = ["--standalone", f"--nproc-per-node={procs}"]
@@ -714,7 +714,7 @@ def run(values: dict[str, Any]) -> int:
     from mlflow import MlflowClient
 
     if not values["command"]:
-        raise UsageError("missing command", "`command` is required, e.g. `python train.py --config params.yaml`.")
+        raise UsageError("missing command", "`command` is required, e.g. `python train.py --params params.yaml`.")
     if not values["model-name"]:
         raise UsageError(
             "missing model-name", "`model-name` is required: the registered model this training produces, e.g. `churn-classifier`."

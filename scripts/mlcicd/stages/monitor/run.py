@@ -39,12 +39,13 @@ def execute(settings: Settings) -> Outcome:
 
     from mlflow import MlflowClient
 
-    from mlcicd import tracking
-    from mlcicd.registry import get_by_alias
+    from mlcicd import monitor_idle, tracking
 
     uri = tracking.connect()
     client = MlflowClient()
-    version = get_by_alias(client, name, settings.alias)
+    version, why = monitor_idle.watched_version(client, name, settings.alias)
+    if version is None:  # before the first rollout: a notice, not an hourly failure
+        return monitor_idle.nothing_to_watch(name, settings.alias, why, settings.report, tracking.redact(uri))
     report = observe(settings, client, version)
     report["tracking_uri"] = tracking.redact(uri)
     headline = headline_of(report, settings)
