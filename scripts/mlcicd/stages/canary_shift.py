@@ -23,10 +23,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlcicd import __version__, github
+from mlcicd.check_report import checks_summary
+from mlcicd.check_sources import CustomChecks, only_core, read_samples
+from mlcicd.checks import check_tests, checks_of
 from mlcicd.config import Option, Stage, boolean, choice, duration, number, text, whole_number
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
 from mlcicd.judge import FAIL, INCONCLUSIVE, JUDGES, PASS, Figures, Finding, Limits, Verdict, judge
-from mlcicd.lifecycle import RUNNING, Deployer, RolloutRecord, abort_applies, busy_canary_message, gate_decision
+from mlcicd.lifecycle import (
+    RUNNING,
+    Deployer,
+    RolloutRecord,
+    abort_applies,
+    busy_canary_message,
+    gate_decision,
+    model_env,
+)
 from mlcicd.metric_sources import METRICS_EXAMPLE, MetricsError, QueryError, make_source, metrics_spec
 from mlcicd.registry import version_number
 from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
@@ -147,7 +158,8 @@ OPTIONS = (
         "deploy-command",
         text,
         "",
-        "shell command that puts the version on a server, with MODEL_URI, MODEL_NAME, MODEL_VERSION and DEPLOY_TARGET "
+        "shell command that puts the version on a server, with MODEL_URI, MODEL_NAME, MODEL_VERSION, MODEL_GIT_SHA, "
+        "MODEL_TAGS and DEPLOY_TARGET "
         "(canary before traffic moves, stable at the handoff); empty = you deploy the canary, and it keeps 100 % at the end",
         "./deploy.sh",
     ),
@@ -227,6 +239,8 @@ class CheckRecord:
     verdict: Verdict
     counted_as: str
     """What the check did to the rollout: pass, fail, inconclusive (wait), or fail after too many inconclusive."""
+    custom: list[dict[str, Any]] = field(default_factory=list)
+    """The custom checks (`metrics.checks`) at this look: both variants' figures and the decision."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -240,6 +254,7 @@ class CheckRecord:
             "counted_as": self.counted_as,
             "reasons": self.verdict.reasons,
             "findings": [vars(f) for f in self.verdict.findings],
+            **({"custom_checks": self.custom} if self.custom else {}),
         }
 
 
@@ -275,13 +290,13 @@ def signals_held() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def per_test_alpha(alpha: float, plan: list[Weights], judge_kind: str) -> float:
+def per_test_alpha(alpha: float, plan: list[Weights], judge_kind: str, extra_tests: int = 0) -> float:
     """`alpha` is the false-rollback budget of the whole rollout, not of one test: a healthy canary
     meets every test at every judged step, and 0.01 per test over 3 steps × 4 tests would roll back
     about one in twenty. Bonferroni: each test runs at alpha / (judged steps × tests per check)."""
     judged = max(1, sum(1 for w in plan if w.canary < 100))
     # error rate and latency, per judge; sequential: its bounds, and the fixed-sample tests at the end of an interval
-    tests = 2 * (2 if judge_kind in ("both", "sequential") else 1)
+    tests = 2 * (2 if judge_kind in ("both", "sequential") else 1) + extra_tests  # + the custom checks' tests
     return alpha / (judged * tests)
 
 
@@ -293,9 +308,12 @@ class Rollout:
             min_requests=values["min-requests"],
             max_error_rate=values["max-error-rate"],
             max_latency_p99_ms=values["max-latency-p99-ms"],
-            alpha=per_test_alpha(values["alpha"], plan, self.judge_kind),
+            alpha=per_test_alpha(values["alpha"], plan, self.judge_kind, check_tests(checks_of(values["metrics"]))),
             error_rate_tolerance=values["error-rate-tolerance"],
             latency_tolerance=values["latency-tolerance"],
+        )
+        self.custom = CustomChecks(
+            checks_of(values["metrics"]), source, router.stable, router.canary, self.limits.alpha, self.limits.min_requests
         )
         self.steps: list[StepRecord] = []
         self.sizing: dict[str, Any] | None = None
@@ -371,6 +389,8 @@ class Rollout:
             self.reassert(step.weight)
             canary, stable, problem = self.read(now - window_start)
             verdict = Verdict(INCONCLUSIVE, [problem]) if problem else judge(self.judge_kind, canary, stable, self.limits)
+            outcomes = self.custom.look(now - window_start, mirrored=bool(step.weight.shadow))
+            verdict = self.custom.fold(verdict, outcomes)
             counted = verdict.verdict
             if counted == INCONCLUSIVE:
                 streak += 1
@@ -378,7 +398,8 @@ class Rollout:
                     counted = "fail (inconclusive)"
             else:
                 streak = 0
-            step.checks.append(CheckRecord(step.weight, now, now - window_start, canary, stable, verdict, counted))
+            custom = [o.as_dict() for o in outcomes]
+            step.checks.append(CheckRecord(step.weight, now, now - window_start, canary, stable, verdict, counted, custom))
             self._log(step.checks[-1])
             if counted == PASS:
                 return PASS
@@ -406,12 +427,15 @@ class Rollout:
             self.reassert(step.weight)
             canary, stable, problem = self.read(now - window_start)
             verdict = Verdict(INCONCLUSIVE, [problem]) if problem else sequential_verdict(canary, stable, self.limits)
-            if verdict.verdict == INCONCLUSIVE and now >= deadline - 1e-6 and undecided_only(verdict.findings):
+            # custom checks run fixed-sample tests: undecided at the polls, judged at the interval's end
+            outcomes = self.custom.look(now - window_start, mirrored=bool(step.weight.shadow))
+            verdict = self.custom.fold(verdict, outcomes, pending=now < deadline - 1e-6)
+            if verdict.verdict == INCONCLUSIVE and now >= deadline - 1e-6 and undecided_only(only_core(verdict.findings)):
                 # The interval is over and the bounds decided nothing: the fixed-sample tests of `statistical` judge the
                 # whole window, as at the end of a fixed interval. Anytime-valid bounds pay for looking at every poll
                 # with width; alone, they would pass a canary 5 points worse at a few hundred requests.
-                fixed = judge("statistical", canary, stable, self.limits)
-                verdict = Verdict(fixed.verdict, verdict.findings + fixed.findings)
+                fixed = self.custom.fold(judge("statistical", canary, stable, self.limits), outcomes)
+                verdict = Verdict(fixed.verdict, only_core(verdict.findings) + fixed.findings)
             counted = verdict.verdict
             if counted == INCONCLUSIVE:
                 if now < deadline - 1e-6:
@@ -421,7 +445,8 @@ class Rollout:
                     deadline = now + self.values["interval"]
                     if streak >= self.values["max-inconclusive"]:
                         counted = "fail (inconclusive)"
-            step.checks.append(CheckRecord(step.weight, now, now - window_start, canary, stable, verdict, counted))
+            custom = [o.as_dict() for o in outcomes]
+            step.checks.append(CheckRecord(step.weight, now, now - window_start, canary, stable, verdict, counted, custom))
             if counted != WATCHING:
                 self._log(step.checks[-1])
             if counted == PASS:
@@ -632,8 +657,9 @@ def _preflight(router: Router, source: Any, values: dict[str, Any]) -> dict[str,
     """Reach the metrics source before anything changes: a wrong address or query is exit 2."""
     try:
         figures = source.read([router.stable, router.canary], values["interval"])
+        read_samples(source, checks_of(values["metrics"]), [router.stable, router.canary], values["interval"])  # bad queries
     except QueryError as exc:
-        raise UsageError("invalid metrics query", f"{exc}. Fix `metrics.queries`; nothing was changed.") from None
+        raise UsageError("invalid metrics query", f"{exc}. Fix `metrics.queries` or `metrics.checks`; nothing was changed.") from None
     except MetricsError as exc:
         raise UsageError(
             "metrics source unreachable", f"{exc}. Check `metrics.address` and that {source.describe()} is up; nothing was changed."
@@ -706,7 +732,9 @@ def run(values: dict[str, Any]) -> int:
         raise UsageError("canary already has traffic", busy)
     preflight = _preflight(router, source, values)
     if values["deploy-command"]:
-        rollout.deployer = Deployer(values["deploy-command"], values["model-name"], values["version"], values["deploy-timeout"])
+        rollout.deployer = Deployer(
+            values["deploy-command"], values["model-name"], values["version"], values["deploy-timeout"], model_env(registry.version_tags())
+        )
     rollout.size_traffic(preflight)
     if values["dry-run"]:
         rollout.result = "dry-run"
@@ -873,7 +901,7 @@ def roll_back(values: dict[str, Any], router: Router) -> int:
         return finish(rollout, values, before, {})
     if before.canary or before.shadow:
         rollout.restore()  # whatever the canary serves now, it goes first
-    rollout.deployer = Deployer(values["deploy-command"], name, target, values["deploy-timeout"])
+    rollout.deployer = Deployer(values["deploy-command"], name, target, values["deploy-timeout"], model_env(registry.version_tags(target)))
     return drive(rollout, before, {}, first_deploy=True)
 
 
@@ -901,6 +929,7 @@ def finish(rollout: Rollout, values: dict[str, Any], before: Weights, preflight:
             "canary": rollout.router.canary,
         },
         "metrics": {"type": values["metrics"].get("type"), "queries": values["metrics"].get("queries")} if values["metrics"] else None,
+        "checks": [c.as_dict() for c in checks_of(values["metrics"])],
         "model": {"name": values["model-name"], "version": values["version"]} if values["model-name"] else None,
         "mode": values["mode"],
         "deploy_command": bool(values["deploy-command"]),
@@ -1006,7 +1035,7 @@ def render_summary(report: dict[str, Any]) -> str:
             "```",
             "",
         ]
-    lines += _evidence_chart(report) + _sizing_table(report)
+    lines += checks_summary(report, WATCHING) + _evidence_chart(report) + _sizing_table(report)
     final = report["final_weight"]
     lines.append(f"Final canary weight: {'unknown' if final is None else f'{final:g} %'} · report `{report.get('stage')}.json`")
     return "\n".join(lines)
