@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,17 +23,9 @@ from mlcicd.judge import FAIL, INCONCLUSIVE, PASS
 from mlcicd.lifecycle import Deployer, model_env
 from mlcicd.output_compare import compare_outputs
 
-from canary_rig import (
-    HAProxy,
-    LoadGenerator,
-    ModelServer,
-    ModelServers,
-    Prometheus,
-    haproxy,
-    http_router,
-    model_servers,
-    prometheus,
-)
+import test_canary_shift
+from canary_rig import LoadGenerator, ModelServer, http_router, model_servers
+from test_canary_shift import Rig
 
 VARIANT = '{variant="{variant}"}'
 CHECKS = [
@@ -225,33 +216,15 @@ HEALTHY = {
 }
 
 
-@dataclass
-class Rig:
-    servers: ModelServers
-    lb: HAProxy
-    prom: Prometheus
-    root: Path
-
-    def config(self, path: Path, checks: list[dict[str, object]]) -> Path:
-        metrics = {"type": "prometheus", "address": self.prom.url, "checks": checks}
-        router = {"type": "haproxy", "address": self.lb.admin_address, "backend": "model"}
-        path.write_text(json.dumps({"canary-shift": {"router": router, "metrics": metrics}}))  # JSON is YAML
-        return path
-
-    def canary_weight(self) -> float:
-        weights = self.lb.weights()
-        return 100 * weights["canary"] / (weights["canary"] + weights["stable"])
+rig = test_canary_shift.rig
+"""test_canary_shift's module-scoped set-up (two model servers, HAProxy, Prometheus), started once for this module."""
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory) -> Iterator[Rig]:
-    root = tmp_path_factory.mktemp("checks-rig")
-    with (
-        model_servers(root, delay_ms=2) as servers,
-        haproxy(root, *servers) as lb,
-        prometheus(root, list(servers)) as prom,
-    ):
-        yield Rig(servers, lb, prom, root)
+def config(rig: Rig, path: Path, checks: list[dict[str, object]]) -> Path:
+    metrics = {"type": "prometheus", "address": rig.prom.url, "checks": checks}
+    router = {"type": "haproxy", "address": rig.lb.admin_address, "backend": "model"}
+    path.write_text(json.dumps({"canary-shift": {"router": router, "metrics": metrics}}))  # JSON is YAML
+    return path
 
 
 @pytest.fixture
@@ -267,20 +240,11 @@ def live(rig) -> Iterator[Rig]:
 
 
 def rollout(rig: Rig, run_cli, tmp_path: Path, *extra: str):
-    config = rig.config(tmp_path / "mlcicd.yaml", CHECKS)
     args = [
-        "--config",
-        str(config),
-        "--interval",
-        "6s",
-        "--min-requests",
-        "100",
-        "--steps",
-        "50",
-        "--alpha",
-        "0.05",
-    ]
-    result = run_cli("canary-shift", *args, "--max-inconclusive", "8", *extra, cwd=tmp_path)
+        "--config", str(config(rig, tmp_path / "mlcicd.yaml", CHECKS)), "--interval", "6s", "--min-requests", "100",
+        "--steps", "50", "--alpha", "0.05", "--max-inconclusive", "8",
+    ]  # fmt: skip
+    result = run_cli("canary-shift", *args, *extra, cwd=tmp_path)
     report = json.loads((tmp_path / result.outputs["report"]).read_text()) if "report" in result.outputs else {}
     return result, report
 
@@ -307,7 +271,8 @@ def test_healthy_canary_is_promoted_with_every_check_passing(live, run_cli, tmp_
 
 def test_canary_answering_differently_is_rolled_back_by_output_drift(live, run_cli, tmp_path):
     set_answers(live.servers.canary, score_shift=0.3)  # fast and error-free, but its scores moved up 0.3
-    result, report = rollout(live, run_cli, tmp_path)
+    # the sequential judge: the checks' fixed-sample tests wait for the end of the interval, then decide
+    result, report = rollout(live, run_cli, tmp_path, "--judge", "sequential", "--poll", "2s")
     assert result.rc == 1 and result.outputs["result"] == "rolled-back", result.log
     check = decided(report)
     found = outcomes(check)
@@ -315,6 +280,10 @@ def test_canary_answering_differently_is_rolled_back_by_output_drift(live, run_c
     assert found["scores"]["statistics"]["psi"] > 0.2 and found["conversion"]["verdict"] == PASS
     assert not [f for f in check["findings"] if f["judge"] != "check" and f["verdict"] == FAIL]  # not errors, not latency
     assert len(result.errors) == 1 and "check scores" in result.errors[0]
+    assert check["window_s"] >= 6 and report["judge"] == "sequential"
+    polls = [c for c in report["steps"][0]["checks"] if c["counted_as"] == "watching"]
+    assert polls and all(outcomes(p)["scores"]["verdict"] == INCONCLUSIVE for p in polls), polls  # undecided until then
+    assert any(outcomes(p)["scores"].get("pending_verdict") == FAIL for p in polls), polls
     assert live.canary_weight() == 0
 
 

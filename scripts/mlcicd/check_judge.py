@@ -62,8 +62,12 @@ class Outcome:
             return Finding(JUDGE, self.check, INCONCLUSIVE, f"{PENDING}: {self.detail}", self.p_value, evidence)
         return Finding(JUDGE, self.check, self.verdict, self.detail, self.p_value)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v is not None or k in ("canary", "stable")}
+    def as_dict(self, *, pending: bool = False) -> dict[str, Any]:
+        """For the report; `pending` as in finding(): the verdict so far is kept as `pending_verdict`."""
+        out = {k: v for k, v in vars(self).items() if v is not None or k in ("canary", "stable")}
+        if pending and self.verdict != INCONCLUSIVE:
+            out.update(verdict=INCONCLUSIVE, pending_verdict=self.verdict)
+        return out
 
 
 def figure(check: Check, sample: Sample | None) -> float | None:

@@ -97,8 +97,9 @@ def abort_applies(request: dict[str, Any] | None, started: float) -> bool:
 
 def model_env(tags: dict[str, str] | None) -> dict[str, str]:
     """What the deploy command learns of the version beyond its URI, so that it can deploy the serving code
-    that matches the model (and a rollback the code that matched the old one): `MODEL_GIT_SHA`, the training
-    commit (`mlcicd.git_sha`, empty when unknown), and `MODEL_TAGS`, every tag of the version as a JSON object."""
+    that matches the model (and a rollback the code that matched the old one): `MODEL_GIT_SHA`, the
+    training commit (`mlcicd.git_sha`, empty when unknown), and `MODEL_TAGS`, every tag of the version
+    as a JSON object."""
     from mlcicd import tracking
 
     tags = dict(tags or {})

@@ -158,8 +158,8 @@ OPTIONS = (
         "deploy-command",
         text,
         "",
-        "shell command that puts the version on a server, with MODEL_URI, MODEL_NAME, MODEL_VERSION, MODEL_GIT_SHA, "
-        "MODEL_TAGS and DEPLOY_TARGET "
+        "shell command that puts the version on a server, with MODEL_URI, MODEL_NAME, MODEL_VERSION, "
+        "MODEL_GIT_SHA, MODEL_TAGS and DEPLOY_TARGET "
         "(canary before traffic moves, stable at the handoff); empty = you deploy the canary, and it keeps 100 % at the end",
         "./deploy.sh",
     ),
@@ -429,7 +429,8 @@ class Rollout:
             verdict = Verdict(INCONCLUSIVE, [problem]) if problem else sequential_verdict(canary, stable, self.limits)
             # custom checks run fixed-sample tests: undecided at the polls, judged at the interval's end
             outcomes = self.custom.look(now - window_start, mirrored=bool(step.weight.shadow))
-            verdict = self.custom.fold(verdict, outcomes, pending=now < deadline - 1e-6)
+            pending = now < deadline - 1e-6
+            verdict = self.custom.fold(verdict, outcomes, pending=pending)
             if verdict.verdict == INCONCLUSIVE and now >= deadline - 1e-6 and undecided_only(only_core(verdict.findings)):
                 # The interval is over and the bounds decided nothing: the fixed-sample tests of `statistical` judge the
                 # whole window, as at the end of a fixed interval. Anytime-valid bounds pay for looking at every poll
@@ -445,7 +446,7 @@ class Rollout:
                     deadline = now + self.values["interval"]
                     if streak >= self.values["max-inconclusive"]:
                         counted = "fail (inconclusive)"
-            custom = [o.as_dict() for o in outcomes]
+            custom = [o.as_dict(pending=pending) for o in outcomes]
             step.checks.append(CheckRecord(step.weight, now, now - window_start, canary, stable, verdict, counted, custom))
             if counted != WATCHING:
                 self._log(step.checks[-1])
