@@ -277,7 +277,7 @@ def test_canary_answering_differently_is_rolled_back_by_output_drift(live, run_c
     check = decided(report)
     found = outcomes(check)
     assert found["scores"]["verdict"] == FAIL and found["churn-share"]["verdict"] == FAIL, found
-    assert found["scores"]["statistics"]["psi"] > 0.2 and found["conversion"]["verdict"] == PASS
+    assert found["scores"]["statistics"]["psi"] > 0.2 and found["conversion"]["verdict"] != FAIL  # (or too few yet)
     assert not [f for f in check["findings"] if f["judge"] != "check" and f["verdict"] == FAIL]  # not errors, not latency
     assert len(result.errors) == 1 and "check scores" in result.errors[0]
     assert check["window_s"] >= 6 and report["judge"] == "sequential"

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlcicd.checks import Check, Sample
-from mlcicd.drift import normal_sf
 from mlcicd.judge import (
     FAIL,
     INCONCLUSIVE,
@@ -148,6 +147,8 @@ def _mean_p(check: Check, canary: Sample, stable: Sample | None, gap: float) -> 
         variance += max(0.0, sample.squares / n - mean * mean) * n / (n - 1) / n
     if variance <= 0:
         return 0.0 if gap > 0 else 1.0
+    from mlcicd.drift import normal_sf  # numpy: imported when a check needs it, not with the stage
+
     return normal_sf(gap / math.sqrt(variance))
 
 

@@ -21,7 +21,6 @@ from mlcicd.check_judge import JUDGE, Outcome, judge_check
 from mlcicd.checks import Check, Sample
 from mlcicd.judge import INCONCLUSIVE, Finding, Verdict, bins_from_cumulative, combine
 from mlcicd.metric_sources import HttpSource, MetricsError, PrometheusSource, QueryError, finite_number
-from mlcicd.output_compare import compare_outputs
 
 PAIR = "pair"
 """The key of a pairwise check's one sample."""
@@ -131,6 +130,8 @@ class CustomChecks:
         except (MetricsError, QueryError) as exc:
             why = f"{self.source.describe()} gave no answer: {exc}"
             return [Outcome(c.name, c.kind, None, None, INCONCLUSIVE, why) for c in checks]
+        from mlcicd.output_compare import compare_outputs  # numpy: imported when a rollout has checks
+
         outcomes = []
         for check in checks:
             found = samples[check.name]
