@@ -154,12 +154,58 @@ CASES = [
         "config-list-for-scalar", "promote", "--config", "$corpus/configs/list_for_scalar.yaml", needles=("promote.alias", "single value")
     ),
     case("config-router-unknown-key", "canary-shift", "--config", "$corpus/configs/router_unknown_key.yaml", needles=("router.weight",)),
+    case(
+        "config-checks-unknown-key",
+        "canary-shift",
+        "--config",
+        "$corpus/configs/checks_unknown_key.yaml",
+        needles=("metrics.checks.conversion.tolerence", "did you mean `tolerance`"),
+    ),  # fmt: skip
+    case(
+        "config-checks-not-a-list", "canary-shift", "--config", "$corpus/configs/checks_not_a_list.yaml", needles=("metrics.checks", "list")
+    ),
+    case(
+        "config-checks-bad-number",
+        "canary-shift",
+        "--config",
+        "$corpus/configs/checks_bad_values.yaml",
+        needles=("checks.scores.max-psi", "lots"),
+    ),  # fmt: skip
     case("config-too-large", "promote", "--config", "$made", needles=("too large", "1 MiB"), make="big_config"),
     case("config-nested-too-deep", "promote", "--config", "$made", needles=("nest",), make="deep_config"),
     case("config-missing", "promote", "--config", "$work/mlcicd.yml", needles=("mlcicd.yml", "does not exist")),
     # --- stage options given as inputs ---
     case("input-negative-interval", "canary-shift", "--router", HAPROXY, "--interval=-30s", needles=("interval", "-30s")),
     case("input-weights-over-100", "canary-shift", "--router", HAPROXY, "--steps", "50,101", needles=("steps", "101")),
+    case(
+        "input-checks-pairwise-with-tolerance",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--metrics",
+        "{type: prometheus, address: 'http://$refused', checks: [{name: agree, kind: rate, query: a, denominator: b, better: higher, "
+        "tolerance: 0.1}]}",
+        needles=("metrics.checks.agree", "give `limit`"),
+    ),  # fmt: skip
+    case(
+        "input-checks-drift-with-direction",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--metrics",
+        "{type: prometheus, address: 'http://$refused', checks: [{name: s, kind: drift, query: 'x{variant}', better: lower}]}",
+        needles=("metrics.checks.s.better", "kind rate"),
+    ),  # fmt: skip
+    case(
+        "input-checks-duplicate-name",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--metrics",
+        "{type: prometheus, address: 'http://$refused', checks: [{name: s, kind: drift, query: 'x{variant}'}, "
+        "{name: s, kind: drift, query: 'y{variant}'}]}",
+        needles=("two checks are named `s`",),
+    ),  # fmt: skip
     case("input-max-model-size-5XB", *GATES, "--model-uri", "models:/churn/1", "--max-model-size", "5XB", needles=("5XB",)),
     case(
         "input-router-yaml-bomb",

@@ -4,7 +4,8 @@
     python serving/deploy.py --canary http://127.0.0.1:18002 --stable http://127.0.0.1:18001
                                    (MODEL_URI and DEPLOY_TARGET from the environment)
 
-canary-shift runs its `deploy-command` with MODEL_URI, MODEL_NAME, MODEL_VERSION and DEPLOY_TARGET
+canary-shift runs its `deploy-command` with MODEL_URI, MODEL_NAME, MODEL_VERSION, MODEL_GIT_SHA (the
+training commit, to deploy the serving code that matches the model), MODEL_TAGS and DEPLOY_TARGET
 set: `canary` before any traffic moves, `stable` at the handoff after the last judged step (and
 both for a rollback). Replace this with what your platform needs (`kubectl set image`, `helm
 upgrade`, a call to your serving API); it must return once that server serves the new model.

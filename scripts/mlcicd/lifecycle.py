@@ -19,7 +19,7 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -95,6 +95,17 @@ def abort_applies(request: dict[str, Any] | None, started: float) -> bool:
 # --- the deploy command ------------------------------------------------------------------------
 
 
+def model_env(tags: dict[str, str] | None) -> dict[str, str]:
+    """What the deploy command learns of the version beyond its URI, so that it can deploy the serving code
+    that matches the model (and a rollback the code that matched the old one): `MODEL_GIT_SHA`, the
+    training commit (`mlcicd.git_sha`, empty when unknown), and `MODEL_TAGS`, every tag of the version
+    as a JSON object."""
+    from mlcicd import tracking
+
+    tags = dict(tags or {})
+    return {"MODEL_GIT_SHA": tags.get(tracking.TAG_GIT_SHA, ""), "MODEL_TAGS": json.dumps(tags, sort_keys=True)}
+
+
 @dataclass(frozen=True)
 class Deployer:
     """The consumer's `deploy-command`, run with bash, the model in its environment."""
@@ -103,6 +114,8 @@ class Deployer:
     name: str
     version: str
     timeout: float
+    model: dict[str, str] = field(default_factory=dict)
+    """More of the version's environment (model_env): MODEL_GIT_SHA, MODEL_TAGS."""
 
     @property
     def model_uri(self) -> str:
@@ -116,6 +129,7 @@ class Deployer:
             "MODEL_NAME": self.name,
             "MODEL_VERSION": self.version,
             "DEPLOY_TARGET": target,
+            **self.model,
         }
         print(f"[canary-shift] deploy command: {self.model_uri} → {target} server", flush=True)
         started = time.monotonic()

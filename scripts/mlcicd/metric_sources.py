@@ -32,8 +32,8 @@ DEFAULT_QUERIES = {
     "latency-buckets": 'sum by (le) (increase(http_request_duration_seconds_bucket{variant="{variant}"}[{window}]))',
 }
 METRICS_KEYS = {
-    "prometheus": {"type", "address", "queries", "latency-unit", "timeout"},
-    "http": {"type", "address", "timeout"},
+    "prometheus": {"type", "address", "queries", "latency-unit", "timeout", "checks"},
+    "http": {"type", "address", "timeout", "checks"},
 }
 METRICS_EXAMPLE = "{type: prometheus, address: http://prometheus:9090}"
 
@@ -50,6 +50,9 @@ def metrics_spec(value: Any) -> dict[str, Any]:
     spec = parse_spec(value, METRICS_KEYS, {"prometheus": ("address",), "http": ("address",)}, "metrics")
     if not spec:
         return spec
+    from mlcicd.checks import parse_checks  # custom checks (business metrics, output drift, shadow answers)
+
+    spec["checks"] = parse_checks(spec.get("checks"), spec["type"])
     if not str(spec["address"]).startswith(("http://", "https://")):
         raise ValueError(f"`metrics.address` {spec['address']!r} must be an http:// or https:// URL")
     queries = spec.get("queries") or {}

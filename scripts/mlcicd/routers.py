@@ -95,7 +95,7 @@ def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str,
         if not 0 < spec["timeout"] <= 300:
             raise ValueError(f"`{what}.timeout` must be between 0 and 300 seconds")
     for key, item in spec.items():
-        if key != "queries" and isinstance(item, (dict, list)):
+        if key not in ("queries", "checks") and isinstance(item, (dict, list)):
             raise ValueError(f"`{what}.{key}` must be a single value")
     return spec
 

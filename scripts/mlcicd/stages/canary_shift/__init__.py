@@ -65,7 +65,13 @@ OPTIONS = (
         "10",
         shown_default="`0` (use `steps`)",
     ),
-    Option("max-weight", whole_number(minimum=1, maximum=100), 50, "with `step-weight`: the last step before the switch to 100", "60"),
+    Option(
+        "max-weight",
+        whole_number(minimum=1, maximum=100),
+        50,
+        "with `step-weight`: the last step before the switch to 100",
+        "60",
+    ),
     Option(
         "interval",
         duration,
@@ -81,7 +87,13 @@ OPTIONS = (
         "requests a variant must serve in a window before it is judged; fewer is inconclusive (wait)",
         "500",
     ),
-    Option("max-error-rate", number(minimum=0, maximum=1), 0.01, "threshold judge: highest canary error rate (`0.01` = 1 %)", "0.02"),
+    Option(
+        "max-error-rate",
+        number(minimum=0, maximum=1),
+        0.01,
+        "threshold judge: highest canary error rate (`0.01` = 1 %)",
+        "0.02",
+    ),
     Option(
         "max-latency-p99-ms",
         number(minimum=0),
@@ -157,8 +169,9 @@ OPTIONS = (
         metrics_spec,
         {},
         "the metrics source, a YAML mapping: `{type: prometheus, address: http://prometheus:9090}` "
-        "(optional `queries`) or `{type: http, address: https://metrics.internal/canary}` (see Metrics in "
-        "the canary-shift docs). Token: env `MLCICD_METRICS_TOKEN`",
+        "(optional `queries`) or `{type: http, address: https://metrics.internal/canary}`, with optional "
+        "`checks`: business metrics, output drift and shadow answers judged per variant (see Metrics and "
+        "Custom checks in the canary-shift docs). Token: env `MLCICD_METRICS_TOKEN`",
         METRICS_EXAMPLE,
         shown_default="none (required)",
     ),
@@ -175,11 +188,19 @@ OPTIONS = (
         text,
         "",
         "shell command that puts the version on a server, run with `MODEL_URI`, `MODEL_NAME`, "
-        "`MODEL_VERSION` and `DEPLOY_TARGET` (`canary` before traffic moves, `stable` at the handoff after "
+        "`MODEL_VERSION`, `MODEL_GIT_SHA` (the training commit), `MODEL_TAGS` (the version's tags as JSON) "
+        "and `DEPLOY_TARGET` (`canary` before traffic moves, `stable` at the handoff after "
         "the last judged step). Empty: you deploy the canary yourself, and it keeps 100 % at the end",
         "./deploy.sh",
     ),
-    Option("deploy-timeout", duration, 900.0, "the longest one run of `deploy-command` may take", "30m", shown_default="`15m`"),
+    Option(
+        "deploy-timeout",
+        duration,
+        900.0,
+        "the longest one run of `deploy-command` may take",
+        "30m",
+        shown_default="`15m`",
+    ),
     Option(
         "mode",
         choice(*MODES),
@@ -203,8 +224,21 @@ OPTIONS = (
         "why; required with `force`, and recorded in the history with modes `restore`, `abort` and `rollback` too",
         "INC-123 hotfix",
     ),
-    Option("dry-run", boolean, False, "check the router, the metrics source, the gate verdict and the plan; change nothing", "true"),
-    Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/canary-shift.json", is_path=True),
+    Option(
+        "dry-run",
+        boolean,
+        False,
+        "check the router, the metrics source, the gate verdict and the plan; change nothing",
+        "true",
+    ),
+    Option(
+        "report",
+        text,
+        default_report_path(NAME),
+        "where to write the JSON report",
+        "reports/canary-shift.json",
+        is_path=True,
+    ),
 )
 
 

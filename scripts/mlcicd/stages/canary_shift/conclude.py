@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlcicd import __version__
+from mlcicd.checks import checks_of
 from mlcicd.errors import CHECK_FAILED
 from mlcicd.judge import Figures
 from mlcicd.outcome import Annotation, Outcome, publish
@@ -44,6 +45,7 @@ def rollout_report(rollout: Rollout, before: Weights, preflight: dict[str, Figur
             if settings.metrics
             else None
         ),
+        "checks": [c.as_dict() for c in checks_of(settings.metrics)],
         "model": {"name": settings.model_name, "version": settings.version} if settings.model_name else None,
         "mode": settings.mode,
         "deploy_command": bool(settings.deploy_command),

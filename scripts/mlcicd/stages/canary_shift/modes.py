@@ -8,9 +8,11 @@ from dataclasses import replace
 from typing import Any
 
 from mlcicd import github
+from mlcicd.check_sources import read_samples
+from mlcicd.checks import checks_of
 from mlcicd.errors import UsageError
 from mlcicd.judge import Figures
-from mlcicd.lifecycle import RUNNING, Deployer, RolloutRecord
+from mlcicd.lifecycle import RUNNING, Deployer, RolloutRecord, model_env
 from mlcicd.metric_sources import MetricsError, QueryError
 from mlcicd.outcome import Outcome, publish
 from mlcicd.report import check_report_path
@@ -49,9 +51,10 @@ def reach_metrics(router: Router, source: Any, settings: Settings) -> dict[str, 
     """Reach the metrics source before anything changes: a wrong address or query is exit 2."""
     try:
         figures: dict[str, Figures] = source.read([router.stable, router.canary], settings.interval)
+        read_samples(source, checks_of(settings.metrics), [router.stable, router.canary], settings.interval)
     except QueryError as exc:
         raise UsageError(
-            "invalid metrics query", f"{exc}. Fix `metrics.queries`; nothing was changed."
+            "invalid metrics query", f"{exc}. Fix `metrics.queries` or `metrics.checks`; nothing was changed."
         ) from None
     except MetricsError as exc:
         raise UsageError(
@@ -224,5 +227,6 @@ def roll_back(settings: Settings, router: Router) -> Outcome:
         return outcome_of(rollout, before, {})
     if before.canary or before.shadow:
         rollout.restore()  # whatever the canary serves now, it goes first
-    rollout.deployer = Deployer(settings.deploy_command, name, target, settings.deploy_timeout)
+    tags = model_env(registry.version_tags(target))
+    rollout.deployer = Deployer(settings.deploy_command, name, target, settings.deploy_timeout, tags)
     return drive(rollout, before, {}, first_deploy=True)

@@ -79,13 +79,13 @@ def make_plan(options: PlanOptions) -> list[Weights]:
     return [Weights(w) for w in weights]
 
 
-def per_test_alpha(alpha: float, plan: Sequence[Weights], judge_kind: str) -> float:
+def per_test_alpha(alpha: float, plan: Sequence[Weights], judge_kind: str, extra_tests: int = 0) -> float:
     """`alpha` is the false-rollback budget of the whole rollout, not of one test: a healthy canary
     meets every test at every judged step, and 0.01 per test over 3 steps × 4 tests would roll back
     about one in twenty. Bonferroni: each test runs at alpha / (judged steps × tests per check)."""
     judged = max(1, sum(1 for w in plan if w.canary < 100))
     # error rate and latency, per judge; sequential: its bounds, and the fixed-sample tests at the end of an interval
-    tests = 2 * (2 if judge_kind in ("both", "sequential") else 1)
+    tests = 2 * (2 if judge_kind in ("both", "sequential") else 1) + extra_tests  # + the custom checks' tests
     return alpha / (judged * tests)
 
 

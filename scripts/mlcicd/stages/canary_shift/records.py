@@ -25,6 +25,8 @@ class CheckRecord:
     verdict: Verdict
     counted_as: str
     """What the check did to the rollout: pass, fail, inconclusive (wait), or fail after too many inconclusive."""
+    custom: list[dict[str, Any]] = field(default_factory=list)
+    """The custom checks (`metrics.checks`) at this look: both variants' figures and the decision."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,7 +40,27 @@ class CheckRecord:
             "counted_as": self.counted_as,
             "reasons": self.verdict.reasons,
             "findings": [vars(f) for f in self.verdict.findings],
+            **({"custom_checks": self.custom} if self.custom else {}),
         }
+
+
+@dataclass
+class Look:
+    """One reading of both variants over a step's window, judged (custom checks folded in)."""
+
+    at: float
+    canary: Figures
+    stable: Figures
+    verdict: Verdict
+    custom: list[dict[str, Any]]
+    outcomes: list[Any]
+    """The custom checks' outcomes, for a later fold (the sequential judge's fixed-sample tests)."""
+
+    def record(self, weight: Weights, window_start: float, counted_as: str) -> CheckRecord:
+        window = self.at - window_start
+        return CheckRecord(
+            weight, self.at, window, self.canary, self.stable, self.verdict, counted_as, self.custom
+        )
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from mlcicd.check_report import checks_summary
 from mlcicd.report import markdown_table
 
 from .records import WATCHING
@@ -89,7 +90,7 @@ def render_summary(report: dict[str, Any]) -> str:
             "```",
             "",
         ]
-    lines += _evidence_chart(report) + _sizing_table(report)
+    lines += checks_summary(report, WATCHING) + _evidence_chart(report) + _sizing_table(report)
     final = report["final_weight"]
     lines.append(
         f"Final canary weight: {'unknown' if final is None else f'{final:g} %'} · report `{report.get('stage')}.json`"

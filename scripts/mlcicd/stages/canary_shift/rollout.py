@@ -4,20 +4,24 @@ handed over to stable, rolled back, frozen, aborted, unwound after a cancel or a
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from mlcicd import github
+from mlcicd.check_sources import CustomChecks, only_core
+from mlcicd.checks import check_tests, checks_of
 from mlcicd.judge import FAIL, INCONCLUSIVE, PASS, Figures, Finding, Limits, Verdict, judge
 from mlcicd.lifecycle import RUNNING, Deployer, RolloutRecord, abort_applies
 from mlcicd.metric_sources import MetricsError, QueryError
 from mlcicd.report import fmt
 from mlcicd.routers import Router, RouterError, Weights
-from mlcicd.sequential import sequential_verdict, size_steps, sizing_warnings, undecided_only
+from mlcicd.sequential import sequential_verdict, undecided_only
 
 from .plan import ABORTED, per_test_alpha
-from .records import WATCHING, CheckRecord, StepRecord, signals_held
-from .render import detectable, milliseconds, percent
+from .records import WATCHING, CheckRecord, Look, StepRecord, signals_held
+from .render import milliseconds, percent
 from .settings import NAME, Settings
+from .sizing import size_traffic
 
 RESTORE_ATTEMPTS = 2
 """Restoring stable while a job is being cancelled: GitHub sends SIGKILL about 7.5 s after SIGINT."""
@@ -35,14 +39,19 @@ class Rollout:
             registry,
         )
         self.judge_kind = settings.judge_kind
+        checks = checks_of(settings.metrics)
         self.limits = Limits(
             min_requests=self.settings.min_requests,
             max_error_rate=self.settings.max_error_rate,
             max_latency_p99_ms=self.settings.max_latency_p99_ms,
-            alpha=per_test_alpha(self.settings.alpha, plan, self.judge_kind),
+            alpha=per_test_alpha(self.settings.alpha, plan, self.judge_kind, check_tests(checks)),
             error_rate_tolerance=self.settings.error_rate_tolerance,
             latency_tolerance=self.settings.latency_tolerance,
         )
+        self.custom = CustomChecks(
+            checks, source, router.stable, router.canary, self.limits.alpha, self.limits.min_requests
+        )
+        """The custom checks (`metrics.checks`): business metrics, output drift, shadow answers."""
         self.steps: list[StepRecord] = []
         self.sizing: dict[str, Any] | None = None
         """What the measured request rate lets each step detect (size_traffic)."""
@@ -107,6 +116,21 @@ class Rollout:
                 Finding("source", "metrics", INCONCLUSIVE, f"{self.source.describe()} gave no answer: {exc}"),
             )
 
+    def look(self, step: StepRecord, window_start: float, *, sequential: bool, pending: bool) -> Look | None:
+        """One look at the step: an abort request ends it (None); else the weights are re-asserted, both variants
+        read over the window and judged, custom checks included. `pending`: a sequential poll before the interval
+        ends, where the custom checks' fixed-sample tests are not decided yet."""
+        now = time.time()
+        if abort_applies(self.registry.abort_request(), self.started):
+            return None
+        self.reassert(step.weight)
+        canary, stable, problem = self.read(now - window_start)
+        rule = sequential_verdict if sequential else partial(judge, self.judge_kind)
+        verdict = Verdict(INCONCLUSIVE, [problem]) if problem else rule(canary, stable, self.limits)
+        outcomes = self.custom.look(now - window_start, mirrored=bool(step.weight.shadow))
+        folded = self.custom.fold(verdict, outcomes, pending=pending)
+        return Look(now, canary, stable, folded, [o.as_dict(pending=pending) for o in outcomes], outcomes)
+
     def analyse(self, step: StepRecord) -> str:
         """Check every interval until the step passes (PASS) or failures reach failure-limit (FAIL)."""
         if self.judge_kind == "sequential":
@@ -115,26 +139,17 @@ class Rollout:
         streak = 0
         while True:
             time.sleep(self.settings.interval)
-            now = time.time()
-            if abort_applies(self.registry.abort_request(), self.started):
+            look = self.look(step, window_start, sequential=False, pending=False)
+            if look is None:
                 return ABORTED
-            self.reassert(step.weight)
-            canary, stable, problem = self.read(now - window_start)
-            verdict = (
-                Verdict(INCONCLUSIVE, [problem])
-                if problem
-                else judge(self.judge_kind, canary, stable, self.limits)
-            )
-            counted = verdict.verdict
+            counted = look.verdict.verdict
             if counted == INCONCLUSIVE:
                 streak += 1
                 if streak >= self.settings.max_inconclusive:
                     counted = "fail (inconclusive)"
             else:
                 streak = 0
-            step.checks.append(
-                CheckRecord(step.weight, now, now - window_start, canary, stable, verdict, counted)
-            )
+            step.checks.append(look.record(step.weight, window_start, counted))
             self._log(step.checks[-1])
             if counted == PASS:
                 return PASS
@@ -142,7 +157,7 @@ class Rollout:
                 continue
             self.failures += 1
             streak = 0
-            window_start = now  # judge the next check on fresh data, not on the window that failed
+            window_start = look.at  # judge the next check on fresh data, not on the window that failed
             if self.failures >= self.settings.failure_limit:
                 return FAIL
 
@@ -150,44 +165,40 @@ class Rollout:
         """The sequential judge: read and judge every `poll`; leave the step as soon as the canary is shown worse
         (FAIL) or non-inferior on min-requests (PASS). At `interval` after the window started, an undecided step is
         judged by `statistical`'s fixed-sample tests; one without data is inconclusive and gets another interval, as
-        with the other judges. The bounds are anytime-valid, so polling often costs no false rollbacks."""
+        with the other judges. The bounds are anytime-valid, so polling often costs no false rollbacks.
+        Custom checks run fixed-sample tests: undecided at the polls, judged at the interval's end."""
         window_start = step.started
         deadline = window_start + self.settings.interval
         streak = 0
         while True:
             time.sleep(max(0.0, min(self.settings.poll, deadline - time.time())))
-            now = time.time()
-            if abort_applies(self.registry.abort_request(), self.started):
+            pending = time.time() < deadline - 1e-6
+            look = self.look(step, window_start, sequential=True, pending=pending)
+            if look is None:
                 return ABORTED
-            self.reassert(step.weight)
-            canary, stable, problem = self.read(now - window_start)
-            verdict = (
-                Verdict(INCONCLUSIVE, [problem])
-                if problem
-                else sequential_verdict(canary, stable, self.limits)
-            )
+            verdict = look.verdict
             if (
                 verdict.verdict == INCONCLUSIVE
-                and now >= deadline - 1e-6
-                and undecided_only(verdict.findings)
+                and not pending
+                and undecided_only(only_core(verdict.findings))
             ):
                 # The interval is over and the bounds decided nothing: the fixed-sample tests of `statistical` judge the
                 # whole window, as at the end of a fixed interval. Anytime-valid bounds pay for looking at every poll
                 # with width; alone, they would pass a canary 5 points worse at a few hundred requests.
-                fixed = judge("statistical", canary, stable, self.limits)
-                verdict = Verdict(fixed.verdict, verdict.findings + fixed.findings)
-            counted = verdict.verdict
+                fixed = self.custom.fold(
+                    judge("statistical", look.canary, look.stable, self.limits), look.outcomes
+                )
+                look.verdict = Verdict(fixed.verdict, only_core(verdict.findings) + fixed.findings)
+            counted = look.verdict.verdict
             if counted == INCONCLUSIVE:
-                if now < deadline - 1e-6:
+                if pending:
                     counted = WATCHING
                 else:
                     streak += 1
-                    deadline = now + self.settings.interval
+                    deadline = look.at + self.settings.interval
                     if streak >= self.settings.max_inconclusive:
                         counted = "fail (inconclusive)"
-            step.checks.append(
-                CheckRecord(step.weight, now, now - window_start, canary, stable, verdict, counted)
-            )
+            step.checks.append(look.record(step.weight, window_start, counted))
             if counted != WATCHING:
                 self._log(step.checks[-1])
             if counted == PASS:
@@ -196,52 +207,12 @@ class Rollout:
                 continue
             self.failures += 1
             streak = 0
-            window_start, deadline = now, now + self.settings.interval  # a fresh test on fresh data
+            window_start, deadline = look.at, look.at + self.settings.interval  # a fresh test on fresh data
             if self.failures >= self.settings.failure_limit:
                 return FAIL
 
     def size_traffic(self, preflight: dict[str, Figures]) -> None:
-        """Before any traffic moves: the request rate over the last interval, what each judged step will see, and a
-        warning where that is too little for the options (or where nothing is judged at all)."""
-        interval = self.settings.interval
-        judged = [w.canary for w in self.plan if w.canary < 100 and not w.shadow]
-        if not any(w.canary < 100 for w in self.plan):
-            github.warning(
-                "the plan is a single switch to 100 %: nothing is judged before all traffic reaches the canary. "
-                "Give steps below 100 (e.g. `steps: 5,25,50`) for a canary that can be rolled back.",
-                title=f"{NAME}: nothing will be judged",
-            )
-        measured = [f.requests for f in preflight.values()]
-        counts = [c for c in measured if c is not None]
-        if not judged or not counts or len(counts) < len(measured):
-            self.sizing = {"rate_per_s": None, "steps": []}
-            return
-        rate = sum(counts) / interval
-        errors = [e for e in (f.errors for f in preflight.values()) if e is not None]
-        base = sum(errors) / sum(counts) if errors and sum(counts) else 0.0
-        sizes = size_steps(judged, rate, interval, base, self.limits)
-        self.sizing = {
-            "rate_per_s": round(rate, 3),
-            "base_error_rate": round(base, 6),
-            "steps": [z.as_dict() for z in sizes],
-        }
-        for z in sizes:
-            print(
-                f"[{NAME}] canary {z.weight:g} %: ~{z.canary_requests:,.0f} canary requests per interval; {detectable(z.as_dict())}",
-                flush=True,
-            )
-        warnings = sizing_warnings(sizes, self.limits, interval)
-        if self.judge_kind != "sequential":  # the detectable regressions are the sequential bounds'
-            warnings = [w for w in warnings if "min-requests" in w]
-        if warnings:
-            github.warning(
-                f"at {rate:,.1f} requests/s (measured over the last {interval:g} s): "
-                + "; ".join(warnings)
-                + ". "
-                "Raise the step weights or `interval`, or lower `min-requests`; see 'How much traffic a canary needs' in "
-                "docs/actions/canary-shift.md.",
-                title=f"{NAME}: too little traffic to judge",
-            )
+        self.sizing = size_traffic(self.plan, self.settings, self.limits, self.judge_kind, preflight)
 
     def _log(self, check: CheckRecord) -> None:
         c, s = check.canary, check.stable

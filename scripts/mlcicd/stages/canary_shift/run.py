@@ -6,7 +6,7 @@ import os
 
 from mlcicd import github
 from mlcicd.errors import UsageError
-from mlcicd.lifecycle import Deployer, RolloutRecord, busy_canary_message, gate_decision
+from mlcicd.lifecycle import Deployer, RolloutRecord, busy_canary_message, gate_decision, model_env
 from mlcicd.metric_sources import METRICS_EXAMPLE, make_source
 from mlcicd.outcome import Outcome
 from mlcicd.report import check_report_path
@@ -69,7 +69,11 @@ def execute(settings: Settings) -> Outcome:
     preflight = reach_metrics(router, source, settings)
     if settings.deploy_command:
         rollout.deployer = Deployer(
-            settings.deploy_command, settings.model_name, settings.version, settings.deploy_timeout
+            settings.deploy_command,
+            settings.model_name,
+            settings.version,
+            settings.deploy_timeout,
+            model_env(registry.version_tags()),
         )
     rollout.size_traffic(preflight)
     if settings.dry_run:
