@@ -26,11 +26,11 @@ from mlcicd import __version__, github
 from mlcicd.config import Option, Stage, boolean, choice, duration, number, text, whole_number
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
 from mlcicd.judge import FAIL, INCONCLUSIVE, JUDGES, PASS, Figures, Finding, Limits, Verdict, judge
-from mlcicd.lifecycle import RUNNING, Deployer, RolloutRecord, abort_applies, busy_canary_message, gate_decision
+from mlcicd.lifecycle import RUNNING, Deployer, RolloutRecord, abort_applies, busy_canary_message, gate_decision, make_deployer
 from mlcicd.metric_sources import METRICS_EXAMPLE, MetricsError, QueryError, make_source, metrics_spec
 from mlcicd.registry import version_number
 from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
-from mlcicd.routers import ROUTER_EXAMPLE, Router, RouterError, Weights, make_router, router_spec
+from mlcicd.routers import ROUTER_EXAMPLE, Router, RouterError, RouterRefused, Weights, make_router, router_spec
 from mlcicd.sequential import sequential_verdict, size_steps, sizing_warnings, undecided_only
 
 NAME = "canary-shift"
@@ -130,7 +130,7 @@ OPTIONS = (
         "router",
         router_spec,
         {},
-        "the traffic router (YAML mapping): type http|haproxy, address, route/backend, stable, canary",
+        "the traffic router (YAML mapping): type http|haproxy (address, route/backend) or gateway-api|istio|kserve (namespace, name)",
         ROUTER_EXAMPLE,
     ),
     Option(
@@ -619,12 +619,17 @@ def _router(values: dict[str, Any]) -> Router:
 
 
 def _read_router(router: Router) -> Weights:
-    """Reach the router before anything changes: a wrong address is exit 2."""
+    """Reach the router before anything changes: a wrong address is exit 2, and so is a router that
+    refuses (a Kubernetes object missing, a route without both backends, no permission to patch it)."""
     try:
+        router.preflight()
         return router.get()
+    except RouterRefused as exc:
+        raise UsageError("router refused", f"{exc}. Nothing was changed.") from None
     except RouterError as exc:
         raise UsageError(
-            "router unreachable", f"{exc}. Check `router.address` and that {router.describe()} is up; nothing was changed."
+            "router unreachable",
+            f"{exc}. Check `router.address` (or the kubeconfig's server) and that {router.describe()} is up; nothing was changed.",
         ) from None
 
 
@@ -641,9 +646,15 @@ def _preflight(router: Router, source: Any, values: dict[str, Any]) -> dict[str,
     return figures
 
 
-def _check_pairing(values: dict[str, Any]) -> None:
+def _check_pairing(values: dict[str, Any], router: Router) -> None:
     """Option combinations that cannot work, before anything is read or changed."""
     mode, name = values["mode"], values["model-name"]
+    if router.deploys and values["deploy-command"]:
+        raise UsageError(
+            "deploy-command with a router that deploys", f"drop `deploy-command`: the {router.kind} router deploys the version itself."
+        )
+    if router.deploys and mode == "shift" and not name:
+        raise UsageError(f"the {router.kind} router needs the model", "give `model-name` and `version`: it deploys that version.")
     if values["version"] and not name:
         raise UsageError("version without model-name", "give `model-name` too: `version` is a version of that registered model.")
     if mode == "shift" and bool(name) != bool(values["version"]):
@@ -652,7 +663,7 @@ def _check_pairing(values: dict[str, Any]) -> None:
         raise UsageError(f"{mode} needs model-name", f"give `model-name`: mode {mode} reads the model's rollout record in the registry.")
     if values["deploy-command"] and mode == "shift" and not name:
         raise UsageError("deploy-command needs the model", "give `model-name` and `version`: the deploy command gets MODEL_URI from them.")
-    if mode == "rollback" and not values["deploy-command"]:
+    if mode == "rollback" and not values["deploy-command"] and not router.deploys:
         raise UsageError(
             "rollback needs deploy-command",
             "set `deploy-command`: a rollback puts @previous-production on the canary, then on the stable server.",
@@ -668,7 +679,7 @@ def run(values: dict[str, Any]) -> int:
         if os.environ.get(name):
             github.add_mask(os.environ[name])  # before anything can print it (a router echoing a header, a traceback)
     router = _router(values)
-    _check_pairing(values)
+    _check_pairing(values, router)
     if values["mode"] == "restore":
         return restore_stable(values, router)
     if values["mode"] == "abort":
@@ -705,8 +716,7 @@ def run(values: dict[str, Any]) -> int:
     if busy:
         raise UsageError("canary already has traffic", busy)
     preflight = _preflight(router, source, values)
-    if values["deploy-command"]:
-        rollout.deployer = Deployer(values["deploy-command"], values["model-name"], values["version"], values["deploy-timeout"])
+    rollout.deployer = make_deployer(router, values["deploy-command"], values["model-name"], values["version"], values["deploy-timeout"])
     rollout.size_traffic(preflight)
     if values["dry-run"]:
         rollout.result = "dry-run"
@@ -873,7 +883,7 @@ def roll_back(values: dict[str, Any], router: Router) -> int:
         return finish(rollout, values, before, {})
     if before.canary or before.shadow:
         rollout.restore()  # whatever the canary serves now, it goes first
-    rollout.deployer = Deployer(values["deploy-command"], name, target, values["deploy-timeout"])
+    rollout.deployer = make_deployer(router, values["deploy-command"], name, target, values["deploy-timeout"])
     return drive(rollout, before, {}, first_deploy=True)
 
 
