@@ -106,7 +106,46 @@ def _one(values: list[Weights], where: str) -> Weights:
     return values[0]
 
 
-class GatewayApiRouter(KubeRouter):
+class RouteRouter(KubeRouter):
+    """Weights on every rule (`collection`) that lists both targets (`targets`, each with a `weight`)."""
+
+    collection, targets = "rules", "backendRefs"
+
+    def weights_of(self, document: dict[str, Any]) -> Weights:
+        items, found = document["spec"][self.collection], []
+        for i, s, c in self.pairs(document):
+            refs = items[i][self.targets]
+            found.append(Weights(_split(_weight(refs[s]), _weight(refs[c]), self.describe()), self.mirrored(items[i])))
+        return _one(found, self.describe())
+
+    def read(self) -> Weights:
+        return self.weights_of(self.object.get())
+
+    def _write(self, weights: Weights) -> None:
+        def change(document: dict[str, Any]) -> Patch | None:
+            if self.weights_of(document) == weights:
+                return None
+            ops: list[dict[str, Any]] = []
+            canary = round(weights.canary)
+            for i, s, c in self.pairs(document):
+                base = f"/spec/{self.collection}/{i}"
+                ops += [
+                    {"op": "add", "path": f"{base}/{self.targets}/{s}/weight", "value": 100 - canary},
+                    {"op": "add", "path": f"{base}/{self.targets}/{c}/weight", "value": canary},
+                    *self.mirror_ops(document["spec"][self.collection][i], base, c, weights.shadow),
+                ]
+            return ops
+
+        self.wait_settled(self.object.update(change))
+
+    def mirrored(self, item: dict[str, Any]) -> float:
+        raise NotImplementedError
+
+    def mirror_ops(self, item: dict[str, Any], base: str, canary: int, shadow: float) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class GatewayApiRouter(RouteRouter):
     kind = "gateway-api"
     resource = HTTPROUTE
 
@@ -128,10 +167,14 @@ class GatewayApiRouter(KubeRouter):
             )
         return found
 
-    def _mirror(self, rule: dict[str, Any]) -> float:
-        for item in rule.get("filters") or []:
-            mirror = item.get("requestMirror") or {}
-            if item.get("type") == "RequestMirror" and (mirror.get("backendRef") or {}).get("name") == self.canary:
+    def _mirrors_canary(self, item: dict[str, Any]) -> bool:
+        ref = (item.get("requestMirror") or {}).get("backendRef") or {}
+        return item.get("type") == "RequestMirror" and ref.get("name") == self.canary
+
+    def mirrored(self, item: dict[str, Any]) -> float:
+        for found in item.get("filters") or []:
+            if self._mirrors_canary(found):
+                mirror = found["requestMirror"]
                 if "percent" in mirror:
                     return float(mirror["percent"])
                 fraction = mirror.get("fraction")
@@ -140,47 +183,14 @@ class GatewayApiRouter(KubeRouter):
                 return 100.0
         return 0.0
 
-    def weights_of(self, document: dict[str, Any]) -> Weights:
-        rules = document["spec"]["rules"]
-        found = []
-        for i, s, c in self.pairs(document):
-            refs = rules[i]["backendRefs"]
-            found.append(Weights(_split(_weight(refs[s]), _weight(refs[c]), self.describe()), self._mirror(rules[i])))
-        return _one(found, self.describe())
-
-    def read(self) -> Weights:
-        return self.weights_of(self.object.get())
-
-    def _write(self, weights: Weights) -> None:
-        def change(document: dict[str, Any]) -> Patch | None:
-            if self.weights_of(document) == weights:
-                return None
-            ops: list[dict[str, Any]] = []
-            canary = round(weights.canary)
-            for i, s, c in self.pairs(document):
-                rule = document["spec"]["rules"][i]
-                ops += [
-                    {"op": "add", "path": f"/spec/rules/{i}/backendRefs/{s}/weight", "value": 100 - canary},
-                    {"op": "add", "path": f"/spec/rules/{i}/backendRefs/{c}/weight", "value": canary},
-                ]
-                filters = [f for f in rule.get("filters") or [] if not self._mirrors_canary(f)]
-                if weights.shadow:
-                    ref = {k: v for k, v in rule["backendRefs"][c].items() if k in ("group", "kind", "name", "namespace", "port")}
-                    filters.append(
-                        {
-                            "type": "RequestMirror",
-                            "requestMirror": {"backendRef": ref, "percent": round(weights.shadow)},
-                        }
-                    )
-                if filters != (rule.get("filters") or []):
-                    ops.append({"op": "add", "path": f"/spec/rules/{i}/filters", "value": filters})
-            return ops
-
-        self.wait_settled(self.object.update(change))
-
-    def _mirrors_canary(self, item: dict[str, Any]) -> bool:
-        ref = (item.get("requestMirror") or {}).get("backendRef") or {}
-        return item.get("type") == "RequestMirror" and ref.get("name") == self.canary
+    def mirror_ops(self, item: dict[str, Any], base: str, canary: int, shadow: float) -> list[dict[str, Any]]:
+        filters = [f for f in item.get("filters") or [] if not self._mirrors_canary(f)]
+        if shadow:
+            ref = {k: v for k, v in item["backendRefs"][canary].items() if k in ("group", "kind", "name", "namespace", "port")}
+            filters.append({"type": "RequestMirror", "requestMirror": {"backendRef": ref, "percent": round(shadow)}})
+        if filters == (item.get("filters") or []):
+            return []
+        return [{"op": "add", "path": f"{base}/filters", "value": filters}]
 
     def settled(self, document: dict[str, Any], wanted: int) -> str | None:
         """Accepted and ResolvedRefs for `wanted` from every parent the implementation reports."""
@@ -199,9 +209,10 @@ class GatewayApiRouter(KubeRouter):
         return None
 
 
-class IstioRouter(KubeRouter):
+class IstioRouter(RouteRouter):
     kind = "istio"
     resource = VIRTUALSERVICE
+    collection, targets = "http", "route"
 
     def _is(self, destination: Any, name: str) -> bool:
         if not isinstance(destination, dict):
@@ -228,55 +239,21 @@ class IstioRouter(KubeRouter):
             )
         return found
 
-    def _mirror(self, http: dict[str, Any]) -> float:
-        if not self._is(http.get("mirror"), self.canary):
+    def mirrored(self, item: dict[str, Any]) -> float:
+        if not self._is(item.get("mirror"), self.canary):
             return 0.0
-        percentage = http.get("mirrorPercentage")
+        percentage = item.get("mirrorPercentage")
         return float(percentage.get("value", 100.0)) if isinstance(percentage, dict) else 100.0
 
-    def weights_of(self, document: dict[str, Any]) -> Weights:
-        https = document["spec"]["http"]
-        found = []
-        for i, s, c in self.pairs(document):
-            route = https[i]["route"]
-            found.append(Weights(_split(_weight(route[s]), _weight(route[c]), self.describe()), self._mirror(https[i])))
-        return _one(found, self.describe())
-
-    def read(self) -> Weights:
-        return self.weights_of(self.object.get())
-
-    def _write(self, weights: Weights) -> None:
-        def change(document: dict[str, Any]) -> Patch | None:
-            if self.weights_of(document) == weights:
-                return None
-            ops: list[dict[str, Any]] = []
-            canary = round(weights.canary)
-            for i, s, c in self.pairs(document):
-                http = document["spec"]["http"][i]
-                ops += [
-                    {"op": "add", "path": f"/spec/http/{i}/route/{s}/weight", "value": 100 - canary},
-                    {"op": "add", "path": f"/spec/http/{i}/route/{c}/weight", "value": canary},
-                ]
-                if weights.shadow:
-                    ops += [
-                        {
-                            "op": "add",
-                            "path": f"/spec/http/{i}/mirror",
-                            "value": dict(http["route"][c]["destination"]),
-                        },
-                        {
-                            "op": "add",
-                            "path": f"/spec/http/{i}/mirrorPercentage",
-                            "value": {"value": float(weights.shadow)},
-                        },
-                    ]
-                elif self._is(http.get("mirror"), self.canary):
-                    ops.append({"op": "remove", "path": f"/spec/http/{i}/mirror"})
-                    if "mirrorPercentage" in http:
-                        ops.append({"op": "remove", "path": f"/spec/http/{i}/mirrorPercentage"})
-            return ops
-
-        self.wait_settled(self.object.update(change))
+    def mirror_ops(self, item: dict[str, Any], base: str, canary: int, shadow: float) -> list[dict[str, Any]]:
+        if shadow:
+            return [
+                {"op": "add", "path": f"{base}/mirror", "value": dict(item["route"][canary]["destination"])},
+                {"op": "add", "path": f"{base}/mirrorPercentage", "value": {"value": float(shadow)}},
+            ]
+        if not self._is(item.get("mirror"), self.canary):
+            return []
+        return [{"op": "remove", "path": f"{base}/{key}"} for key in ("mirror", "mirrorPercentage") if key in item]
 
     def settled(self, document: dict[str, Any], wanted: int) -> str | None:
         """istiod writes `status.observedGeneration` (and a Reconciled condition) only with status enabled."""
