@@ -457,6 +457,10 @@ CASES = [
         "kube-kserve-without-model-spec",
         *KUBE,
         "{type: kserve, namespace: ml, name: old-schema, kubeconfig: '$kubeconfig'}",
+        "--model-name",
+        "churn",
+        "--version",
+        "1",
         needles=("router refused", "spec.predictor.model"),
     ),
     case(
@@ -645,6 +649,7 @@ def kube_stand_in():
             api.apply({**route, "metadata": {"namespace": "ml", "name": name}, "spec": {"rules": rules}})
             api.grant("deployer", ("get", "patch"), "httproutes", name)
         api.grant("viewer", ("get",), "httproutes", "churn")
+        api.grant("deployer", ("get", "patch"), "httproutes", "nope")  # the Role names it, the object is gone
         http = [{"route": [{"destination": {"host": "churn", "subset": "stable"}}]}]
         api.apply({**service, "metadata": {"namespace": "ml", "name": "stable-only"}, "spec": {"http": http}})
         api.grant("deployer", ("get", "patch"), "virtualservices", "stable-only")
