@@ -7,6 +7,8 @@
 - `haproxy`: the HAProxy Runtime API (`stats socket … level admin`) over TCP or a unix socket:
   `set weight <backend>/<server> <n>`, read back with `get weight`. Hitless, no reload. The two
   servers' weights always add up to 100, so a weight is the percentage of requests.
+- `gateway-api`, `istio`, `kserve`: an HTTPRoute, a VirtualService or an InferenceService through the
+  Kubernetes API (mlcicd.kube_routers, mlcicd.kserve; the official client is an optional extra).
 
 Every change is read back; a router that does not answer is retried with backoff before
 RouterError is raised, so a transient blip does not roll a healthy canary back.
