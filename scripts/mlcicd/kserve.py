@@ -130,9 +130,11 @@ class KServeDeployer(Deployer):
     def _canary(self) -> str | None:
         uri = self.storage_uri()
         before = self.router.object.get()
-        if before["spec"]["predictor"]["model"].get("storageUri") == uri:
-            return f"{self.router.describe()} already has storageUri {uri}: no new revision to roll out"
         rolled_out = predictor_status(before).get("latestRolledoutRevision")
+        if before["spec"]["predictor"]["model"].get("storageUri") == uri:
+            if predictor_status(before).get("latestReadyRevision") != rolled_out:
+                return None  # a rollout of this version that was rolled back: its revision is the canary again
+            return f"{self.router.describe()} already serves storageUri {uri} as its rolled-out revision: nothing to roll out"
         model: dict[str, Any] = {"storageUri": uri}
         if self.router.format:
             model["modelFormat"] = {"name": self.router.format}
