@@ -110,6 +110,30 @@ class RouteRouter(KubeRouter):
     """Weights on every rule (`collection`) that lists both targets (`targets`, each with a `weight`)."""
 
     collection, targets = "rules", "backendRefs"
+    noun, listed, hint = "rule", "backendRefs", "the Services' names"
+
+    def matches(self, target: dict[str, Any], name: str) -> bool:
+        raise NotImplementedError
+
+    def pairs(self, document: dict[str, Any]) -> list[Pair]:
+        found: list[Pair] = []
+        for i, item in enumerate(document.get("spec", {}).get(self.collection) or []):
+            targets = [t for t in item.get(self.targets) or [] if isinstance(t, dict)]
+            stable = [j for j, t in enumerate(targets) if self.matches(t, self.stable)]
+            canary = [j for j, t in enumerate(targets) if self.matches(t, self.canary)]
+            if stable and canary:
+                found.append((i, stable[0], canary[0]))
+            elif canary:
+                raise RouterRefused(
+                    f"{self.noun} {i} of {self.describe()} sends traffic to `{self.canary}` without `{self.stable}`; "
+                    f"give every {self.noun} that lists the canary both {self.listed}"
+                )
+        if not found:
+            raise RouterRefused(
+                f"no {self.noun} of {self.describe()} lists both {self.listed} `{self.stable}` and `{self.canary}`; add them "
+                f"to one {self.noun} (see docs/actions/canary-shift.md), or set `router.stable` / `router.canary` to {self.hint}"
+            )
+        return found
 
     def weights_of(self, document: dict[str, Any]) -> Weights:
         items, found = document["spec"][self.collection], []
@@ -149,23 +173,8 @@ class GatewayApiRouter(RouteRouter):
     kind = "gateway-api"
     resource = HTTPROUTE
 
-    def pairs(self, document: dict[str, Any]) -> list[Pair]:
-        found: list[Pair] = []
-        for i, rule in enumerate(document.get("spec", {}).get("rules") or []):
-            names = [str(ref.get("name")) for ref in rule.get("backendRefs") or [] if isinstance(ref, dict)]
-            if self.canary in names and self.stable in names:
-                found.append((i, names.index(self.stable), names.index(self.canary)))
-            elif self.canary in names:
-                raise RouterRefused(
-                    f"rule {i} of {self.describe()} sends traffic to `{self.canary}` without `{self.stable}`; "
-                    "give every rule that lists the canary both backendRefs"
-                )
-        if not found:
-            raise RouterRefused(
-                f"no rule of {self.describe()} lists both backendRefs `{self.stable}` and `{self.canary}`; add them to a rule "
-                "(see docs/actions/canary-shift.md), or set `router.stable` / `router.canary` to the Services' names"
-            )
-        return found
+    def matches(self, target: dict[str, Any], name: str) -> bool:
+        return bool(target.get("name") == name)
 
     def _mirrors_canary(self, item: dict[str, Any]) -> bool:
         ref = (item.get("requestMirror") or {}).get("backendRef") or {}
@@ -214,30 +223,15 @@ class IstioRouter(RouteRouter):
     resource = VIRTUALSERVICE
     collection, targets = "http", "route"
 
+    noun, listed, hint = "HTTP route", "destinations", "the destinations' subsets (or hosts without a subset)"
+
     def _is(self, destination: Any, name: str) -> bool:
         if not isinstance(destination, dict):
             return False
         return bool(destination.get("subset") == name or (not destination.get("subset") and destination.get("host") == name))
 
-    def pairs(self, document: dict[str, Any]) -> list[Pair]:
-        found: list[Pair] = []
-        for i, http in enumerate(document.get("spec", {}).get("http") or []):
-            destinations = [item.get("destination") for item in http.get("route") or [] if isinstance(item, dict)]
-            stable = [j for j, d in enumerate(destinations) if self._is(d, self.stable)]
-            canary = [j for j, d in enumerate(destinations) if self._is(d, self.canary)]
-            if stable and canary:
-                found.append((i, stable[0], canary[0]))
-            elif canary:
-                raise RouterRefused(
-                    f"HTTP route {i} of {self.describe()} sends traffic to `{self.canary}` without `{self.stable}`; "
-                    "give every route that lists the canary both destinations"
-                )
-        if not found:
-            raise RouterRefused(
-                f"no HTTP route of {self.describe()} has both destinations `{self.stable}` and `{self.canary}` (by subset, "
-                "or host without subset); add them (see docs/actions/canary-shift.md) or set `router.stable` / `router.canary`"
-            )
-        return found
+    def matches(self, target: dict[str, Any], name: str) -> bool:
+        return self._is(target.get("destination"), name)
 
     def mirrored(self, item: dict[str, Any]) -> float:
         if not self._is(item.get("mirror"), self.canary):
