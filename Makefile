@@ -24,7 +24,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install -e '.[dev,spark]'
+	$(PIP) install -e '.[dev,spark,kubernetes]'
 	touch $@
 
 install: $(STAMP) system-deps

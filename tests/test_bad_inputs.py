@@ -30,6 +30,7 @@ from pathlib import Path
 from string import Template
 
 import pytest
+from kube_fake import KubeApiServer
 
 from canary_rig import haproxy, model_servers
 from conftest import Result, free_port, parse_outputs
@@ -70,6 +71,8 @@ GATES = ("check-gates", "--test-data", "$test_data", "--target", "label", "--rep
 HAPROXY = "{type: haproxy, address: '$haproxy', backend: model, timeout: 1}"
 PROMETHEUS_DOWN = "{type: prometheus, address: 'http://$refused', timeout: 1}"
 CANARY = ("canary-shift", "--interval", "1s", "--report", "$work/canary.json")
+KUBE = ("canary-shift", "--interval", "1s", "--report", "$work/canary.json", "--metrics", PROMETHEUS_DOWN, "--router")
+"""A Kubernetes router case: the router mapping follows, on the stand-in API server (tests/kube_fake.py)."""
 WIDE_COLUMNS = 1_000_000
 
 CASES = [
@@ -468,6 +471,75 @@ CASES = [
     # --- mlcicd local (your repository through act) ---
     case("local-no-workflows", "local", "--repo", "$work", "--print", needles=("no workflows", ".github/workflows")),
     case("local-not-a-git-repository", "local", "--repo", "$corpus/local", "--print", needles=("not a git repository", "git init")),
+    # --- Kubernetes routers (objects on the stand-in API server; nothing may change before exit 2) ---
+    case(
+        "kube-object-missing",
+        *KUBE,
+        "{type: gateway-api, namespace: ml, name: nope, kubeconfig: '$kubeconfig'}",
+        needles=("router refused", "HTTPRoute ml/nope", "does not exist", "router.name"),
+    ),
+    case(
+        "kube-rule-without-both-backends",
+        *KUBE,
+        "{type: gateway-api, namespace: ml, name: stable-only, kubeconfig: '$kubeconfig'}",
+        needles=("router refused", "both backendRefs `stable` and `canary`"),
+    ),
+    case(
+        "kube-rule-with-the-canary-alone",
+        *KUBE,
+        "{type: gateway-api, namespace: ml, name: canary-alone, kubeconfig: '$kubeconfig'}",
+        needles=("router refused", "rule 1", "without `stable`"),
+    ),
+    case(
+        "kube-no-permission-to-patch",
+        *KUBE,
+        "{type: gateway-api, namespace: ml, name: churn, kubeconfig: '$kubeconfig_readonly'}",
+        needles=("no permission to patch httproutes.gateway.networking.k8s.io `churn`", "verbs [get, patch]"),
+    ),
+    case(
+        "kube-istio-without-the-canary",
+        *KUBE,
+        "{type: istio, namespace: ml, name: stable-only, kubeconfig: '$kubeconfig'}",
+        needles=("router refused", "VirtualService ml/stable-only", "both destinations"),
+    ),
+    case(
+        "kube-kserve-without-model-spec",
+        *KUBE,
+        "{type: kserve, namespace: ml, name: old-schema, kubeconfig: '$kubeconfig'}",
+        "--model-name",
+        "churn",
+        "--version",
+        "1",
+        needles=("router refused", "spec.predictor.model"),
+    ),
+    case(
+        "kube-kserve-with-deploy-command",
+        *KUBE,
+        "{type: kserve, namespace: ml, name: churn, kubeconfig: '$kubeconfig'}",
+        "--deploy-command",
+        "./deploy.sh",
+        "--model-name",
+        "churn",
+        "--version",
+        "1",
+        needles=("drop `deploy-command`", "kserve"),
+    ),
+    case(
+        "kube-kubeconfig-not-a-file",
+        *KUBE,
+        "{type: istio, namespace: ml, name: churn, kubeconfig: '$work/nope.yaml'}",
+        needles=("router.kubeconfig", "nope.yaml"),
+    ),
+    case(
+        "kube-api-server-refused",
+        *KUBE,
+        "{type: gateway-api, namespace: ml, name: churn, kubeconfig: '$kubeconfig_refused', timeout: 1}",
+        needles=("router unreachable", "did not answer"),
+    ),
+    case("kube-router-unknown-key", *KUBE, "{type: istio, namespace: ml, name: churn, host: churn}", needles=("router.host",)),
+    case(
+        "kube-router-without-name", "canary-shift", "--config", "$corpus/configs/kube_router_without_name.yaml", needles=("needs `name`",)
+    ),
 ]
 
 
@@ -600,12 +672,41 @@ def world(tmp_path_factory):
         haproxy(root, *servers) as lb,
         html_server() as html,
         silent_server() as silent,
+        kube_stand_in() as api,
     ):
         places = {
             "corpus": str(CORPUS), "test_data": str(test_data), "ok_csv": str(ok_csv), "haproxy": lb.admin_address,
             "html": f"http://{html}", "html_address": html, "silent": silent, "refused": f"127.0.0.1:{free_port()}",
+            "kubeconfig": str(api.kubeconfig(root / "kubeconfig", "deployer")),
+            "kubeconfig_readonly": str(api.kubeconfig(root / "kubeconfig-readonly", "viewer")),
+            "kubeconfig_refused": str(api.kubeconfig(root / "kubeconfig-refused", "deployer", f"http://127.0.0.1:{free_port()}")),
         }  # fmt: skip
-        yield World(home, places, lb.weights, lb.set_weight)
+        yield World(home, places, lambda: {"haproxy": lb.weights(), "kube": json.loads(json.dumps([*api.objects.values()]))}, lb.set_weight)
+
+
+@contextlib.contextmanager
+def kube_stand_in():
+    """HTTPRoutes, VirtualServices and an InferenceService that a rollout cannot use, on the stand-in API server."""
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"namespace": "ml"}}
+    service = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"namespace": "ml"}}
+    with KubeApiServer() as api:
+        for name, rules in {
+            "churn": [{"backendRefs": [{"name": "stable", "weight": 100}, {"name": "canary", "weight": 0}]}],
+            "stable-only": [{"backendRefs": [{"name": "stable", "port": 80}]}],
+            "canary-alone": [{"backendRefs": [{"name": "stable"}, {"name": "canary", "weight": 0}]}, {"backendRefs": [{"name": "canary"}]}],
+        }.items():
+            api.apply({**route, "metadata": {"namespace": "ml", "name": name}, "spec": {"rules": rules}})
+            api.grant("deployer", ("get", "patch"), "httproutes", name)
+        api.grant("viewer", ("get",), "httproutes", "churn")
+        api.grant("deployer", ("get", "patch"), "httproutes", "nope")  # the Role names it, the object is gone
+        http = [{"route": [{"destination": {"host": "churn", "subset": "stable"}}]}]
+        api.apply({**service, "metadata": {"namespace": "ml", "name": "stable-only"}, "spec": {"http": http}})
+        api.grant("deployer", ("get", "patch"), "virtualservices", "stable-only")
+        old = {"predictor": {"sklearn": {"storageUri": "s3://models/churn/1"}}}
+        isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "spec": old}
+        api.apply({**isvc, "metadata": {"namespace": "ml", "name": "old-schema"}})
+        api.grant("deployer", ("get", "patch"), "inferenceservices", "old-schema")
+        yield api
 
 
 def limit_memory() -> None:

@@ -183,17 +183,21 @@ HOSTS = st.from_regex(r"[a-z][a-z0-9-]{0,15}(\.[a-z]{2,5})?", fullmatch=True)
 
 @given(HOSTS, st.integers(min_value=1, max_value=65535), st.sampled_from(sorted(ROUTER_KEYS)), st.floats(min_value=0.01, max_value=300))
 def test_router_mapping_round_trips_as_yaml_text(host, port, kind, timeout):
-    spec = {"type": kind, "address": f"http://{host}:{port}" if kind == "http" else f"{host}:{port}", "timeout": timeout}
-    spec["route" if kind == "http" else "backend"] = "model"
+    if kind in ("http", "haproxy"):
+        spec = {"type": kind, "address": f"http://{host}:{port}" if kind == "http" else f"{host}:{port}", "timeout": timeout}
+        spec["route" if kind == "http" else "backend"] = "model"
+    else:  # the Kubernetes routers name an object
+        spec = {"type": kind, "namespace": host, "name": f"model-{port}", "timeout": timeout}
     assert router_spec(yaml.safe_dump(spec, default_flow_style=True)) == spec == router_spec(spec)
 
 
 @given(st.sampled_from(sorted(ROUTER_KEYS)), st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12))
 def test_router_rejects_every_unknown_key(kind, key):
     assume(key not in ROUTER_KEYS[kind])
-    valid = (
-        {"type": "http", "address": "http://r", "route": "m"} if kind == "http" else {"type": "haproxy", "address": "h:1", "backend": "m"}
-    )
+    valid = {
+        "http": {"type": "http", "address": "http://r", "route": "m"},
+        "haproxy": {"type": "haproxy", "address": "h:1", "backend": "m"},
+    }.get(kind, {"type": kind, "namespace": "ml", "name": "m"})
     with pytest.raises(ValueError, match=f"`router.{key}` is not a setting"):
         router_spec({**valid, key: 1})
 

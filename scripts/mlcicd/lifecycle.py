@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mlcicd import github
-from mlcicd.routers import Weights
+from mlcicd.routers import Router, Weights
 
 TAG_ROLLOUT = "mlcicd.rollout"
 """Registered-model tag: JSON {version, state, weight, stable, updated, run} of the latest rollout."""
@@ -144,6 +144,16 @@ class Deployer:
             return f"the deploy command for the {target} server exited with {proc.returncode} (its output is above)"
         print(f"[canary-shift] {target} server: {self.model_uri} deployed in {time.monotonic() - started:.1f} s", flush=True)
         return None
+
+
+def make_deployer(
+    router: Router, command: str, name: str, version: str, timeout: float, model: dict[str, str]
+) -> Deployer | None:
+    """What puts a version on a server: the router itself where it deploys (kserve), else `deploy-command`
+    (with `model`: the version's commit and tags, model_env)."""
+    if router.deploys:
+        return router.deployer(name, version, timeout)
+    return Deployer(command, name, version, timeout, model) if command else None
 
 
 # --- the registry's record -------------------------------------------------------------------------

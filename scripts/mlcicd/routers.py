@@ -7,6 +7,8 @@
 - `haproxy`: the HAProxy Runtime API (`stats socket … level admin`) over TCP or a unix socket:
   `set weight <backend>/<server> <n>`, read back with `get weight`. Hitless, no reload. The two
   servers' weights always add up to 100, so a weight is the percentage of requests.
+- `gateway-api`, `istio`, `kserve`: an HTTPRoute, a VirtualService or an InferenceService through the
+  Kubernetes API (mlcicd.kube_routers, mlcicd.kserve; the official client is an optional extra).
 
 Every change is read back; a router that does not answer is retried with backoff before
 RouterError is raised, so a transient blip does not roll a healthy canary back.
@@ -19,11 +21,14 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcicd.config import closest, parse_yaml, shown
 
-ROUTER_TYPES = ("http", "haproxy")
+if TYPE_CHECKING:
+    from mlcicd.lifecycle import Deployer
+
+ROUTER_TYPES = ("http", "haproxy", "gateway-api", "istio", "kserve")
 TOKEN_ENV = "MLCICD_ROUTER_TOKEN"
 RETRY_DELAYS = (0.5, 1.0, 2.0)
 """Pauses between attempts: four tries within about 3.5 s plus timeouts, short enough that a
@@ -37,6 +42,11 @@ SERVER_OP_STATES = {0: "stopped (down)", 1: "starting", 2: "running", 3: "stoppi
 
 class RouterError(Exception):
     """The router did not answer, refused the change, or reads back something else."""
+
+
+class RouterRefused(RouterError):
+    """A refusal that retrying cannot change (no permission, no such object, a route without both
+    backends): never retried, and before traffic moves it is a usage error."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,12 @@ class Weights:
 ROUTER_KEYS = {
     "http": {"type", "address", "route", "stable", "canary", "timeout"},
     "haproxy": {"type", "address", "backend", "stable", "canary", "timeout"},
+    # Kubernetes (mlcicd.kube_routers): the object's namespace/name, credentials as in mlcicd.kube
+    "gateway-api": {"type", "namespace", "name", "stable", "canary", "timeout", "kubeconfig", "context"},
+    "istio": {"type", "namespace", "name", "stable", "canary", "timeout", "kubeconfig", "context"},
+    "kserve": {"type", "namespace", "name", "stable", "canary", "timeout", "kubeconfig", "context", "format"},
 }
+KUBE_REQUIRED = ("namespace", "name")
 ROUTER_EXAMPLE = "{type: haproxy, address: 127.0.0.1:9999, backend: model, stable: stable, canary: canary}"
 
 
@@ -101,7 +116,8 @@ def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str,
 
 
 def router_spec(value: Any) -> dict[str, Any]:
-    return parse_spec(value, ROUTER_KEYS, {"http": ("address", "route"), "haproxy": ("address", "backend")}, "router")
+    required = {"http": ("address", "route"), "haproxy": ("address", "backend")}
+    return parse_spec(value, ROUTER_KEYS, {kind: required.get(kind, KUBE_REQUIRED) for kind in ROUTER_KEYS}, "router")
 
 
 def make_router(spec: Mapping[str, Any]) -> Router:
@@ -109,6 +125,10 @@ def make_router(spec: Mapping[str, Any]) -> Router:
     stable, canary = str(spec.get("stable") or "stable"), str(spec.get("canary") or "canary")
     if stable == canary:
         raise ValueError(f"`router.stable` and `router.canary` are both {stable!r}; name two different servers")
+    if spec["type"] not in ("http", "haproxy"):
+        from mlcicd.kube_routers import make_kube_router
+
+        return make_kube_router(spec, stable, canary, timeout)
     if spec["type"] == "http":
         return HttpRouter(str(spec["address"]), str(spec["route"]), stable, canary, timeout)
     return HaproxyRouter(str(spec["address"]), str(spec["backend"]), stable, canary, timeout)
@@ -164,11 +184,23 @@ class Router:
         would, or when the router does not know (then the deploy command's exit status is the check)."""
         return None
 
+    deploys = False
+    """True for a router that also puts the version on its servers (kserve): no deploy-command then."""
+
+    def preflight(self) -> None:
+        """Before anything changes: raise RouterRefused where a write would be refused (permissions)."""
+
+    def deployer(self, name: str, version: str, timeout: float) -> Deployer:
+        """With `deploys`: what puts `version` on the canary, then promotes it (lifecycle.make_deployer)."""
+        raise NotImplementedError
+
     def _retry(self, action: str, call: Callable[[], Weights], attempts: int) -> Weights:
         last: Exception | None = None
         for attempt in range(attempts):
             try:
                 return call()
+            except RouterRefused:
+                raise
             except RouterError as exc:
                 last = exc
             if attempt < attempts - 1:

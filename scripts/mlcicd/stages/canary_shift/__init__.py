@@ -160,7 +160,8 @@ OPTIONS = (
         {},
         "the traffic router, a YAML mapping: `{type: haproxy, address: 127.0.0.1:9999, backend: model, "
         "stable: stable, canary: canary}` or `{type: http, address: https://lb.internal, route: churn}` "
-        "(see Routers in the canary-shift docs). Token for the http router: env `MLCICD_ROUTER_TOKEN`",
+        ", or on Kubernetes `{type: gateway-api|istio|kserve, namespace: ml, name: churn}` (see Routers "
+        "and Kubernetes in the canary-shift docs). Token for the http router: env `MLCICD_ROUTER_TOKEN`",
         ROUTER_EXAMPLE,
         shown_default="none (required)",
     ),

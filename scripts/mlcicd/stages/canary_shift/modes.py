@@ -12,11 +12,11 @@ from mlcicd.check_sources import read_samples
 from mlcicd.checks import checks_of
 from mlcicd.errors import UsageError
 from mlcicd.judge import Figures
-from mlcicd.lifecycle import RUNNING, Deployer, RolloutRecord, model_env
+from mlcicd.lifecycle import RUNNING, RolloutRecord, make_deployer, model_env
 from mlcicd.metric_sources import MetricsError, QueryError
 from mlcicd.outcome import Outcome, publish
 from mlcicd.report import check_report_path
-from mlcicd.routers import ROUTER_EXAMPLE, Router, RouterError, Weights, make_router
+from mlcicd.routers import ROUTER_EXAMPLE, Router, RouterError, RouterRefused, Weights, make_router
 
 from .conclude import outcome_of
 from .plan import ABORTED
@@ -37,13 +37,18 @@ def make_router_of(settings: Settings) -> Router:
 
 
 def read_router(router: Router) -> Weights:
-    """Reach the router before anything changes: a wrong address is exit 2."""
+    """Reach the router before anything changes: a wrong address is exit 2, and so is a router that
+    refuses (a Kubernetes object missing, a route without both backends, no permission to patch it)."""
     try:
+        router.preflight()
         return router.get()
+    except RouterRefused as exc:
+        raise UsageError("router refused", f"{exc}. Nothing was changed.") from None
     except RouterError as exc:
         raise UsageError(
             "router unreachable",
-            f"{exc}. Check `router.address` and that {router.describe()} is up; nothing was changed.",
+            f"{exc}. Check `router.address` (or the kubeconfig's server) and that {router.describe()} is up; "
+            "nothing was changed.",
         ) from None
 
 
@@ -228,5 +233,5 @@ def roll_back(settings: Settings, router: Router) -> Outcome:
     if before.canary or before.shadow:
         rollout.restore()  # whatever the canary serves now, it goes first
     tags = model_env(registry.version_tags(target))
-    rollout.deployer = Deployer(settings.deploy_command, name, target, settings.deploy_timeout, tags)
+    rollout.deployer = make_deployer(router, settings.deploy_command, name, target, settings.deploy_timeout, tags)
     return drive(rollout, before, {}, first_deploy=True)

@@ -89,9 +89,17 @@ def per_test_alpha(alpha: float, plan: Sequence[Weights], judge_kind: str, extra
     return alpha / (judged * tests)
 
 
-def check_pairing(settings: Settings) -> None:
-    """Option combinations that cannot work, before anything is read or changed."""
+def check_pairing(settings: Settings, deploys: bool = False, kind: str = "") -> None:
+    """Option combinations that cannot work, before anything is read or changed. `deploys`: the router
+    (of `kind`) puts the version on its servers itself (kserve)."""
     mode, name = settings.mode, settings.model_name
+    if deploys and settings.deploy_command:
+        raise UsageError(
+            "deploy-command with a router that deploys",
+            f"drop `deploy-command`: the {kind} router deploys the version itself.",
+        )
+    if deploys and mode == "shift" and not name:
+        raise UsageError(f"the {kind} router needs the model", "give `model-name` and `version`: it deploys that version.")
     if settings.version and not name:
         raise UsageError(
             "version without model-name",
@@ -112,7 +120,7 @@ def check_pairing(settings: Settings) -> None:
             "deploy-command needs the model",
             "give `model-name` and `version`: the deploy command gets MODEL_URI from them.",
         )
-    if mode == "rollback" and not settings.deploy_command:
+    if mode == "rollback" and not settings.deploy_command and not deploys:
         raise UsageError(
             "rollback needs deploy-command",
             "set `deploy-command`: a rollback puts @previous-production on the canary, then on the stable server.",

@@ -6,7 +6,7 @@ import os
 
 from mlcicd import github
 from mlcicd.errors import UsageError
-from mlcicd.lifecycle import Deployer, RolloutRecord, busy_canary_message, gate_decision, model_env
+from mlcicd.lifecycle import RolloutRecord, busy_canary_message, gate_decision, make_deployer, model_env
 from mlcicd.metric_sources import METRICS_EXAMPLE, make_source
 from mlcicd.outcome import Outcome
 from mlcicd.report import check_report_path
@@ -27,7 +27,7 @@ def execute(settings: Settings) -> Outcome:
                 os.environ[name]
             )  # before anything can print it (a router echoing a header, a traceback)
     router = make_router_of(settings)
-    check_pairing(settings)
+    check_pairing(settings, router.deploys, router.kind)
     operator_modes = {"restore": restore_stable, "abort": abort_rollout, "rollback": roll_back}
     if settings.mode in operator_modes:
         return operator_modes[settings.mode](settings, router)
@@ -67,14 +67,14 @@ def execute(settings: Settings) -> Outcome:
     if busy:
         raise UsageError("canary already has traffic", busy)
     preflight = reach_metrics(router, source, settings)
-    if settings.deploy_command:
-        rollout.deployer = Deployer(
-            settings.deploy_command,
-            settings.model_name,
-            settings.version,
-            settings.deploy_timeout,
-            model_env(registry.version_tags()),
-        )
+    rollout.deployer = make_deployer(
+        router,
+        settings.deploy_command,
+        settings.model_name,
+        settings.version,
+        settings.deploy_timeout,
+        model_env(registry.version_tags()),
+    )
     rollout.size_traffic(preflight)
     if settings.dry_run:
         rollout.result = "dry-run"
