@@ -19,8 +19,8 @@ import requests
 
 from mlcicd.check_judge import judge_check
 from mlcicd.checks import Check, Sample, parse_checks
+from mlcicd.deploying import Deployer, model_env
 from mlcicd.judge import FAIL, INCONCLUSIVE, PASS
-from mlcicd.lifecycle import Deployer, model_env
 from mlcicd.output_compare import compare_outputs
 
 import test_canary_shift

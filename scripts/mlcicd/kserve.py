@@ -14,13 +14,13 @@ target and the router of a rollout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from mlcicd.deploying import Deployer
 from mlcicd.kube import Patch, Resource, conditions, generation, wait_until
 from mlcicd.kube_routers import STATUS_WAIT, KubeRouter
-from mlcicd.lifecycle import Deployer
-from mlcicd.routers import RouterError, RouterRefused, Weights
+from mlcicd.router_base import RouterError, RouterRefused, Weights
 
 INFERENCESERVICE = Resource("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
 CANARY = "canaryTrafficPercent"
@@ -106,14 +106,14 @@ class KServeRouter(KubeRouter):
         self.wait_settled(self.object.update(change))
 
     def deployer(self, name: str, version: str, timeout: float) -> Deployer:
-        return KServeDeployer("", name, version, timeout, self)
+        return KServeDeployer("", name, version, timeout, router=self)
 
 
 @dataclass(frozen=True)
 class KServeDeployer(Deployer):
     """The version onto the InferenceService as a new revision (canary), or promoted (stable)."""
 
-    router: KServeRouter
+    router: KServeRouter = field(kw_only=True)
 
     def storage_uri(self) -> str:
         from mlflow import MlflowClient

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlcicd.routers import RouterError, RouterRefused
+from mlcicd.router_base import RouterError, RouterRefused
 
 KUBECONFIG_ENV = "MLCICD_KUBECONFIG"
 """The text of a kubeconfig (a secret holding one); masked before anything can print it."""

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlcicd.kube import KubeObject, Patch, Resource, api_client, conditions, generation, wait_until
-from mlcicd.routers import Router, RouterError, RouterRefused, Weights
+from mlcicd.router_base import Router, RouterError, RouterRefused, Weights
 
 HTTPROUTE = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 VIRTUALSERVICE = Resource("networking.istio.io", "v1", "virtualservices", "VirtualService")
@@ -27,15 +27,6 @@ STATUS_WAIT = 30.0
 """Seconds the route's controller may take to report a change as accepted."""
 Pair = tuple[int, int, int]
 """(index of the rule or HTTP route, index of the stable backend, index of the canary backend)."""
-
-
-def make_kube_router(spec: Mapping[str, Any], stable: str, canary: str, timeout: float) -> Router:
-    kinds: dict[str, type[KubeRouter]] = {"gateway-api": GatewayApiRouter, "istio": IstioRouter}
-    if spec["type"] == "kserve":
-        from mlcicd.kserve import KServeRouter
-
-        kinds["kserve"] = KServeRouter
-    return kinds[str(spec["type"])](spec, stable, canary, timeout)
 
 
 class KubeRouter(Router):

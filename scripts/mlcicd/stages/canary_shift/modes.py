@@ -10,9 +10,10 @@ from typing import Any
 from mlcicd import github
 from mlcicd.check_sources import read_samples
 from mlcicd.checks import checks_of
+from mlcicd.deploying import make_deployer, model_env
 from mlcicd.errors import UsageError
 from mlcicd.judge import Figures
-from mlcicd.lifecycle import RUNNING, RolloutRecord, make_deployer, model_env
+from mlcicd.lifecycle import RUNNING, RolloutRecord
 from mlcicd.metric_sources import MetricsError, QueryError
 from mlcicd.outcome import Outcome, publish
 from mlcicd.report import check_report_path

@@ -10,8 +10,9 @@ from typing import Any
 from mlcicd import github
 from mlcicd.check_sources import CustomChecks, only_core
 from mlcicd.checks import check_tests, checks_of
+from mlcicd.deploying import Deployer
 from mlcicd.judge import FAIL, INCONCLUSIVE, PASS, Figures, Finding, Limits, Verdict, judge
-from mlcicd.lifecycle import RUNNING, Deployer, RolloutRecord, abort_applies
+from mlcicd.lifecycle import RUNNING, RolloutRecord, abort_applies
 from mlcicd.metric_sources import MetricsError, QueryError
 from mlcicd.report import fmt
 from mlcicd.routers import Router, RouterError, Weights

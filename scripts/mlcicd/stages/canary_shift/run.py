@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 from mlcicd import github
+from mlcicd.deploying import make_deployer, model_env
 from mlcicd.errors import UsageError
-from mlcicd.lifecycle import RolloutRecord, busy_canary_message, gate_decision, make_deployer, model_env
+from mlcicd.lifecycle import RolloutRecord, busy_canary_message, gate_decision
 from mlcicd.metric_sources import METRICS_EXAMPLE, make_source
 from mlcicd.outcome import Outcome
 from mlcicd.report import check_report_path
