@@ -16,13 +16,15 @@ from .settings import ISSUE_LABEL, TAG_ROLLED_BACK, Settings
 
 def roll_back(client: Any, settings: Settings, version: Any, reason: str) -> dict[str, Any]:
     """Traffic first (users are being served by the bad model), then the alias, through promote's rollback."""
+    from mlcicd.history import read_history
+    from mlcicd.promotion import PRODUCTION, AliasMove, Refused, plan_rollback
+    from mlcicd.promotion import roll_back as move_back
     from mlcicd.routers import RouterError, Weights, make_router
-    from mlcicd.stages import promote
 
     name, observed = version.name, str(version.version)
     model = client.get_registered_model(name)
     aliases = {a: str(v) for a, v in (model.aliases or {}).items()}
-    plan = promote.plan_rollback(aliases, promote.read_history(dict(model.tags or {})))
+    plan = plan_rollback(aliases, read_history(dict(model.tags or {})))
     result: dict[str, Any] = {"traffic": "no router configured", "registry": "", "ok": False}
     if isinstance(plan, str):
         result["registry"] = f"not rolled back: {plan}"
@@ -43,16 +45,15 @@ def roll_back(client: Any, settings: Settings, version: Any, reason: str) -> dic
         except RouterError as exc:
             result["traffic"] = f"FAILED: {exc}; traffic state unknown"
             return result
-    outcome = promote.Outcome(name, promote.PRODUCTION, "rollback")
-    rollback = {"mode": "rollback", "expected-current-version": observed, "reason": reason}
+    move = AliasMove(name, PRODUCTION, "rollback")
     try:
-        promote.execute(client, rollback, None, outcome)
-    except promote.Refused as refusal:
+        move_back(client, move, expected=observed, reason=reason)
+    except Refused as refusal:
         result["registry"] = f"not rolled back: {refusal.message}"
         return result
-    result["registry"] = f"`{name}@{promote.PRODUCTION}`: {outcome.from_version} → {outcome.version}"
-    result["to_version"] = outcome.version
-    result["event"] = outcome.event
+    result["registry"] = f"`{name}@{PRODUCTION}`: {move.from_version} → {move.version}"
+    result["to_version"] = move.version
+    result["event"] = move.event
     client.set_model_version_tag(name, observed, TAG_ROLLED_BACK, json.dumps({"at": now(), "reason": reason}))
     result["ok"] = True
     return result
