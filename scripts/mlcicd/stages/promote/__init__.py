@@ -14,7 +14,6 @@ and history table), run.py (`execute`), show_history.py (`mlcicd history`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from mlcicd.config import Option, Stage, choice, text, whole_number
