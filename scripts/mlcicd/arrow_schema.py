@@ -6,12 +6,8 @@ rules below comes back as an ArrowSchema, and only batches it cannot pass go to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-Bounds = Callable[[Any, Any], bool]
-"""A check on a column's (min, max): true when every value passes."""
+from typing import Any, TypeGuard
 
 
 class ArrowSchema:
@@ -238,5 +234,5 @@ class ArrowSchema:
         return True
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value

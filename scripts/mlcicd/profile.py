@@ -35,8 +35,21 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 # what other modules import from here
-__all__ = ["CURRENT_SAMPLE", "MAX_TRACKED_CATEGORIES", "REFERENCE_SAMPLE", "TOO_MANY_CATEGORIES", "ProfileBuilder"]
-__all__ += ["finished_column", "float_values", "load_profile", "merge_profiles", "profile_of_columns", "row_keys"]
+__all__ = [
+    "CURRENT_SAMPLE",
+    "MAX_TRACKED_CATEGORIES",
+    "REFERENCE_SAMPLE",
+    "TOO_MANY_CATEGORIES",
+    "ProfileBuilder",
+]
+__all__ += [
+    "finished_column",
+    "float_values",
+    "load_profile",
+    "merge_profiles",
+    "profile_of_columns",
+    "row_keys",
+]
 __all__ += ["sample_rank_error", "sorted_quantiles", "to_json"]
 
 
@@ -169,6 +182,7 @@ class ProfileBuilder:
         else:
             self._end_rows()
             self._start_rows(n)
+        assert self._block is not None  # set by _start_rows, or checked above
         picked, numeric_seen = self._block[1], self._block[2]
 
         for name, array in zip(batch.schema.names, batch.columns, strict=True):
@@ -299,8 +313,10 @@ class ProfileBuilder:
                 continue
             if name not in self.sample_chunks:
                 self._sample_column(name)
-            theirs = their_samples.get(name)
-            self.sample_chunks[name].append(theirs if theirs is not None else np.full(other.buffered, np.nan))
+            their_sample = their_samples.get(name)
+            self.sample_chunks[name].append(
+                their_sample if their_sample is not None else np.full(other.buffered, np.nan)
+            )
         other._compact()
         self.key_chunks += other.key_chunks
         self.buffered = buffered_before + other.buffered

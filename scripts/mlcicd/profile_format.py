@@ -33,7 +33,8 @@ def sorted_quantiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:
     low = np.floor(position).astype(np.int64)
     high = np.minimum(low + 1, len(values) - 1)
     fraction = position - low
-    return values[low] + (values[high] - values[low]) * fraction
+    quantiles: np.ndarray = values[low] + (values[high] - values[low]) * fraction
+    return quantiles
 
 
 def combine_moments(col: dict[str, Any], m: int, mean: float, m2: float, low: float, high: float) -> None:

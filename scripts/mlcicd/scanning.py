@@ -167,15 +167,15 @@ def _digest_meanwhile(files: list[Path]) -> Callable[[], str]:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             result["error"] = exc
 
-    thread = threading.Thread(
-        target=work, name="data-digest", daemon=True
-    )  # daemon: an input error exits at once
+    # daemon: an input error exits at once
+    thread = threading.Thread(target=work, name="data-digest", daemon=True)
     thread.start()
 
     def wait() -> str:
         thread.join()
         if "error" in result:
             raise result["error"]
-        return result["digest"]
+        digest: str = result["digest"]
+        return digest
 
     return wait

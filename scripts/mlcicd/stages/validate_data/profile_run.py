@@ -33,7 +33,7 @@ def execute_profile(settings: ProfileSettings) -> int:
         load_profile(path) for path in settings.merge
     ]  # read first: a bad part fails before the data is read
     if settings.data or not parts:
-        _, profile, failures, digest = read_data(settings.source, REFERENCE_SAMPLE, schema)
+        _, profile, failures, digest = read_data(settings, REFERENCE_SAMPLE, schema)
         problems = input_problems(profile, failures, "")
         if problems:
             raise UsageError("data cannot be profiled", "; ".join(problems) + ".", file=settings.data)

@@ -24,7 +24,7 @@ def render_summary(report: Mapping[str, Any]) -> str:
     if schema is not None:
         lines.append(f"### Schema (`{schema['source']}`)")
         if schema["failures"]:
-            rows = [
+            rows: list[tuple[Any, ...]] = [
                 (
                     f"`{g['column']}`",
                     g["check"],

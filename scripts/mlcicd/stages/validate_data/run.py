@@ -21,7 +21,7 @@ def execute(settings: Settings) -> Outcome:
     schema = load_schema(settings.schema) if settings.schema else None
     # read first: fail on a bad profile before reading gigabytes of data
     reference = load_profile(settings.reference) if settings.reference else None
-    files, current, failures, digest = read_data(settings.source, CURRENT_SAMPLE, schema)
+    files, current, failures, digest = read_data(settings, CURRENT_SAMPLE, schema)
     problems = input_problems(current, failures, settings.target)
     drift = None
     if reference is not None and not problems:

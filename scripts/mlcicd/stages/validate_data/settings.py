@@ -15,26 +15,8 @@ NAME = "validate-data"
 
 
 @dataclass(frozen=True)
-class DataSettings:
-    """The data-reading options both commands take (scanning.DATA_OPTIONS)."""
-
-    data: str = ""
-    schema: str = ""
-    delimiter: str = ","
-    encoding: str = "utf-8"
-    engine: str = "arrow"
-    spark_master: str = ""
-
-    @property
-    def source(self) -> DataSource:
-        return DataSource(
-            self.data, self.schema, self.delimiter, self.encoding, self.engine, self.spark_master
-        )
-
-
-@dataclass(frozen=True)
-class Settings(DataSettings):
-    """validate-data."""
+class Settings(DataSource):
+    """validate-data: the data options (a Settings is the DataSource it reads), then its own."""
 
     reference: str = ""
     target: str = ""
@@ -53,8 +35,8 @@ class Settings(DataSettings):
 
 
 @dataclass(frozen=True)
-class ProfileSettings(DataSettings):
-    """`mlcicd profile`."""
+class ProfileSettings(DataSource):
+    """`mlcicd profile`: the data options, then its own."""
 
     out: str = "reference.json"
     overwrite: bool = True
