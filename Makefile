@@ -11,12 +11,15 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 DEMO := examples/.demo
 WORKFLOWS = $(wildcard .github/workflows/*.yml tests/workflows/*.yml examples/.github/workflows/*.yml)
 ACTIONS = action.yml $(wildcard actions/*/action.yml)
+# Most tests wait on servers, traffic and timers rather than the CPU: 3 workers on a 2-core CI runner.
+# A file's tests stay on one worker, so its module fixtures (an HAProxy, a Prometheus) start once.
+PYTEST_PARALLEL ?= -n 3 --dist loadfile
 
 SYSTEM_TOOLS := haproxy prometheus
 JAVA_PACKAGE := openjdk-17-jre-headless
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install system-deps demo test lint bench clean
+.PHONY: install system-deps demo test lint generate bench clean release
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +41,8 @@ system-deps:
 	fi
 
 lint: $(STAMP)
+	$(BIN)/python -m mlcicd.generate --check
+	$(BIN)/mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/actionlint $(WORKFLOWS)
@@ -46,8 +51,13 @@ lint: $(STAMP)
 	$(BIN)/zizmor --offline --config .github/zizmor.yml $(ACTIONS) $(WORKFLOWS) .github/dependabot.yml
 	$(BIN)/zizmor --offline --persona pedantic --config .github/zizmor.yml $(ACTIONS) $(WORKFLOWS) .github/dependabot.yml
 
+# Each input's text is declared once, in its stage's `Option(...)`: this rewrites the action.yml inputs,
+# their INPUT_* env lines and the docs' Inputs tables from those declarations (lint checks they are current).
+generate: $(STAMP)
+	$(BIN)/python -m mlcicd.generate
+
 test: lint system-deps
-	@$(BIN)/python -m pytest; rc=$$?; \
+	@$(BIN)/python -m pytest $(PYTEST_PARALLEL); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: check testpaths in pyproject.toml" >&2; fi; exit $$rc
 
 # The example consumer's whole pipeline through act: validate → train (CPU here) → gates → @staging
@@ -58,6 +68,12 @@ demo: $(STAMP) system-deps
 # Speed, memory and decision quality against peers; writes docs/benchmarks.md. QUICK=1 for small sizes.
 bench: $(STAMP) system-deps
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
+
+# Tag a release: the reusable workflows' nested `uses:` stamped with this repository's owner/name
+# (REPOSITORY, else the origin remote) and the release ref; tags vX.Y.Z, moves vX. See .ci/release.py.
+release:
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z [REPOSITORY=owner/name]" >&2; exit 2; }
+	$(PYTHON) .ci/release.py $(VERSION) $(if $(REPOSITORY),--repository $(REPOSITORY))
 
 clean:
 	rm -rf $(DEMO) mlcicd-reports .pytest_cache

@@ -131,7 +131,7 @@ def mlflow_server(tmp_path_factory):
         stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True,  # its workers die with it
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a loaded runner (xdist workers, other servers) starts it slowly
     while True:
         try:
             with urllib.request.urlopen(uri + "/health", timeout=2) as response:

@@ -30,6 +30,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: the rig and conftest live here
 
+from mlcicd.local_run import SETUP_PYTHON_STAND_IN
+
 from canary_rig import LoadGenerator, haproxy, model_servers, prometheus
 from conftest import EXAMPLES, ROOT
 
@@ -39,18 +41,6 @@ STABLE_IS_A_RULE = 3.0
 """latency-tolerance of a first rollout: before it, the stand-in stable server runs no model but the
 constant rule, which answers faster than any model. From the second rollout on, stable serves the
 version the previous one handed over, and the default tolerance compares model with model."""
-SETUP_PYTHON_STAND_IN = """\
-name: setup-python stand-in
-description: act clones every action a job names, even in a skipped step; offline, this folder stands in
-inputs:
-  python-version:
-    description: unused
-runs:
-  using: composite
-  steps:
-    - shell: bash
-      run: echo "setup-python is not needed here"
-"""
 
 
 def lean_copy(src: Path, dst: Path) -> Path:

@@ -419,6 +419,9 @@ CASES = [
         "{type: http, address: 'http://$haproxy', timeout: 1}",
         needles=("metrics source unreachable",),
     ),  # fmt: skip
+    # --- mlcicd local (your repository through act) ---
+    case("local-no-workflows", "local", "--repo", "$work", "--print", needles=("no workflows", ".github/workflows")),
+    case("local-not-a-git-repository", "local", "--repo", "$corpus/local", "--print", needles=("not a git repository", "git init")),
 ]
 
 

@@ -21,13 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from mlcicd.config import duration
+from mlcicd.config import build_settings, duration
 from mlcicd.errors import UsageError
-from mlcicd.stages.canary_shift import DEFAULT_STEPS, make_plan, per_test_alpha, steps_list
+from mlcicd.stages.canary_shift import DEFAULT_STEPS, PlanOptions, per_test_alpha, steps_list
+from mlcicd.stages.canary_shift import make_plan as plan_of
 
 from canary_rig import HAProxy, HttpRouter, LoadGenerator, ModelServers, Prometheus, haproxy, http_router, model_servers, prometheus
 from conftest import assert_one_clear_error, parse_outputs
 from test_actions import act_self_test
+
+
+def make_plan(values):  # the plan options as a test writes them
+    return plan_of(build_settings(PlanOptions, values))
+
 
 PLAN_DEFAULTS = {"strategy": "canary", "steps": (), "step-weight": 0, "max-weight": 50}
 

@@ -230,3 +230,23 @@ def test_candidate_that_already_is_production(run_cli, store):
     result = gates(run_cli, store, "itself", version, "--first-run", "fail")
     assert result.rc == 0, result.log
     assert "already is @production" in result.summary
+
+
+def test_a_pull_request_gates_against_production_and_writes_nothing(run_cli, store):
+    """A pull request whose training was skipped gates the registered version, read-only: the verdict is
+    in the outputs and the report, and neither the version, its run nor the run's artifacts change."""
+    store["register"](gate_candidates.Blind(store["net"]), "pr", alias="production")
+    candidate = store["register"](store["net"], "pr")
+    run_id = store["client"].get_model_version("pr", candidate).run_id
+    before = store["client"].get_run(run_id).data
+    env = {**stage_env(store), "GITHUB_EVENT_NAME": "pull_request", "GITHUB_RUN_ID": "pr-gates"}
+    result = run_cli(
+        "check-gates", "--model-uri", f"models:/pr/{candidate}", "--test-data", str(store["data"]), "--target", "label",
+        "--latency-iterations", "30", "--min-improvement", "0.05", env=env,
+    )  # fmt: skip
+    assert result.rc == 0 and result.outputs["passed"] == "true", result.log
+    assert "| f1 vs baseline |" in result.summary  # compared with @production, read from the throwaway copy
+    assert tag(store, "pr", candidate) is None
+    after = store["client"].get_run(run_id).data
+    assert after.tags == before.tags and after.metrics == before.metrics
+    assert not list((store["home"] / "artifacts").rglob(f"{run_id}/artifacts/mlcicd/check-gates.json"))

@@ -403,3 +403,28 @@ def test_pr_report_outside_a_pull_request_only_writes_the_summary(run_cli, rig, 
     result = run_cli("pr-report", "--reports", str(report), "--model-name", "churn", env={"MLCICD_GITHUB_TOKEN": "x"}, cwd=tmp_path)
     assert result.rc == 0 and result.outputs["comment"] == "skipped", result.log
     assert "✅ the candidate passed the gates" in result.summary
+
+
+def test_before_the_first_rollout_monitor_says_so_and_passes(run_cli, tmp_path):
+    """No registered model yet, then a model with @staging only: a notice and exit 0, nothing else."""
+    from mlflow import MlflowClient
+
+    home = tmp_path / "home"
+    env = {"MLCICD_HOME": str(home)}
+    data = tmp_path / "recent.csv"
+    data.write_text("x\n1\n")
+    first = run_cli("monitor", "--model-name", "churn", "--data", str(data), env=env, cwd=tmp_path)
+    assert first.rc == 0 and first.outputs["status"] == "not-deployed", first.log
+    assert "::notice title=monitor%3A nothing to watch yet for churn::no registered model `churn` yet" in first.stdout
+    assert not first.errors and "nothing to watch yet" in first.summary
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("e", artifact_location=(home / "a").as_uri()))
+    client.create_registered_model("churn")
+    client.create_model_version("churn", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias("churn", "staging", "1")
+    second = run_cli("monitor", "--model-name", "churn", "--data", str(data), env=env, cwd=tmp_path)
+    assert second.rc == 0 and second.outputs["status"] == "not-deployed", second.log
+    assert "`churn` has no @production yet (aliases: staging → 1)" in second.stdout, second.log
+    report = json.loads((tmp_path / second.outputs["report"]).read_text())
+    assert report["status"] == "not-deployed" and report["model"]["version"] is None

@@ -158,7 +158,8 @@ def test_a_pull_request_is_gated_and_commented_on_never_promoted(consumer, tmp_p
     with FakeGitHub() as gh:
         pr = gh.state.add_issue("Retune the schema bounds", pull_request=True)
         event = tmp_path / "pull_request.json"
-        event.write_text(json.dumps({"number": pr["number"], "pull_request": {"number": pr["number"], "head": {"ref": "tune"}}}))
+        head = {"ref": "tune", "repo": {"full_name": "acme/churn"}}  # a branch of the repository itself, not a fork
+        event.write_text(json.dumps({"number": pr["number"], "pull_request": {"number": pr["number"], "head": head}}))
         proc = consumer.act.run("pull_request", "-e", str(event), *github_api(gh))
         rc, log = proc.returncode, proc.stdout + proc.stderr
         assert rc == 0, log[-8000:]

@@ -13,14 +13,20 @@ import yaml
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from mlcicd.config import MAX_CONFIG_VALUES, boolean, choice, duration, expanded_size, parse_yaml, shown, whole_number
+from mlcicd.config import MAX_CONFIG_VALUES, boolean, build_settings, choice, duration, expanded_size, parse_yaml, shown, whole_number
 from mlcicd.errors import UsageError
 from mlcicd.metric_sources import metrics_spec
 from mlcicd.routers import ROUTER_KEYS, router_spec
-from mlcicd.stages.canary_shift import make_plan, per_test_alpha, steps_list
+from mlcicd.stages.canary_shift import PlanOptions, per_test_alpha, steps_list
+from mlcicd.stages.canary_shift import make_plan as plan_of
 from mlcicd.stages.check_gates import batch_sizes, optional_number, size
 
+
 # Anything a YAML file or an action input can hand a parser.
+def make_plan(values):  # the plan options as a test writes them
+    return plan_of(build_settings(PlanOptions, values))
+
+
 SCALARS = st.one_of(
     st.none(),
     st.booleans(),

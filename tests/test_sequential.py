@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -197,15 +198,18 @@ class SteadySource:
 
 
 def rollout(monkeypatch, rate: float, canary_error_rate: float | None, **options):
+    from mlcicd.config import build_settings
     from mlcicd.lifecycle import RolloutRecord
-    from mlcicd.stages import canary_shift
-    from mlcicd.stages.canary_shift import OPTIONS, Rollout, make_plan
+    from mlcicd.stages.canary_shift import OPTIONS, Settings, make_plan
+    from mlcicd.stages.canary_shift import rollout as canary_shift
+    from mlcicd.stages.canary_shift.rollout import Rollout
 
     clock = Clock()
     monkeypatch.setattr(canary_shift, "time", clock)
     values = {o.name: o.default for o in OPTIONS} | {"judge": "sequential", "steps": (5, 50)} | options
     router = FakeRouter()
-    r = Rollout(values, router, SteadySource(router, rate, canary_error_rate), make_plan(values), RolloutRecord("", ""))
+    settings = build_settings(Settings, values)
+    r = Rollout(settings, router, SteadySource(router, rate, canary_error_rate), make_plan(settings), RolloutRecord("", ""))
     r.changed = True  # no `traffic-changed` output to write
     start = clock.now
     r.run()
@@ -236,18 +240,20 @@ def test_sequential_no_data_is_inconclusive_then_rolled_back(monkeypatch):
 
 
 def test_size_traffic_warns_about_little_traffic_and_a_plan_that_judges_nothing(monkeypatch, capsys):
+    from mlcicd.config import build_settings
     from mlcicd.lifecycle import RolloutRecord
-    from mlcicd.stages.canary_shift import OPTIONS, Rollout, make_plan
+    from mlcicd.stages.canary_shift import OPTIONS, Settings, make_plan
+    from mlcicd.stages.canary_shift.rollout import Rollout
 
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    values = {o.name: o.default for o in OPTIONS} | {"judge": "sequential"}
+    values = build_settings(Settings, {o.name: o.default for o in OPTIONS} | {"judge": "sequential"})
     preflight = {"stable": Figures(requests=3_000, errors=15), "canary": Figures(requests=0, errors=0)}  # 10 requests/s
     r = Rollout(values, FakeRouter(), None, make_plan(values), RolloutRecord("", ""))
     r.size_traffic(preflight)
     assert r.sizing["rate_per_s"] == 10 and [s["weight"] for s in r.sizing["steps"]] == [5, 25, 50]
     err = capsys.readouterr().err
     assert "too little traffic to judge" in err and "the 5 % step gets about 150 canary requests per interval" in err
-    only_switch = {**values, "steps": (100,)}
+    only_switch = replace(values, steps=(100,))
     Rollout(only_switch, FakeRouter(), None, make_plan(only_switch), RolloutRecord("", "")).size_traffic(preflight)
     assert "nothing will be judged" in capsys.readouterr().err
 
@@ -256,12 +262,13 @@ def test_the_summary_charts_of_a_sequential_rollout_have_one_value_per_label(mon
     import json
     import re
 
-    from mlcicd.stages.canary_shift import finish, render_summary
+    from mlcicd.stages.canary_shift.conclude import finish
+    from mlcicd.stages.canary_shift.render import render_summary
 
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     r, _ = rollout(monkeypatch, rate=100, canary_error_rate=0.10)
-    values = {**r.values, "report": str(tmp_path / "r.json"), "router": {"type": "fake"}, "metrics": {}}
-    finish(r, values, Weights(0), {})
+    r.settings = replace(r.settings, report=str(tmp_path / "r.json"), router={"type": "fake"}, metrics={})
+    finish(r, Weights(0), {})
     summary = render_summary(json.loads((tmp_path / "r.json").read_text()))
     charts = re.findall(r"```mermaid\n(.*?)```", summary, re.S)
     assert len(charts) == 2 and "Sequential judge, error rate" in summary

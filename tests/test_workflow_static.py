@@ -150,3 +150,86 @@ def test_jobs_that_move_aliases_or_traffic_never_overlap_for_one_model(path: Pat
             checked += 1
     if path.name in ("train.yml", "deploy.yml"):
         assert checked, f"{path}: no promote or canary-shift job found"
+
+
+# --- pull requests, runner inputs, flags (issue 16) --------------------------------------------------
+
+REUSABLE = {p.name: yaml.safe_load(p.read_text()) for p in ROOT.glob(".github/workflows/*.yml") if p.name != "ci.yml"}
+SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
+REGISTRY_WRITERS = ("actions/promote", "actions/canary-shift", "actions/monitor")
+
+
+def inputs_of(doc: dict) -> dict:
+    # PyYAML reads the key `on` as True
+    return (doc.get("on") or doc.get(True))["workflow_call"]["inputs"]
+
+
+def test_pull_requests_from_forks_never_run_and_pull_request_jobs_cannot_write_the_registry():
+    jobs = REUSABLE["train.yml"]["jobs"]
+    # The first job runs only for a pull request from this repository; every other job needs it, so a
+    # fork's pull request runs nothing of its own, and the verdict says why.
+    assert jobs["validate-data"]["if"].replace("${{", "").replace("}}", "").strip() == f"!github.event.pull_request || {SAME_REPO}"
+    for name in ("train-gpu", "check-gates", "promote"):
+        needs = jobs[name]["needs"]
+        assert "validate-data" in needs or "train-gpu" in needs, name
+    verdict = jobs["verdict"]["steps"][0]
+    assert "github.event.pull_request.head.repo.full_name != github.repository" in verdict["env"]["FORK"]
+    assert 'if [ -n "$FORK" ]' in verdict["run"] and "skipped: a pull request from the fork" in verdict["run"]
+    # Pull-request jobs that hold the registry's credentials run read-only (enforced in code: mlcicd.readonly)
+    # and never reach a step that writes versions, aliases or tags.
+    for name, job in jobs.items():
+        env = job.get("env", {})
+        if "MLFLOW_TRACKING_URI" in env and name != "promote":
+            assert env.get("MLCICD_READ_ONLY") == "${{ github.event.pull_request && 'true' || 'false' }}", name
+    assert jobs["promote"]["if"] == "${{ !github.event.pull_request }}"
+    # The example: its pull-request comment job does not run for a fork either, and nothing it runs on a
+    # pull request writes the registry.
+    ml = yaml.safe_load((ROOT / "examples/.github/workflows/ml.yml").read_text())
+    assert SAME_REPO in ml["jobs"]["report"]["if"]
+    assert "model-version != ''" in ml["jobs"]["deploy"]["if"]  # a pull request has no version: no deploy
+    for job in ml["jobs"].values():
+        for step in job.get("steps", []):
+            assert not any(w in step.get("uses", "") for w in REGISTRY_WRITERS), step
+
+
+RUNNER_EXPRESSION = "(startsWith(inputs.{0}, '[') || startsWith(inputs.{0}, '\"')) && fromJSON(inputs.{0}) || inputs.{0}"
+
+
+def test_every_runner_input_takes_a_label_or_a_json_list_and_flags_are_booleans():
+    for file, doc in REUSABLE.items():
+        inputs = inputs_of(doc)
+        runners = [name for name in inputs if name == "runner" or name.endswith("-runner")]
+        assert runners, file
+        for name in runners:
+            assert "one label or a JSON list" in inputs[name]["description"], (file, name)
+        for job_name, job in doc["jobs"].items():
+            runs_on = job["runs-on"]
+            used = [n for n in runners if f"inputs.{n}" in str(runs_on)]
+            assert used and runs_on == "${{ " + RUNNER_EXPRESSION.format(used[0]) + " }}", (file, job_name, runs_on)
+        for name, spec in inputs.items():  # a yes/no input is a boolean, never a 'true'/'false' string
+            if spec.get("type") == "string":
+                assert not re.match(r"'?`(true|false)`", spec["description"]), (file, name)
+    assert inputs_of(REUSABLE["train.yml"])["require-gpu"]["type"] == "boolean"
+    assert inputs_of(REUSABLE["monitor.yml"])["issue"]["type"] == "boolean"
+
+
+def run_verdict(tmp_path: Path, **env: str) -> tuple[int, str]:
+    """train.yml's verdict step, run by bash with the environment the job would give it."""
+    import os
+    import subprocess
+
+    step = REUSABLE["train.yml"]["jobs"]["verdict"]["steps"][0]
+    summary = tmp_path / "summary.md"
+    full = {"PATH": os.environ["PATH"], "GITHUB_STEP_SUMMARY": str(summary), **{k: "" for k in step["env"]}, **env}
+    proc = subprocess.run(["bash", "-c", step["run"]], env=full, capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stdout + (summary.read_text() if summary.exists() else "")
+
+
+def test_the_verdict_of_a_forks_pull_request_is_a_clear_skip(tmp_path: Path):
+    rc, text = run_verdict(tmp_path, EVENT="pull_request", FORK="mallory/churn", VALIDATE="skipped", TRAIN="skipped", GATES="skipped")
+    assert rc == 0 and "⏭️ skipped: a pull request from the fork mallory/churn" in text, text
+    assert "::notice title=ml-cicd train: skipped::" in text
+    rc, text = run_verdict(tmp_path, EVENT="pull_request_target", VALIDATE="success", TRAIN="success", GATES="success", PASSED="true")
+    assert rc == 0 and "✅ the candidate passed the gates" in text and "a pull request is judged, not promoted" in text, text
+    rc, text = run_verdict(tmp_path, EVENT="pull_request", VALIDATE="success", TRAIN="success", GATES="failure", PASSED="false")
+    assert rc == 1 and "❌ the candidate did not pass" in text

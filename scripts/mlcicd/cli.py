@@ -16,6 +16,7 @@ from mlcicd.errors import INTERNAL_ERROR, USAGE_ERROR, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mlcicd.inputs import config_option, describe
     from mlcicd.stages import all_stages
 
     parser = argparse.ArgumentParser(
@@ -26,10 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlcicd {__version__}")
     sub = parser.add_subparsers(dest="_stage", metavar="<stage>")
+    # Not a stage: mlcicd.local_run parses its own arguments (see main).
+    sub.add_parser("local", help="run your repository's workflow on this machine through act, against this toolkit", add_help=False)
     for stage in all_stages().values():
         cmd = sub.add_parser(stage.name, help=stage.summary, description=stage.summary)
         if stage.has_config_section:
-            cmd.add_argument("--config", default=None, help="mlcicd.yaml to read (default: ./mlcicd.yaml when it exists)")
+            cmd.add_argument("--config", default=None, metavar="VALUE", help=describe(config_option(stage.name)).replace("%", "%%"))
         if stage.positional:
             cmd.add_argument(
                 "_positional",
@@ -39,15 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help=f"same as --{stage.positional}",
             )
         for option in stage.options:
-            default = option.shown_default or (option.default if option.default not in ("", None) else "none")
-            example = f" (e.g. {option.example})" if option.example else ""
             cmd.add_argument(
                 f"--{option.name}",
                 *(f"--{a}" for a in option.aliases),
                 dest=option.name,
                 default=None,
                 metavar="VALUE",
-                help=f"{option.help}{example} [default: {default}]".replace("%", "%%"),  # argparse formats help with %
+                help=describe(option).replace("%", "%%"),  # the action.yml description; argparse formats help with %
             )
     return parser
 
@@ -68,6 +69,11 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["local"]:
+        from mlcicd import local_run
+
+        return local_run.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args._stage:

@@ -200,7 +200,7 @@ def _strict_loader() -> Any:
     if _LOADER is None:
         import yaml
 
-        class StrictLoader(yaml.SafeLoader):
+        class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
             def construct_mapping(self, node: Any, deep: bool = False) -> Any:
                 first: dict[Any, Any] = {}
                 for key_node, _ in node.value:

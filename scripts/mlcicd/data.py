@@ -6,6 +6,7 @@ clear line, never a pyarrow traceback.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -278,6 +279,12 @@ class Block:
     whole: Callable[[], pa.RecordBatch]
 
 
+def _pieces_of(
+    read: Callable[[int, list[str] | None], pa.RecordBatch], group: int, groups: list[list[str]]
+) -> Callable[[], Iterator[pa.RecordBatch]]:
+    return lambda: (read(group, columns) for columns in groups)
+
+
 def _single(path: Path, batch: pa.RecordBatch) -> Block:
     return Block(path, batch.num_rows, tuple(batch.schema.names), lambda: iter((batch,)), lambda: batch)
 
@@ -340,13 +347,7 @@ def _parquet_blocks(path: Path, strings_as_dictionary: bool) -> Iterator[Block]:
         if len(groups) <= 1:
             yield _single(path, read(group, None))
             continue
-        yield Block(
-            path,
-            rows,
-            names,
-            lambda group=group, groups=groups: (read(group, columns) for columns in groups),
-            lambda group=group: read(group, None),
-        )
+        yield Block(path, rows, names, _pieces_of(read, group, groups), functools.partial(read, group, None))
 
 
 def iter_blocks(

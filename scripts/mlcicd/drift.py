@@ -130,7 +130,7 @@ def kolmogorov_sf(x: float) -> float:
     if x < 1.0:  # the alternating series converges slowly here; the theta-function form does not
         s = sum(math.exp(-((2 * k - 1) ** 2) * math.pi**2 / (8 * x * x)) for k in range(1, 8))
         return max(0.0, 1.0 - math.sqrt(2 * math.pi) / x * s)
-    return min(1.0, 2.0 * sum((-1) ** (k - 1) * math.exp(-2.0 * k * k * x * x) for k in range(1, 101)))
+    return min(1.0, 2.0 * sum((1.0 if k % 2 else -1.0) * math.exp(-2.0 * k * k * x * x) for k in range(1, 101)))
 
 
 def ks_wasserstein(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -270,10 +270,10 @@ def compare_categorical(ref: dict[str, Any], cur: dict[str, Any], t: Thresholds)
 
 
 def compare_column(
-    name: str, ref: dict[str, Any] | None, cur: dict[str, Any] | None, t: Thresholds, role: str = "feature"
+    name: str, ref: dict[str, Any], cur: dict[str, Any] | None, t: Thresholds, role: str = "feature"
 ) -> dict[str, Any]:
     """Per-column verdict: status OK / DRIFT / MISSING / NEW_CATEGORY, with statistics and severity."""
-    base: dict[str, Any] = {"column": name, "role": role, "kind": (ref or {}).get("kind")}
+    base: dict[str, Any] = {"column": name, "role": role, "kind": ref.get("kind")}
     if cur is None:
         return {**base, "status": "MISSING", "severity": "critical", "reasons": ["column is in the reference but not in the data"]}
     if ref["kind"] != cur["kind"] and cur["kind"] != "empty":

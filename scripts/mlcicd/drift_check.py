@@ -22,28 +22,31 @@ THRESHOLD_OPTIONS = (
         "drift-threshold",
         number(minimum=0, maximum=1),
         0.01,
-        "significance level: a change with a p-value below it is statistically significant",
+        "significance level of the drift tests, 0 to 1: a change with a p-value below it is statistically significant",
         "0.05",
     ),
     Option(
         "min-wasserstein",
         number(positive=True),
         0.1,
-        "numeric drift effect size: Wasserstein distance in reference standard deviations",
+        "numeric drift effect size: Wasserstein distance in reference standard deviations, below which a "
+        "significant change is not drift. Must be greater than 0",
         "0.2",
     ),
     Option(
         "min-psi",
         number(positive=True),
         0.2,
-        "population stability index at or above which a significant change is drift",
+        "population stability index at or above which a significant change is drift. Must be greater than 0",
         "0.25",
     ),
     Option(
         "min-share-change",
         number(positive=True, maximum=1),
         0.05,
-        "categorical drift effect size: the largest change of a category's share (0.05 = 5 points); also for missing-value rates",
+        "categorical drift effect size: the largest change of a category's share (`0.05` = 5 percentage "
+        "points). Also the threshold for missing-value rates and for the share of new categories. Must be "
+        "greater than 0",
         "0.1",
     ),
 )

@@ -143,7 +143,7 @@ def _api_message(response: Any) -> str:
     try:
         document = response.json()
     except ValueError:
-        return response.text[:120].strip()
+        return str(response.text)[:120].strip()
     message = document.get("message", "") if isinstance(document, dict) else ""
     if response.status_code == 403 and response.headers.get("X-RateLimit-Remaining") == "0":
         message += " (rate limit exhausted)"

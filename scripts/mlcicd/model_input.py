@@ -36,7 +36,8 @@ def numeric_array(x: Any, dtype: Any = np.float32) -> np.ndarray:
             "positional numeric arrays. Encode them in the model (or log it as a pyfunc, e.g. a scikit-learn Pipeline with a "
             "OneHotEncoder), or drop them from the test data.",
         )
-    return x.to_numpy(dtype=dtype)
+    array: np.ndarray = x.to_numpy(dtype=dtype)
+    return array
 
 
 def cast_columns(frame: Any, types: list[Any]) -> Any:

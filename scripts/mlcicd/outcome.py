@@ -40,6 +40,8 @@ class Outcome:
     outputs: Mapping[str, str] = field(default_factory=dict)
     summary: str = ""
     annotations: tuple[Annotation, ...] = ()
+    log: str = ""
+    """A line for the job log (stdout), e.g. what a rollout that ended well did."""
 
     @property
     def passed(self) -> bool:
@@ -48,7 +50,12 @@ class Outcome:
 
 def envelope(outcome: Outcome) -> dict[str, Any]:
     """The report as written: the common keys first, then the stage's own (which may refine `passed`)."""
-    head = {"stage": outcome.stage, "toolkit_version": __version__, "result": outcome.result, "passed": outcome.passed}
+    head = {
+        "stage": outcome.stage,
+        "toolkit_version": __version__,
+        "result": outcome.result,
+        "passed": outcome.passed,
+    }
     return {**head, **outcome.report}
 
 
@@ -58,6 +65,8 @@ def publish(outcome: Outcome) -> int:
     github.set_outputs({**outcome.outputs, "report": path})
     if outcome.summary:
         github.write_summary(outcome.summary)
+    if outcome.log:
+        print(outcome.log, flush=True)
     for note in outcome.annotations:
         github.annotate(note.kind, note.message, title=note.title, file=note.file)
     return outcome.exit_code

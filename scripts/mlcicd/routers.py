@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,7 +164,7 @@ class Router:
         would, or when the router does not know (then the deploy command's exit status is the check)."""
         return None
 
-    def _retry(self, action: str, call: Any, attempts: int) -> Any:
+    def _retry(self, action: str, call: Callable[[], Weights], attempts: int) -> Weights:
         last: Exception | None = None
         for attempt in range(attempts):
             try:
@@ -233,7 +233,8 @@ class HaproxyRouter(Router):
         self.backend = backend
         self.address = address
         if address.startswith("unix:") or address.startswith("/"):
-            self.family, self.target = socket.AF_UNIX, address.removeprefix("unix:")
+            self.target: str | tuple[str, int] = address.removeprefix("unix:")
+            self.family = socket.AF_UNIX
         else:
             host, _, port = address.removeprefix("tcp://").removeprefix("ipv4@").rpartition(":")
             if not host or not port.isdigit():

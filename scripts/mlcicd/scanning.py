@@ -25,33 +25,48 @@ DATA_OPTIONS = (
         "data",
         text,
         "",
-        "data to check: a CSV, Parquet or JSON Lines file, a directory or a glob",
+        "data to check: a CSV (`.csv`, `.tsv`), Parquet (`.parquet`, `.pq`) or JSON Lines (`.jsonl`, "
+        "`.ndjson`) file, a directory (every such file under it, recursively, in sorted order) or a glob "
+        "(`**` allowed)",
         "data/current.parquet",
         is_path=True,
+        shown_default="none (required, here or in `mlcicd.yaml`)",
     ),
     Option(
         "schema",
         text,
         "",
-        "pandera schema: a YAML file as written by DataFrameSchema.to_yaml(), or module:attribute",
+        "a pandera schema: a YAML file as written by `DataFrameSchema.to_yaml()`, or `module:attribute` "
+        "naming a `DataFrameSchema` or `DataFrameModel` (imported relative to the working directory)",
         "schema.yaml",
         is_path=True,
+        shown_default="none: no schema check",
     ),
-    Option("delimiter", text, ",", "CSV field delimiter", "';'"),
+    Option(
+        "delimiter",
+        text,
+        ",",
+        "CSV field delimiter, one character (`\\t` for tab). A `.tsv` file with the default `,` is read tab-delimited",
+        ";",
+    ),
     Option("encoding", text, "utf-8", "text encoding of CSV files", "latin-1"),
     Option(
         "engine",
         choice("arrow", "spark"),
         "arrow",
-        "`arrow` reads the files on the runner; `spark` has Spark read `data` (a Parquet or Delta path, or a table name) where it lives",
+        "`arrow` reads the files on the runner. `spark` has Spark read `data` where it lives: a Parquet or "
+        "Delta path (local, `hdfs://`, `s3a://`, `abfss://`, …; Delta when it holds a `_delta_log`), a "
+        "metastore table name, or `table:<name>`, `delta:<path>`, `parquet:<path>`. In the action, `spark` "
+        "also installs the toolkit's `spark` extra (pyspark); the runner needs Java 17+",
         "spark",
     ),
     Option(
         "spark-master",
         text,
         "",
-        "with engine spark: the cluster to run on; empty = SPARK_REMOTE, Spark's own configuration, or local[*]",
+        "with `engine: spark`, the cluster to run on: a master URL such as `spark://host:7077` or `yarn`",
         "spark://spark-master:7077",
+        shown_default="none: `SPARK_REMOTE` (Spark Connect), else Spark's configuration, else `local[*]`",
     ),
 )
 """data, schema, then how to read it: delimiter, encoding, engine, spark-master."""

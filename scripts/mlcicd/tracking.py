@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mlcicd import github
+from mlcicd import github, readonly
 from mlcicd.errors import UsageError
 
 TAG = "mlcicd."
@@ -88,6 +88,9 @@ def mask_credentials() -> None:
 
 
 def embedded_uri() -> str:
+    """The embedded store; in a pull request's job (read-only), the run's throwaway copy of it."""
+    if readonly.active():
+        return f"sqlite:///{readonly.sandbox_db(mlcicd_home())}"
     return f"sqlite:///{mlcicd_home() / 'mlflow.db'}"
 
 
@@ -105,6 +108,8 @@ def connect() -> str:
     import mlflow
 
     mask_credentials()
+    if readonly.active():
+        readonly.guard_registry()
     # MLflow retries transient HTTP errors itself (429/5xx, with exponential backoff); its
     # defaults wait minutes, too long for a CI step that should fail and say why.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
@@ -125,6 +130,9 @@ def connect() -> str:
         home = mlcicd_home()
         home.mkdir(parents=True, exist_ok=True)
         uri = embedded_uri()
+        if readonly.active():  # a pull request works on a throwaway copy: mlflow.db is never opened for writing
+            with file_lock(home / "schema.lock"):
+                readonly.make_sandbox(home / "mlflow.db", readonly.sandbox_db(home))
         os.environ["MLFLOW_TRACKING_URI"] = uri  # the training command inherits it
         with file_lock(home / "schema.lock"):  # two jobs creating the tables at once would collide
             mlflow.set_tracking_uri(uri)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from mlcicd.config import Stage
+from mlcicd.config import Option, Stage
 
 
 def all_stages() -> dict[str, Stage]:
@@ -23,5 +23,5 @@ def all_stages() -> dict[str, Stage]:
     return {stage.name: stage for stage in commands}
 
 
-def config_sections() -> dict[str, tuple]:
+def config_sections() -> dict[str, tuple[Option, ...]]:
     return {name: stage.options for name, stage in all_stages().items() if stage.has_config_section}

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlcicd import __version__, github, tracking
+from mlcicd import __version__, github, readonly, tracking
 from mlcicd.config import Option, Stage, boolean, choice, number, text
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
 from mlcicd.report import check_report_path, default_report_path, markdown_table, write_json
@@ -85,15 +85,41 @@ THRESHOLDS = (
 LEVELS = ("fail", "warn", "off")
 PROBE_OPTIONS = (
     # (option, probe, default level, help, example): what fails by default is what breaks in production
-    ("probe-zeros", "zeros input", "fail", "all-zero numeric features must give finite outputs: fail, warn or off", "warn"),
-    ("probe-extremes", "extreme values", "fail", "±1e6 numeric features must give finite outputs: fail, warn or off", "warn"),
-    ("probe-determinism", "determinism", "fail", "the same rows twice must give the same outputs: fail, warn or off", "warn"),
-    ("probe-class-collapse", "class collapse", "fail", "a classifier must predict every class of the test data: fail, warn or off", "warn"),
+    (
+        "probe-zeros",
+        "zeros input",
+        "fail",
+        "level of the zeros-input probe (all-zero numeric features must give finite outputs): "
+        "`fail` (a failed probe fails the gates), `warn` (shown as ⚠️, does not fail) or `off` (not run)",
+        "warn",
+    ),
+    (
+        "probe-extremes",
+        "extreme values",
+        "fail",
+        "level of the extreme-values probe (±1e6 numeric features must give finite outputs): `fail`, `warn` or `off`",
+        "warn",
+    ),
+    (
+        "probe-determinism",
+        "determinism",
+        "fail",
+        "level of the determinism probe (the same rows twice must give the same outputs): `fail`, `warn` or `off`",
+        "warn",
+    ),
+    (
+        "probe-class-collapse",
+        "class collapse",
+        "fail",
+        "level of the class-collapse probe (a classifier must predict every class of the test data): `fail`, `warn` or `off`",
+        "warn",
+    ),
     (
         "probe-missing-values",
         "missing values",
         "warn",
-        "a NaN cell must be handled or rejected as `missing-values` says; warn by default (many models pass NaN through): fail, warn or off",
+        "level of the missing-values probe (a NaN cell must be handled or rejected as `missing-values` says): `fail`, `warn` "
+        "or `off`. `warn` by default: many good models pass NaN through, and a gate every first run fails gets switched off",
         "fail",
     ),
 )
@@ -103,54 +129,119 @@ OPTIONS = (
         "model-uri",
         text,
         "",
-        "the candidate: models:/<name>/<version>, models:/<name>@<alias>, models:/m-<id> or runs:/<run>/<path>",
+        "the candidate: `models:/<name>/<version>`, `models:/<name>@<alias>`, `models:/m-<id>` (a logged "
+        "model) or `runs:/<run>/<path>`. Other forms (including `models:/<name>/latest`) are rejected with "
+        "exit 2. Only the first two forms name a registered version that gets the version tags",
         "models:/churn/7",
+        shown_default="none (required)",
     ),
     Option(
         "model-name",
         tracking.registered_model_name,
         "",
-        "registered model whose `compare-to` alias is the baseline (default: from model-uri, or the name train-gpu trained its run for)",
+        "registered model whose `compare-to` alias is the baseline. Used only with `models:/m-<id>` and "
+        "`runs:/…` URIs, whose default is the name train-gpu trained the run for (run tag "
+        "`mlcicd.model_name`); with `models:/<name>/…` the name in the URI is used and this input is "
+        "ignored. Checked by MLflow's own rules (no `/`, `:` or control characters) before anything runs",
         "churn",
+        shown_default="the name in `model-uri`, else the training run's",
     ),
     Option(
-        "test-data", text, "", "labelled test data (CSV, Parquet, JSON Lines; a file, directory or glob)", "data/test.parquet", is_path=True
+        "test-data",
+        text,
+        "",
+        "labelled test data the model has not seen: CSV (`.csv`, `.tsv`), Parquet (`.parquet`, `.pq`) or "
+        "JSON Lines (`.jsonl`, `.ndjson`), a file, a directory or a glob. Every column except `target` is a "
+        "feature; a PyTorch model needs them all numeric (see Test data and predictions in the check-gates "
+        "docs). CSV is read as UTF-8 with `,` (tab for `.tsv`)",
+        "data/test.parquet",
+        is_path=True,
+        shown_default="none (required)",
     ),
-    Option("target", text, "", "label column of test-data", "churned"),
-    Option("task", choice("classification", "regression"), "classification", "classification or regression", "regression"),
+    Option("target", text, "", "the label column of `test-data`", "churned", shown_default="none (required)"),
+    Option(
+        "task",
+        choice("classification", "regression"),
+        "classification",
+        "`classification` or `regression`: which metrics are computed and how the model's output is read",
+        "regression",
+    ),
     *(
-        Option(name, optional_number(), None, f"{'minimum' if name.startswith('min') else 'maximum'} {metric} of the candidate", "0.9")
+        Option(
+            name,
+            optional_number(),
+            None,
+            f"fail when the candidate's {metric} is {'below' if name.startswith('min') else 'above'} this",
+            "0.9",
+            shown_default="none: no gate",
+        )
         for name, metric in THRESHOLDS
     ),
     Option(
         "custom-metrics",
         custom_metrics,
         [],
-        "extra metrics as module:function(y_true, y_pred) -> float, reported for candidate and baseline",
+        "extra metrics, comma- or newline-separated `module:function` names; each is called as "
+        "`function(y_true, y_pred)` and must return a number (higher is better). Reported beside the "
+        "built-in metrics for candidate and baseline and logged on the run; never gated. The module is "
+        "imported from the working directory",
         "mymetrics:revenue",
     ),
     Option(
-        "primary-metric", text, "", "metric the improvement gate compares (default: f1 for classification, rmse for regression)", "roc_auc"
+        "primary-metric",
+        text,
+        "",
+        "the metric the comparison gate compares: `accuracy`, `f1`, `roc_auc`, `rmse`, `mae` or `r2`",
+        "roc_auc",
+        shown_default="`f1` for classification, `rmse` for regression",
     ),
-    Option("compare-to", text, "production", "alias of the baseline model; `none` = no comparison", "staging"),
-    Option("min-improvement", optional_number(), None, "relative improvement of the primary metric over the baseline (0.01 = 1 %)", "0.01"),
-    Option("min-absolute-change", optional_number(), None, "absolute improvement of the primary metric over the baseline", "0.005"),
+    Option(
+        "compare-to",
+        text,
+        "production",
+        "alias of the baseline version of the registered model. `none` turns comparison off (no baseline, "
+        "no first-run gate, no latency regression gate)",
+        "staging",
+    ),
+    Option(
+        "min-improvement",
+        optional_number(),
+        None,
+        "required relative improvement of the primary metric over the baseline, in the metric's better "
+        "direction (`0.01` = 1 % better; `0` = not worse; `-0.01` = at most 1 % worse)",
+        "0.01",
+    ),
+    Option(
+        "min-absolute-change",
+        optional_number(),
+        None,
+        "required absolute improvement of the primary metric over the baseline, in its units and better "
+        "direction. With `min-improvement` both must hold",
+        "0.005",
+    ),
     Option(
         "require-significance",
         boolean,
         False,
-        "the improvement must also be statistically significant (McNemar / paired permutation test)",
+        "the candidate must also be strictly better with a paired test p-value below `alpha` (McNemar for "
+        "accuracy, a paired permutation test otherwise)",
         "true",
     ),
-    Option("alpha", number(positive=True, maximum=0.5), 0.05, "significance level of the paired test", "0.01"),
     Option(
-        "first-run", choice("pass", "fail"), "pass", "when the baseline alias does not exist yet: pass or fail the comparison gates", "fail"
+        "alpha", number(positive=True, maximum=0.5), 0.05, "significance level of the paired test, greater than 0 and at most 0.5", "0.01"
+    ),
+    Option(
+        "first-run",
+        choice("pass", "fail"),
+        "pass",
+        "what the `compare to @<alias>` gate says when no baseline version is found (e.g. the alias does not exist yet): `pass` or `fail`",
+        "fail",
     ),
     Option(
         "max-latency-p95-ms",
         optional_number(positive=True),
         None,
-        "p95 latency limit (ms) at the first batch size",
+        "p95 latency limit in milliseconds at the first of `latency-batch-sizes`. CLI alias `--max-latency-p95`",
         "50",
         aliases=("max-latency-p95",),
     ),
@@ -158,33 +249,66 @@ OPTIONS = (
         "max-latency-p99-ms",
         optional_number(positive=True),
         None,
-        "p99 latency limit (ms) at the first batch size",
+        "p99 latency limit in milliseconds at the first of `latency-batch-sizes`. CLI alias `--max-latency-p99`",
         "100",
         aliases=("max-latency-p99",),
     ),
-    Option("latency-batch-sizes", batch_sizes, [1, 32], "batch sizes to time", "1,32,256"),
-    Option("latency-iterations", optional_number(positive=True), 200.0, "timed iterations per batch size and model (after warm-up)", "500"),
     Option(
-        "max-latency-regression", optional_number(positive=True), None, "p99 candidate / baseline ratio limit, measured interleaved", "1.2"
+        "latency-batch-sizes",
+        batch_sizes,
+        [1, 32],
+        "comma-separated batch sizes to time (whole numbers ≥ 1). The first one is the one the p95/p99 limits apply to",
+        "1,32,256",
     ),
-    Option("max-model-size", size, None, "size limit of the logged model artifacts (500MB, 1.5GB, 800KiB)", "500MB"),
-    Option("robustness", boolean, True, "run the robustness probes (each at its `probe-*` level); false = none", "false"),
+    Option(
+        "latency-iterations",
+        optional_number(positive=True),
+        200.0,
+        "timed calls per batch size and model, interleaved with the baseline, after 10 warm-up calls. "
+        "Truncated to a whole number, which must be at least 1. Below 100 the p99 is not a tail estimate",
+        "500",
+    ),
+    Option(
+        "max-latency-regression",
+        optional_number(positive=True),
+        None,
+        "limit on candidate p99 ÷ baseline p99, per batch size, measured interleaved. Needs a baseline",
+        "1.2",
+    ),
+    Option(
+        "max-model-size",
+        size,
+        None,
+        "limit on the size of the logged model's artifacts: a number of bytes, or with a unit `B`, `KB`, "
+        "`MB`, `GB`, `TB` (powers of 1000) or `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), case-insensitive",
+        "500MB",
+    ),
+    Option(
+        "robustness", boolean, True, "run the robustness probes on the candidate, each at its `probe-*` level; `false` runs none", "false"
+    ),
     *(Option(option, choice(*LEVELS), level, help, example) for option, _probe, level, help, example in PROBE_OPTIONS),
     Option(
         "missing-values",
         choice("reject", "handle"),
         "reject",
-        "inputs with NaN: the model must `handle` them (finite output) or may `reject` them with an error",
+        "what the missing-values probe accepts: `reject` (the model may raise on NaN input, or return "
+        "finite outputs) or `handle` (it must return finite outputs)",
         "handle",
     ),
     Option(
-        "serve-check", boolean, False, "start `mlflow models serve` on loopback and compare its answers with in-process predictions", "true"
+        "serve-check",
+        boolean,
+        False,
+        "serve the candidate with `mlflow models serve` on loopback and compare its answers with in-process predictions",
+        "true",
     ),
     Option(
         "serve-only",
         boolean,
         False,
-        "only the serve check, for a deploy job: no metrics, latency, size or robustness, and the gates verdict recorded at training is left alone",
+        "only the serve check, for a deploy job (deploy.yml's `serve-check` job): no metric, comparison, "
+        "latency, size or robustness gates, and the `mlcicd.gates.passed` verdict recorded at training time "
+        "is left as it is. Still needs `test-data` and `target` (the rows it sends)",
         "true",
     ),
     Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/check-gates.json", is_path=True),
@@ -686,6 +810,8 @@ def serve_only(values: dict[str, Any], x: Any, y: Any, columns: list[str], name:
 def record(client: Any, report: dict[str, Any], version: Any, run_id: str | None, values: dict[str, Any]) -> None:
     """The verdict where promote and people look: version tag, run tag, run metrics and the report artifact."""
     verdict = "true" if report["passed"] else "false"
+    if version is not None and readonly.active():
+        return  # a pull request gated a registered version (training skipped): its records stay as they are
     if version is not None:
         client.set_model_version_tag(version.name, version.version, tracking.TAG_GATES_PASSED, verdict)
         client.set_model_version_tag(version.name, version.version, "mlcicd.gates.failed", ",".join(report["failed_gates"])[:5000])

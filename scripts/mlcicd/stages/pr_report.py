@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from typing import Any
 from mlcicd import __version__, github
 from mlcicd.config import Option, Stage, text, text_list
 from mlcicd.errors import PASSED, UsageError
-from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table, write_json
+from mlcicd.outcome import Outcome
+from mlcicd.report import check_report_path, default_report_path, fmt, markdown_table
 
 NAME = "pr-report"
 GATES_ARTIFACT = "mlcicd/check-gates.json"
@@ -51,28 +54,53 @@ def jobs_json(value: Any) -> dict[str, Any]:
 
 
 OPTIONS = (
-    Option("model-name", text, "", "the model the pipeline builds: names the comment, so two pipelines keep two comments", "churn"),
-    Option("run-id", text, "", "MLflow run of the candidate: its check-gates report is read from there", "4f2c9a…"),
+    Option(
+        "model-name",
+        text,
+        "",
+        "the model the pipeline builds; it names the comment (the marker), so two pipelines in one repository keep two comments",
+        "churn",
+        shown_default="the `model-name` output of a job in `jobs`",
+    ),
+    Option(
+        "run-id",
+        text,
+        "",
+        "MLflow run of the candidate, whose `mlcicd/check-gates.json` holds the gate report",
+        "4f2c9a…",
+        shown_default="the `run-id` output of a job in `jobs`",
+    ),
     Option(
         "reports",
         text_list,
         [],
-        "stage report files (JSON) to include, e.g. from a local run",
-        "mlcicd-reports/check-gates.json",
-        shown_default="none",
+        "stage report files (JSON) to include, comma- or newline-separated. A check-gates report here is used instead of the run's",
+        "mlcicd-reports/validate-data.json,mlcicd-reports/check-gates.json",
     ),
     Option(
         "jobs",
         jobs_json,
         {},
-        "the calling workflow's `${{ toJSON(needs) }}`: each job's result and outputs",
-        "${{ toJSON(needs) }}",
-        shown_default="none",
+        "the calling job's `needs` as JSON (the expression `toJSON(needs)`): each job's result and "
+        "outputs, e.g. the caller's `train` job with train.yml's outputs",
+        '{"train": {"result": "success", "outputs": {"run-id": "4f2c9a…"}}}',
     ),
-    Option("pull-request", pull_request_number, "", "pull request number; empty = the one of this pull_request event", "42"),
-    Option("repository", text, "", "owner/name; empty = GITHUB_REPOSITORY", "acme/churn"),
     Option(
-        "report", text, default_report_path(NAME), "where to write the comment (markdown in JSON)", "reports/pr-report.json", is_path=True
+        "pull-request",
+        pull_request_number,
+        "",
+        "the pull request number (`#42` or `42`). Outside a pull request event and without it, nothing is posted",
+        "42",
+        shown_default="the pull request of this `pull_request` event",
+    ),
+    Option("repository", text, "", "`owner/name`", "acme/churn", shown_default="`GITHUB_REPOSITORY`"),
+    Option(
+        "report",
+        text,
+        default_report_path(NAME),
+        "where to write the JSON report (the comment's markdown)",
+        "reports/pr-report.json",
+        is_path=True,
     ),
 )
 
@@ -160,7 +188,7 @@ def gates_section(gates: dict[str, Any] | None, why_missing: str) -> list[str]:
     if gates.get("warnings"):
         verdict += f"; ⚠️ warnings: {', '.join(gates['warnings'])}"
     lines = [f"### Gates: {verdict}", "", f"Candidate vs {against}, {fmt(gates.get('test_rows'))} test rows.", ""]
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             g["gate"],
             g.get("candidate"),
@@ -218,6 +246,11 @@ def drift_section(validation: dict[str, Any] | None, jobs: dict[str, Any]) -> li
             if rows:
                 lines += ["", markdown_table(["feature", "status", "test", "p-value", "effect size", "PSI"], rows)]
         return [*lines, ""]
+    return _drift_from_outputs(jobs)
+
+
+def _drift_from_outputs(jobs: dict[str, Any]) -> list[str]:
+    """Without validate-data's report: what its job outputs say."""
     drifted_json = job_output(jobs, "drifted-features")
     if not drifted_json:
         return []
@@ -225,12 +258,12 @@ def drift_section(validation: dict[str, Any] | None, jobs: dict[str, Any]) -> li
         drifted = json.loads(drifted_json)
     except ValueError:
         drifted = []
-    rows = job_output(jobs, "rows") or job_output(jobs, "data-rows")
+    row_count = job_output(jobs, "rows") or job_output(jobs, "data-rows")
     validate = jobs.get("validate-data")
     # Only validate-data's own job result speaks for the data; a caller's `train` job fails for any stage.
     lines = [f"### Data: {_icon(validate['result'])} {validate['result']}" if isinstance(validate, dict) else "### Data", ""]
-    if rows.isdigit():
-        lines.append(f"{fmt(int(rows))} rows.")
+    if row_count.isdigit():
+        lines.append(f"{fmt(int(row_count))} rows.")
     lines.append(f"Drift: {len(drifted)} feature(s) drifted" + (": " + ", ".join(f"`{c}`" for c in drifted[:10]) if drifted else "."))
     return [*lines, ""]
 
@@ -268,31 +301,53 @@ def render_comment(model: str, jobs: dict[str, Any], reports: dict[str, dict[str
 # --- the stage ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Settings:
+    model_name: str = ""
+    run_id: str = ""
+    reports: tuple[str, ...] = ()
+    jobs: Mapping[str, Any] = field(default_factory=dict)
+    pull_request: str = ""
+    repository: str = ""
+    report: str = ""
+
+
 def run(values: dict[str, Any]) -> int:
+    from mlcicd.config import build_settings
+    from mlcicd.outcome import publish
+
+    return publish(execute(build_settings(Settings, {**values, "reports": tuple(values["reports"])})))
+
+
+def execute(settings: Settings) -> Outcome:
     from mlcicd.github_api import GitHubApi, GitHubApiError, repository_from_env, token_from_env
 
     token = token_from_env()
-    check_report_path(values["report"])
-    reports = read_reports(values["reports"])
-    jobs = values["jobs"]
+    check_report_path(settings.report)
+    reports = read_reports(list(settings.reports))
+    jobs = dict(settings.jobs)
     gates_missing = ""
     if "check-gates" not in reports:
-        run_id = values["run-id"] or job_output(jobs, "run-id")
+        run_id = settings.run_id or job_output(jobs, "run-id")
         if run_id and (jobs.get("check-gates") or {}).get("result", "success") != "skipped":
             found, gates_missing = gates_from_run(run_id)
             if found is not None:
                 reports["check-gates"] = found
-    model = values["model-name"] or job_output(jobs, "model-name")
+    model = settings.model_name or job_output(jobs, "model-name")
     body = render_comment(model, jobs, reports, gates_missing)
-    number = values["pull-request"] or event_pull_request()
-    outcome: dict[str, Any] = {"stage": NAME, "version": __version__, "pull_request": number or None, "body": body}
-    github.write_summary(body)
+    number = settings.pull_request or event_pull_request()
+    report: dict[str, Any] = {"stage": NAME, "version": __version__, "pull_request": number or None, "body": body}
+    github.write_summary(body)  # the findings reach the job's summary even when the comment cannot be posted
+
+    def ended(comment: str, url: str = "") -> Outcome:
+        outputs = {"comment": comment, "comment-url": url}
+        return Outcome(NAME, PASSED, comment, report, settings.report, outputs)
+
     if not number:
-        outcome["comment"] = "skipped: not a pull_request event (pass `pull-request` to comment anyway)"
-        github.set_outputs({"comment": "skipped", "comment-url": "", "report": write_json(values["report"], outcome)})
-        return PASSED
+        report["comment"] = "skipped: not a pull_request event (pass `pull-request` to comment anyway)"
+        return ended("skipped")
     try:
-        repository = repository_from_env(values["repository"])
+        repository = repository_from_env(settings.repository)
     except ValueError as exc:
         raise UsageError("invalid value for repository", f"{exc}; set `repository`.") from None
     if not token:
@@ -311,14 +366,11 @@ def run(values: dict[str, Any]) -> int:
             else "GitHub did not take the comment"
         )
         github.warning(f"{exc.message}: {why}. The report is in this job's step summary.", title=f"{NAME}: comment not posted")
-        outcome["comment"] = f"not posted: {exc.message}"
-        github.set_outputs({"comment": "failed", "comment-url": "", "report": write_json(values["report"], outcome)})
-        return PASSED
-    outcome["comment"] = how
-    outcome["comment_url"] = comment.get("html_url", "")
-    github.set_outputs({"comment": how, "comment-url": outcome["comment_url"], "report": write_json(values["report"], outcome)})
-    return PASSED
-
+        report["comment"] = f"not posted: {exc.message}"
+        return ended("failed")
+    report["comment"] = how
+    report["comment_url"] = comment.get("html_url", "")
+    return ended(how, report["comment_url"])
 
 STAGE = Stage(
     NAME,

@@ -74,47 +74,69 @@ def optional_boolean(value: Any) -> bool | None:
 
 
 OPTIONS = (
-    Option("model-name", text, "", "registered model name; optional with a models:/<name>/… model-uri", "churn"),
+    Option(
+        "model-name",
+        text,
+        "",
+        "the registered model. Created on first registration",
+        "churn",
+        shown_default="none (required, unless `model-uri` is `models:/<name>/…`)",
+    ),
     Option(
         "model-uri",
         text,
         "",
-        "model to register or promote: runs:/<run_id>/<path>, models:/m-<id> (a logged model), models:/<name>/<version> or models:/<name>@<alias>",
+        "the model to register or promote: `runs:/<run_id>/<path>` or `models:/m-<id>` (a logged model: "
+        "registered once, then reused), or `models:/<name>/<version>` / `models:/<name>@<alias>` (an "
+        "existing version). Give this or `version`",
         "runs:/4f2c…/model",
     ),
-    Option("version", version_number, "", "an existing version of model-name to promote (instead of model-uri)", "3"),
+    Option("version", version_number, "", "an existing version of `model-name`. Give this or `model-uri`", "3"),
     Option(
         "alias",
         text,
         "",
-        "the alias to move: staging, production or any name; empty = staging (production with mode rollback)",
+        "the alias to move: `staging`, `production` or any name of letters, digits, `_` and `-`. `latest` "
+        "and `v<number>` are reserved by MLflow; `previous-production` is managed by promote",
         "production",
+        shown_default="`staging` (`production` with `mode: rollback`)",
     ),
     Option(
         "mode",
         choice("promote", "rollback"),
         "promote",
-        "promote: point the alias at the version; rollback: production ← previous-production",
+        "`promote`: point `alias` at the version. `rollback`: `production` ← `previous-production` (takes "
+        "no `model-uri`, `version` or `gates-passed`)",
         "rollback",
     ),
     Option(
         "require-gates",
         require_gates,
         "auto",
-        "refuse a version without tag mlcicd.gates.passed=true: auto (only for production), true or false",
+        "refuse a version whose tag `mlcicd.gates.passed` is not `true`. `auto`: only when promoting to "
+        "`production` (a rollback restores a version that was already in production and is not checked). "
+        "`true`: for every alias and for rollbacks. `false`: never",
         "true",
     ),
     Option(
-        "gates-passed", optional_boolean, None, "record the gate result on the version (tag mlcicd.gates.passed) before promoting", "true"
+        "gates-passed",
+        optional_boolean,
+        None,
+        "`true` or `false`: write the gate result to the version's `mlcicd.gates.passed` tag before the "
+        "gate check (it stays even if the promotion is refused). Empty leaves the tag alone. check-gates "
+        "sets the tag itself",
+        "true",
     ),
     Option(
         "expected-current-version",
         expected_version,
         "",
-        "refuse (exit 1) unless the alias currently points at this version; `none` = the alias must not be set",
+        "refuse (exit 1, nothing changed, nothing registered) unless `alias` currently points at this "
+        "version. `none`: the alias must not be set yet. Use it when a decision was made against a known "
+        "production version (gates compared against it, a reviewer approved replacing it)",
         "2",
     ),
-    Option("reason", text, "", "why, recorded in the promotion history", "'weekly retrain, gates green'"),
+    Option("reason", text, "", "why; recorded in the history event (at most 1,000 characters)", "weekly retrain, gates green"),
     Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/promote.json", is_path=True),
 )
 

@@ -51,66 +51,138 @@ OPTIONS = (
         "command",
         text,
         "",
-        "the training command (not a shell: wrap it in `bash -c '…'` if you need one)",
-        "python train.py --config params.yaml",
+        "the training command. It is split into words like a shell command line (quotes work) but not run "
+        "by a shell: no variables, globs, pipes or `&&`. Wrap it in `bash -c '…'` if you need a shell. It "
+        "runs in `working-directory`, with the environment listed under The environment in the train-gpu docs",
+        "python train.py --params params.yaml",
+        shown_default="none (required, here or in `mlcicd.yaml`)",
     ),
-    Option("working-directory", text, "", "directory to run the command in (default: the current one)", "training", is_path=True),
+    Option(
+        "working-directory",
+        text,
+        "",
+        "directory the command runs in. `fingerprint-paths` are relative to it",
+        "training",
+        is_path=True,
+        shown_default="the current directory (in a workflow, the workspace)",
+    ),
     Option(
         "model-name",
         tracking.registered_model_name,
         "",
-        "registered model name (MLflow's rules: no `/` or `:`); versions with the same fingerprint are reused",
+        "the registered model this training produces: where the skip looks for a version with the same "
+        "fingerprint, and the default experiment; tagged on the run (`mlcicd.model_name`), where "
+        "check-gates finds it. train-gpu does not register the model itself. Checked by MLflow's own rules "
+        "(no `/`, `:` or control characters such as a newline) before anything runs: exit 2 `invalid value "
+        "for model-name`",
         "churn-classifier",
+        shown_default="none (required, here or in `mlcicd.yaml`)",
     ),
-    Option("experiment", text, "", "MLflow experiment (default: the model name)", "churn"),
-    Option("run-name", text, "", "MLflow run name (default: ci-<short sha>)", "nightly-retrain"),
+    Option(
+        "experiment",
+        text,
+        "",
+        "MLflow experiment of the run, created on first use (in the embedded store with its artifacts under "
+        "`$MLCICD_HOME/artifacts/<experiment>`). A deleted experiment of that name is an error (exit 2)",
+        "churn",
+        shown_default="the model name",
+    ),
+    Option(
+        "run-name",
+        text,
+        "",
+        "MLflow run name",
+        "nightly-retrain",
+        shown_default="`ci-<first 7 characters of the commit>`; `local-<YYYYMMDD-HHMMSS>` when no commit is known",
+    ),
     Option(
         "params",
         text,
         "",
-        "training parameters file (YAML/JSON): logged as an artifact and flattened params, part of the fingerprint",
+        "training parameters file, YAML or JSON. It is logged as an artifact and as flattened run params "
+        "and is part of the fingerprint. It is not passed to the command: give the path in `command` too",
         "params.yaml",
         is_path=True,
     ),
-    Option("require-gpu", boolean, True, "fail (exit 2) when the runner has no GPU; false trains on CPU", "false"),
+    Option(
+        "require-gpu",
+        boolean,
+        True,
+        "with `true`, a runner without a GPU stops the step with exit 2. With `false`, such a runner trains on CPU and a warning says so",
+        "false",
+    ),
     Option(
         "nproc-per-node",
         nproc,
         "1",
-        "processes per node: 1, auto (one per visible GPU) or N; above 1 the command runs under torchrun",
+        "processes to start: `1`, `auto` (one per detected GPU; 1 without a GPU) or a whole number. Above 1 "
+        "the command runs under `torchrun --standalone`",
         "auto",
     ),
-    Option("timeout-minutes", number(positive=True), 360.0, "kill the whole training process tree after this long", "90"),
-    Option("retrain", boolean, False, "train even when a registered version has the same fingerprint", "true"),
     Option(
-        "fingerprint-paths", text_list, [], "globs of code and config whose content defines 'the same training'", "train.py,src/**/*.py"
+        "timeout-minutes",
+        number(positive=True),
+        360.0,
+        "minutes after which the command's whole process tree is killed and the step fails. Fractions are allowed; must be greater than 0",
+        "90",
+    ),
+    Option(
+        "retrain",
+        boolean,
+        False,
+        "with `true`, train even when a registered version has the same fingerprint (the registry is not searched)",
+        "true",
+    ),
+    Option(
+        "fingerprint-paths",
+        text_list,
+        [],
+        'globs (`**` for any depth) of the code and config whose content defines "the same training", '
+        "relative to `working-directory`, comma- or newline-separated (in `mlcicd.yaml` also a YAML list). "
+        "Every glob must match at least one file. Empty: every file git tracks under `working-directory` "
+        "counts instead",
+        "train.py,src/**/*.py",
     ),
     Option(
         "data",
         text_list,
         [],
-        "data the command trains on (files, directories, globs): their content is part of the fingerprint; "
-        "empty = validate-data's `data` in the same config file",
+        "the data your command trains on: files, directories or globs, comma- or newline-separated (in "
+        "`mlcicd.yaml` a YAML list, relative to the file). The content of every file they name is part of "
+        "the fingerprint, so a change to the data alone trains again. Each must exist. A warning says when "
+        "they leave out what validate-data checks",
         "data/train.parquet",
         is_path=True,
+        shown_default="validate-data's `data` in the same config file",
     ),
-    Option("data-digest", text, "", "content hash of the training data (validate-data's `data-digest` output)", "sha256:…"),
+    Option(
+        "data-digest",
+        text,
+        "",
+        "content hash of the training data, e.g. validate-data's `data-digest` output. Part of the fingerprint; tagged on the run",
+        "sha256:1792…",
+    ),
     Option(
         "signature-data",
         text,
         "",
-        "data file whose first rows give the signature of a model handed over as model.pt",
+        "data file (or directory or glob, read as validate-data reads `data`) whose first 64 rows become "
+        "the input example, and so the signature, of a model handed over as `$MLCICD_MODEL_DIR/model.pt`. "
+        "Not used for other models",
         "data/train.parquet",
         is_path=True,
     ),
-    Option("target", text, "", "label column to drop from `signature-data`", "churned"),
+    Option("target", text, "", "label column dropped from `signature-data` when present", "churned"),
     Option(
         "reference-profile",
         text,
         "",
-        "the training data's profile (`mlcicd profile`), stored with the version for monitor; empty = validate-data's `reference`",
+        "the training data's reference profile (`mlcicd profile`), stored with the version as "
+        "`mlcicd/reference-profile.json` so monitor measures drift against it. It is checked before the run "
+        "is created: a missing or malformed profile is exit 2",
         "reference.json",
         is_path=True,
+        shown_default="validate-data's `reference` in the same config file; none without one",
     ),
     Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/train-gpu.json", is_path=True),
 )
@@ -269,7 +341,7 @@ def launch_argv(command: str, procs: int) -> list[str]:
     except ValueError as exc:
         raise UsageError("command does not parse", f"`command`: {exc}. Quote it as you would in a shell.") from None
     if not argv:
-        raise UsageError("missing command", "`command` is required, e.g. `python train.py --config params.yaml`.")
+        raise UsageError("missing command", "`command` is required, e.g. `python train.py --params params.yaml`.")
     if procs <= 1:
         return argv
     run = ["--standalone", f"--nproc-per-node={procs}"]
@@ -642,7 +714,7 @@ def run(values: dict[str, Any]) -> int:
     from mlflow import MlflowClient
 
     if not values["command"]:
-        raise UsageError("missing command", "`command` is required, e.g. `python train.py --config params.yaml`.")
+        raise UsageError("missing command", "`command` is required, e.g. `python train.py --params params.yaml`.")
     if not values["model-name"]:
         raise UsageError(
             "missing model-name", "`model-name` is required: the registered model this training produces, e.g. `churn-classifier`."

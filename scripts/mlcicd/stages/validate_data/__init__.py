@@ -32,19 +32,25 @@ OPTIONS = (
         "reference",
         text,
         "",
-        "reference profile written by `mlcicd profile`; empty = no drift check",
+        "reference profile written by `mlcicd profile`",
         "reference.json",
         is_path=True,
+        shown_default="none: no drift check",
     ),
     Option(
-        "target", text, "", "label column: must be present; its drift is reported as label drift", "churned"
+        "target",
+        text,
+        "",
+        "label column. It must be in the data (exit 2 otherwise). It is compared like a feature, marked "
+        "`(target)` in the summary, and its drift fails the step like any feature's",
+        "churned",
     ),
     *THRESHOLD_OPTIONS,
     Option(
         "fail-on",
         choice("both", "schema", "drift", "none"),
         "both",
-        "which findings fail the step (exit 1): schema, drift, both or none",
+        "which findings fail the step with exit 1: `schema`, `drift`, `both` or `none`",
         "schema",
     ),
     Option(
