@@ -98,7 +98,8 @@ def decode_sample(text: str) -> np.ndarray:
     raw = base64.b64decode(text.encode("ascii"), validate=True)
     if len(raw) % 8:
         raise ValueError("sample length is not a multiple of 8 bytes")
-    return np.frombuffer(raw, dtype="<f8").copy()
+    sample: np.ndarray = np.frombuffer(raw, dtype="<f8").copy()
+    return sample
 
 
 def to_json(profile: dict[str, Any]) -> str:
