@@ -10,7 +10,8 @@ import pytest
 
 from mlcicd import data
 from mlcicd.profile import REFERENCE_SAMPLE, ProfileBuilder, merge_profiles, sample_rank_error, to_json
-from mlcicd.stages.validate_data import SchemaFailures, load_schema, scan
+from mlcicd.schemas import SchemaFailures, load_schema
+from mlcicd.stages.validate_data import scan
 
 SCAN_OPTIONS = {"delimiter": ",", "encoding": "utf-8"}
 

@@ -148,7 +148,8 @@ def test_validate_data_on_spark_finds_the_drift_and_the_schema_failure(spark, fi
     ids=["no path", "no table", "delta without jars", "unsupported dtype", "unsupported check"],
 )
 def test_bad_spark_input_is_a_usage_error_before_any_work(spark, files, tmp_path, data, schema, needles):
-    from mlcicd.stages.validate_data import load_schema, scan_spark
+    from mlcicd.schemas import load_schema
+    from mlcicd.stages.validate_data import scan_spark
 
     if data == "delta":
         (tmp_path / "delta" / "_delta_log").mkdir(parents=True)

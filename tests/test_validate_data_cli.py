@@ -307,7 +307,8 @@ def arrow_batches():
 def test_arrow_schema_passes_a_batch_only_when_pandera_does(tmp_path):
     import pandera.errors as pe
 
-    from mlcicd.stages.validate_data import ArrowSchema, load_schema
+    from mlcicd.arrow_schema import ArrowSchema
+    from mlcicd.schemas import load_schema
 
     (tmp_path / "s.yaml").write_text(ARROW_SCHEMA)
     schema = load_schema(str(tmp_path / "s.yaml"))
@@ -327,7 +328,7 @@ def test_arrow_schema_passes_a_batch_only_when_pandera_does(tmp_path):
 
 
 def test_arrow_schema_reports_exactly_what_pandera_reports(tmp_path):
-    from mlcicd.stages.validate_data import SchemaFailures, load_schema, validate_batch
+    from mlcicd.schemas import SchemaFailures, load_schema, validate_batch
 
     (tmp_path / "s.yaml").write_text(ARROW_SCHEMA)
     schema = load_schema(str(tmp_path / "s.yaml"))
@@ -353,7 +354,7 @@ def test_arrow_schema_reports_exactly_what_pandera_reports(tmp_path):
     ],
 )
 def test_anything_else_is_left_to_pandera(tmp_path, change):
-    from mlcicd.stages.validate_data import ArrowSchema
+    from mlcicd.arrow_schema import ArrowSchema
 
     old, new = change
     assert old in ARROW_SCHEMA
@@ -364,7 +365,8 @@ def test_anything_else_is_left_to_pandera(tmp_path, change):
 def test_arrow_schema_fingerprint_is_pandera_s(example_data):
     import pandera.pandas as pa
 
-    from mlcicd.stages.validate_data import ArrowSchema, load_schema, schema_columns
+    from mlcicd.arrow_schema import ArrowSchema
+    from mlcicd.schemas import load_schema, schema_columns
 
     schema = load_schema(str(example_data / "schema.yaml"))
     assert isinstance(schema, ArrowSchema)
@@ -392,7 +394,7 @@ def test_parquet_strings_read_as_dictionary_change_nothing(tmp_path):
 
     from mlcicd.data import iter_batches, plain_strings, read_as_dictionary
     from mlcicd.profile import ProfileBuilder, to_json
-    from mlcicd.stages.validate_data import SchemaFailures, load_schema, validate_batch
+    from mlcicd.schemas import SchemaFailures, load_schema, validate_batch
 
     rng = np.random.default_rng(3)
     n = 5_000

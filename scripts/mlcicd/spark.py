@@ -229,7 +229,7 @@ def spark_schema(schema: Any, where: str) -> Any:
 
 
 def validate(pyspark_schema: Any, frame: Any, failures: Any) -> None:
-    """Run pandera's pyspark backend and add what it found to `failures` (validate_data.SchemaFailures).
+    """Run pandera's pyspark backend and add what it found to `failures` (schemas.SchemaFailures).
 
     That backend reports each failed check once, with its message, not the failing rows: a group's
     count is then the number of failed checks (1), its example the message."""
