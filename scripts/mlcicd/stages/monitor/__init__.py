@@ -52,10 +52,10 @@ def baseline_setting(value: Any) -> str | float:
 
 
 def _drift_options() -> tuple[Option, ...]:
-    from mlcicd.stages.validate_data import _COMMON
-    from mlcicd.stages.validate_data import OPTIONS as VALIDATE
+    from mlcicd.drift_check import THRESHOLD_OPTIONS
+    from mlcicd.scanning import DATA_OPTIONS
 
-    by_name = {o.name: o for o in (*VALIDATE, *_COMMON)}
+    by_name = {o.name: o for o in (*THRESHOLD_OPTIONS, *DATA_OPTIONS)}
     return tuple(by_name[name] for name in DRIFT_OPTIONS)
 
 

@@ -80,20 +80,25 @@ def reference_profile(client: Any, settings: Settings, version: Any, workdir: st
 
 
 def check_drift(client: Any, settings: Settings, version: Any) -> dict[str, Any]:
+    from mlcicd import drift_check
+    from mlcicd.drift import Thresholds
     from mlcicd.profile import CURRENT_SAMPLE, load_profile
-    from mlcicd.stages import validate_data
+    from mlcicd.scanning import DataSource, scan
 
     with tempfile.TemporaryDirectory() as workdir:
         path, origin = reference_profile(client, settings, version, workdir)
         reference = load_profile(path)  # a bad profile fails before the data is read
-        values = _validate_values(settings, path)
-        _, current, _ = validate_data.scan(values, CURRENT_SAMPLE)
+        source = DataSource(settings.data, delimiter=settings.delimiter, encoding=settings.encoding)
+        _, current, _ = scan(source, CURRENT_SAMPLE)
         label = settings.target
         unlabelled = bool(label) and label not in current["columns"] and label in reference["columns"]
         if unlabelled:
             # Production inputs rarely carry the label: its absence is expected, so it is not compared.
             reference = {**reference, "columns": {k: v for k, v in reference["columns"].items() if k != label}}
-        drift = validate_data.check_drift(values, current, None, reference)
+        thresholds = Thresholds(
+            settings.drift_threshold, settings.min_wasserstein, settings.min_psi, settings.min_share_change
+        )
+        drift = drift_check.check_drift(current, reference, path, thresholds, settings.target)
     if unlabelled:
         drift["not_compared"] = [*drift.get("not_compared", []), label]
     drift["reference"] = origin
@@ -127,10 +132,3 @@ def resolve_baseline(client: Any, settings: Settings, version: Any) -> tuple[flo
             )
     return None, ""
 
-
-def _validate_values(settings: Settings, reference: str) -> dict[str, Any]:
-    from mlcicd.stages import validate_data
-
-    defaults = {o.name: o.default for o in (*validate_data.OPTIONS, *validate_data._COMMON)}
-    mine = {f.replace("_", "-"): getattr(settings, f) for f in settings.__dataclass_fields__}
-    return {**defaults, **mine, "reference": reference}
