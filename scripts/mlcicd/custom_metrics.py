@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 _SPEC_HELP = (
-    "expected 'module:function' (e.g. 'my_metrics:weighted_f1', or 'path/to/file.py:function'), imported from the working directory"
+    "expected 'module:function' (e.g. 'my_metrics:weighted_f1', or 'path/to/file.py:function'), "
+    "imported from the working directory"
 )
 
 
@@ -33,19 +34,24 @@ def load_custom_metric(spec: str) -> Callable[[Any, Any], float]:
     if not sep or not function_name.isidentifier() or not module_name:
         raise ValueError(f"invalid custom metric {spec!r}: {_SPEC_HELP}")
     if not is_file and not all(part.isidentifier() for part in module_name.split(".")):
-        raise ValueError(f"invalid custom metric {spec!r}: {module_name!r} is not a module name; {_SPEC_HELP}")
+        raise ValueError(
+            f"invalid custom metric {spec!r}: {module_name!r} is not a module name; {_SPEC_HELP}"
+        )
     cwd = os.getcwd()
     try:
         module = _import_file(module_name, cwd) if is_file else _import_module(module_name, cwd)
     except Exception as err:  # any error while importing user code is the user's to fix
         raise ValueError(
-            f"cannot import custom metric module {module_name!r} (working directory {cwd}): {type(err).__name__}: {err}"
+            f"cannot import custom metric module {module_name!r} (working directory {cwd}): "
+            f"{type(err).__name__}: {err}"
         ) from err
     function = getattr(module, function_name, None)
     if function is None:
         raise ValueError(f"custom metric module {module_name!r} has no attribute {function_name!r}")
     if not callable(function):
-        raise ValueError(f"custom metric {spec!r} is a {type(function).__name__}, not a function taking (y_true, y_pred)")
+        raise ValueError(
+            f"custom metric {spec!r} is a {type(function).__name__}, not a function taking (y_true, y_pred)"
+        )
 
     def metric(y_true: Any, y_pred: Any) -> float:
         value = function(y_true, y_pred)
@@ -80,6 +86,8 @@ def _import_file(path: str, cwd: str) -> Any:
         raise FileNotFoundError(f"no such file {file}")
     name = f"mlcicd_custom_metric_{abs(hash(str(file.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{file} is not a Python module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

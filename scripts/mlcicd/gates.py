@@ -36,12 +36,11 @@ def _higher_is_better(metric: str, override: bool | None) -> bool:
     if override is not None:
         return override
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}: pass higher_is_better for a custom metric (known: {', '.join(METRICS)})")
+        raise ValueError(
+            f"unknown metric {metric!r}: pass higher_is_better for a custom metric "
+            f"(known: {', '.join(METRICS)})"
+        )
     return METRICS[metric].higher_is_better
-
-
-def _is_missing(value: float | None) -> bool:
-    return value is None or math.isnan(value)
 
 
 def _fmt_pair(a: float, b: float) -> tuple[str, str]:
@@ -85,7 +84,7 @@ def compare_to_baseline(
     threshold = min_improvement if min_improvement is not None else min_absolute_change
     if require_significance and p_value is None:
         raise ValueError(f"require_significance needs the p-value of the {test} test for {metric}")
-    if _is_missing(candidate) or _is_missing(baseline):
+    if candidate is None or baseline is None or math.isnan(candidate) or math.isnan(baseline):
         detail = f"cannot compare {metric}: candidate {candidate}, baseline {baseline}"
         return GateResult(gate, candidate, baseline, None, threshold, False, detail, p_value)
     delta = candidate - baseline
@@ -126,7 +125,9 @@ def compare_to_baseline(
     return GateResult(gate, candidate, baseline, delta, threshold, bool(passed), detail, p_value)
 
 
-def threshold_gate(metric: str, value: float | None, threshold: float, *, higher_is_better: bool | None = None) -> GateResult:
+def threshold_gate(
+    metric: str, value: float | None, threshold: float, *, higher_is_better: bool | None = None
+) -> GateResult:
     """An absolute limit: min-* passes when value ≥ threshold, max-* when value ≤ threshold.
 
     `metric` is an option name of THRESHOLDS (min-accuracy, max-rmse, ...), which then names the gate,
@@ -149,7 +150,13 @@ def limit_gate(gate: str, name: str, minimum: bool, value: float | None, thresho
     """`gate` passes when the metric `name`'s value is at least (`minimum`) or at most `threshold`."""
     if value is None or math.isnan(value):
         return GateResult(
-            gate, value, None, None, threshold, False, f"{name} could not be computed (got {value}), so it cannot meet the limit"
+            gate,
+            value,
+            None,
+            None,
+            threshold,
+            False,
+            f"{name} could not be computed (got {value}), so it cannot meet the limit",
         )
     shown_value, shown_threshold = _fmt_pair(value, threshold)
     if minimum:

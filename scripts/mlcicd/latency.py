@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,11 +19,12 @@ from mlcicd.model_loading import LoadedModel, check_sample
 
 MIN_ITERATIONS_FOR_P99 = 100
 """Below this many timings p99 is (close to) the maximum of a handful of samples, not a tail estimate."""
-PERCENTILE_METHOD = "linear"
+PERCENTILE_METHOD: Literal["linear"] = "linear"
 
 
 def make_batch(sample: Any, batch_size: int) -> Any:
-    """`batch_size` rows of `sample` (an array or a DataFrame), repeating its rows in order when it has fewer."""
+    """`batch_size` rows of `sample` (an array or a DataFrame), repeating its rows in order when it has
+    fewer."""
     return model_input.take(sample, np.arange(batch_size) % len(sample))
 
 
@@ -40,7 +41,8 @@ def _cuda_event_timer(model: LoadedModel, batch: Any) -> Timer:
     import torch
 
     tensor = model.to_tensor(batch)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+    end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
 
     def once() -> float:
         torch.cuda.synchronize(model.device)
@@ -54,9 +56,9 @@ def _cuda_event_timer(model: LoadedModel, batch: Any) -> Timer:
 
 
 def _wall_clock_timer(model: LoadedModel, batch: Any) -> Timer:
-    """Milliseconds of one `predict` call on rows already in the model's input form (numpy out), on perf_counter_ns.
-    A CUDA module's output is copied to the host inside predict, which waits for its kernels, so asynchronous work
-    is counted."""
+    """Milliseconds of one `predict` call on rows already in the model's input form (numpy out), on
+    perf_counter_ns. A CUDA module's output is copied to the host inside predict, which waits for its
+    kernels, so asynchronous work is counted."""
 
     ready = model.ready(batch)
 
@@ -81,7 +83,10 @@ def summarize(timings_ms: Sequence[float], batch_size: int, device: str, timer: 
     mean = float(values.mean())
     notes = []
     if len(values) < MIN_ITERATIONS_FOR_P99:
-        notes.append(f"only {len(values)} iterations: p99 needs at least {MIN_ITERATIONS_FOR_P99} to be more than the slowest few calls")
+        notes.append(
+            f"only {len(values)} iterations: p99 needs at least {MIN_ITERATIONS_FOR_P99} "
+            "to be more than the slowest few calls"
+        )
     return {
         "p50_ms": p50,
         "p95_ms": p95,
@@ -117,9 +122,13 @@ def measure_latency(
     sample = check_sample(sample)
     sizes = list(dict.fromkeys(int(b) for b in batch_sizes))
     if not sizes or any(b < 1 for b in sizes):
-        raise UsageError("bad batch sizes", f"batch sizes must be whole numbers >= 1, got {list(batch_sizes)}.")
+        raise UsageError(
+            "bad batch sizes", f"batch sizes must be whole numbers >= 1, got {list(batch_sizes)}."
+        )
     if iterations < 1 or warmup < 0:
-        raise UsageError("bad iteration count", f"iterations must be >= 1 and warmup >= 0, got {iterations} and {warmup}.")
+        raise UsageError(
+            "bad iteration count", f"iterations must be >= 1 and warmup >= 0, got {iterations} and {warmup}."
+        )
     on_gpu = all(_uses_cuda(m) for m in models.values())
     timer_name = "cuda-events" if on_gpu else "perf_counter"
     make_timer = _cuda_event_timer if on_gpu else _wall_clock_timer
@@ -141,7 +150,11 @@ def measure_latency(
 
 
 def regression_ratio(
-    results: Mapping[str, Mapping[int, Mapping[str, Any]]], candidate: str, baseline: str, batch_size: int, stat: str = "p99_ms"
+    results: Mapping[str, Mapping[int, Mapping[str, Any]]],
+    candidate: str,
+    baseline: str,
+    batch_size: int,
+    stat: str = "p99_ms",
 ) -> float:
     """candidate / baseline for one statistic: 1.25 means the candidate is 25 % slower."""
     try:
@@ -149,10 +162,14 @@ def regression_ratio(
         cand_value, base_value = float(cand[stat]), float(base[stat])
     except KeyError as exc:
         raise UsageError(
-            "no such latency result", f"{exc} is not in the results (models {sorted(results)}, batch size {batch_size}, stat {stat})."
+            "no such latency result",
+            f"{exc} is not in the results (models {sorted(results)}, batch size {batch_size}, stat {stat}).",
         ) from None
     if cand.get("timer") != base.get("timer"):
-        raise UsageError("incomparable latencies", f"{candidate} was timed with {cand.get('timer')}, {baseline} with {base.get('timer')}.")
+        raise UsageError(
+            "incomparable latencies",
+            f"{candidate} was timed with {cand.get('timer')}, {baseline} with {base.get('timer')}.",
+        )
     if base_value <= 0:
         return 1.0 if cand_value <= 0 else float("inf")
     return cand_value / base_value

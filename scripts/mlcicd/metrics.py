@@ -59,7 +59,9 @@ MCNEMAR_METRICS = frozenset({"accuracy"})
 cheap. F1, precision, recall, AUC and the regression scores are not per-row sums: they get the bootstrap."""
 
 METRICS: dict[str, MetricInfo] = {
-    row.metric: MetricInfo(row.direction == "min", row.task, "mcnemar" if row.metric in MCNEMAR_METRICS else "bootstrap")
+    row.metric: MetricInfo(
+        row.direction == "min", row.task, "mcnemar" if row.metric in MCNEMAR_METRICS else "bootstrap"
+    )
     for row in THRESHOLDS
 }
 
@@ -84,7 +86,9 @@ def check_lengths(n: int, **arrays: Any) -> None:
             raise ValueError(f"{name} has {len(array)} rows but y_true has {n}")
 
 
-def _class_counts(t_codes: np.ndarray, p_codes: np.ndarray, k: int, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+def _class_counts(
+    t_codes: np.ndarray, p_codes: np.ndarray, k: int, idx: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Per resample (rows of `idx`) and class: (true count, predicted count, true positives).
 
     Per-class counts come from one bincount over (resample, class) pairs, so the cost does not
@@ -105,7 +109,8 @@ def _macro(numerator: np.ndarray, denominator: np.ndarray, present: np.ndarray) 
     """Mean over the classes present in a resample's y_true ∪ y_pred of numerator / denominator (0 where
     the denominator is 0, as scikit-learn's zero_division default)."""
     per_class = np.divide(numerator, denominator, out=np.zeros(denominator.shape), where=denominator > 0)
-    return np.where(present, per_class, 0.0).sum(axis=1) / present.sum(axis=1)
+    macro: np.ndarray = per_class.sum(axis=1) / present.sum(axis=1)
+    return macro
 
 
 def macro_f1(t_codes: np.ndarray, p_codes: np.ndarray, k: int, idx: np.ndarray) -> np.ndarray:
@@ -114,7 +119,8 @@ def macro_f1(t_codes: np.ndarray, p_codes: np.ndarray, k: int, idx: np.ndarray) 
     denom = true_counts + pred_counts  # 2·TP + FP + FN
     present = denom > 0
     f1 = np.divide(2.0 * true_pos, denom, out=np.zeros(denom.shape), where=present)
-    return f1.sum(axis=1) / present.sum(axis=1)
+    macro: np.ndarray = f1.sum(axis=1) / present.sum(axis=1)
+    return macro
 
 
 def macro_precision(t_codes: np.ndarray, p_codes: np.ndarray, k: int, idx: np.ndarray) -> np.ndarray:
@@ -143,19 +149,28 @@ def auc_columns(y_true: np.ndarray, proba: Any, classes: np.ndarray) -> list[tup
     """
     scores = np.asarray(proba, dtype=float)
     if scores.ndim not in (1, 2) or len(scores) != len(y_true):
-        raise ValueError(f"proba must have one row per test row (shape ({len(y_true)},) or ({len(y_true)}, classes)), got {scores.shape}")
+        raise ValueError(
+            f"proba must have one row per test row (shape ({len(y_true)},) or ({len(y_true)}, classes)), "
+            f"got {scores.shape}"
+        )
     if not np.all(np.isfinite(scores)):
         raise ValueError("proba contains NaN or infinite values")
     unknown = np.setdiff1d(np.unique(y_true), classes)
     if len(unknown):
-        raise ValueError(f"y_true has labels {unknown.tolist()[:5]} that are not among the classes {classes.tolist()[:20]}")
+        raise ValueError(
+            f"y_true has labels {unknown.tolist()[:5]} that are not among the classes {classes.tolist()[:20]}"
+        )
     if scores.ndim == 1:
         if len(classes) != 2:
-            raise ValueError(f"a 1-D proba is the positive-class score of a binary model, but there are {len(classes)} classes")
+            raise ValueError(
+                "a 1-D proba is the positive-class score of a binary model, "
+                f"but there are {len(classes)} classes"
+            )
         return [(y_true == classes[1], scores)]
     if scores.shape[1] != len(classes):
         raise ValueError(
-            f"proba has {scores.shape[1]} columns but there are {len(classes)} classes {classes.tolist()[:20]}; "
+            f"proba has {scores.shape[1]} columns but there are {len(classes)} classes "
+            f"{classes.tolist()[:20]}; "
             "pass labels= with the model's classes in proba's column order"
         )
     if len(classes) == 2:
@@ -208,16 +223,21 @@ def auc_batch(columns: list[tuple[np.ndarray, np.ndarray]], idx: np.ndarray) -> 
     valid = ~np.isnan(stacked)
     count = valid.sum(axis=0)
     total = np.where(valid, stacked, 0.0).sum(axis=0)
-    return np.divide(total, count, out=np.full(resamples, np.nan), where=count > 0)
+    mean: np.ndarray = np.divide(total, count, out=np.full(resamples, np.nan), where=count > 0)
+    return mean
 
 
-def classification_metrics(y_true: Any, y_pred: Any, proba: Any = None, labels: Sequence[Any] | None = None) -> dict[str, float | None]:
-    """accuracy, f1, precision, recall and roc_auc of predicted labels (and, for AUC, predicted probabilities).
+def classification_metrics(
+    y_true: Any, y_pred: Any, proba: Any = None, labels: Sequence[Any] | None = None
+) -> dict[str, float | None]:
+    """accuracy, f1, precision, recall and roc_auc of predicted labels (and, for AUC, predicted
+    probabilities).
 
-    f1, precision and recall are macro-averaged over the labels present in y_true ∪ y_pred, also for two classes: a gate
-    on F1 should not silently depend on which class happens to sort last. roc_auc takes proba as
-    the positive-class score (1-D) or one column per class in `labels` order (default: sorted
-    labels of y_true ∪ y_pred); with more than two classes it is the one-vs-rest macro average.
+    f1, precision and recall are macro-averaged over the labels present in y_true ∪ y_pred, also
+    for two classes: a gate on F1 should not silently depend on which class happens to sort last.
+    roc_auc takes proba as the positive-class score (1-D) or one column per class in `labels` order
+    (default: sorted labels of y_true ∪ y_pred); with more than two classes it is the one-vs-rest
+    macro average.
     It is None without proba, or when y_true holds a single class (AUC is then undefined).
     """
     t, p = as_1d(y_true, "y_true"), as_1d(y_pred, "y_pred")
@@ -226,7 +246,10 @@ def classification_metrics(y_true: Any, y_pred: Any, proba: Any = None, labels: 
     whole = np.arange(len(t))[None, :]
     result: dict[str, float | None] = {
         "accuracy": float(np.mean(t == p)),
-        **{name: float(score(codes[: len(t)], codes[len(t) :], len(classes), whole)[0]) for name, score in MACRO_AVERAGED.items()},
+        **{
+            name: float(score(codes[: len(t)], codes[len(t) :], len(classes), whole)[0])
+            for name, score in MACRO_AVERAGED.items()
+        },
         "roc_auc": None,
     }
     if proba is not None:

@@ -20,7 +20,8 @@ from mlcicd.errors import UsageError
 Flavor = Literal["pytorch", "pyfunc"]
 
 REGISTERED_MODEL_META = "registered_model_meta"
-"""Written by MLflow beside a model it downloads (mlflow.store.artifact.models_artifact_repo); not part of the model."""
+"""Written by MLflow beside a model it downloads (mlflow.store.artifact.models_artifact_repo); not part
+of the model."""
 
 
 def first_line(exc: BaseException) -> str:
@@ -29,7 +30,8 @@ def first_line(exc: BaseException) -> str:
 
 
 def resolve_device(device: str | None) -> str:
-    """`cuda:0` when torch sees a GPU and no device was asked for, else `cpu`; a requested CUDA device must exist."""
+    """`cuda:0` when torch sees a GPU and no device was asked for, else `cpu`; a requested CUDA device
+    must exist."""
     import torch
 
     if device is None:
@@ -37,13 +39,23 @@ def resolve_device(device: str | None) -> str:
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError) as exc:
-        raise UsageError("bad device", f"`{device}` is not a torch device ({first_line(exc)}). Use `cpu`, `cuda` or `cuda:N`.") from None
+        raise UsageError(
+            "bad device",
+            f"`{device}` is not a torch device ({first_line(exc)}). Use `cpu`, `cuda` or `cuda:N`.",
+        ) from None
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError("no GPU", f"device `{device}` was asked for but torch {torch.__version__} sees no CUDA device. Use `cpu`.")
+            raise UsageError(
+                "no GPU",
+                f"device `{device}` was asked for but torch {torch.__version__} sees no CUDA device. "
+                "Use `cpu`.",
+            )
         index = 0 if parsed.index is None else parsed.index
         if index >= torch.cuda.device_count():
-            raise UsageError("no such GPU", f"device `{device}`: only {torch.cuda.device_count()} CUDA device(s) are visible.")
+            raise UsageError(
+                "no such GPU",
+                f"device `{device}`: only {torch.cuda.device_count()} CUDA device(s) are visible.",
+            )
         return f"cuda:{index}"
     return str(parsed)
 
@@ -58,22 +70,28 @@ class LoadedModel:
     """
 
     def __init__(
-        self, flavor: Flavor, device: str, *, torch_module: Any | None = None, pyfunc_model: Any | None = None, uri: str = ""
+        self,
+        flavor: Flavor,
+        device: str,
+        *,
+        torch_module: Any | None = None,
+        pyfunc_model: Any | None = None,
+        uri: str = "",
     ) -> None:
         if (torch_module is None) == (pyfunc_model is None):
             raise ValueError("exactly one of torch_module and pyfunc_model is needed")
         self.flavor: Flavor = flavor
         self.device = device
-        self.torch_module = torch_module
-        self.pyfunc_model = pyfunc_model
+        self.torch_module: Any = torch_module
+        self.pyfunc_model: Any = pyfunc_model
         self.uri = uri
 
     def __repr__(self) -> str:
         return f"LoadedModel({self.uri or '<in memory>'}, flavor={self.flavor}, device={self.device})"
 
     def to_tensor(self, x: Any) -> Any:
-        """float32 tensor of the rows (an array, or a DataFrame of numeric columns, by position) on the model's
-        device (the pytorch flavour only)."""
+        """float32 tensor of the rows (an array, or a DataFrame of numeric columns, by position) on the
+        model's device (the pytorch flavour only)."""
         import torch
 
         return torch.from_numpy(np.ascontiguousarray(model_input.numeric_array(x))).to(self.device)
@@ -86,7 +104,8 @@ class LoadedModel:
             return self.torch_module(tensor)
 
     def predict(self, x: Any) -> np.ndarray:
-        """Outputs for rows: a numpy array (positional) or a DataFrame (named columns, each with its dtype)."""
+        """Outputs for rows: a numpy array (positional) or a DataFrame (named columns, each with its
+        dtype)."""
         return self.predict_ready(self.ready(x))
 
     def ready(self, x: Any) -> Any:
@@ -105,7 +124,9 @@ class LoadedModel:
             return _torch_output_to_numpy(self.forward(self.to_tensor(x)))
         try:
             return np.asarray(self.pyfunc_model.predict(x))
-        except Exception as first:  # no signature says what it wants: a DataFrame is pyfunc's other usual input
+        except (
+            Exception
+        ) as first:  # no signature says what it wants: a DataFrame is pyfunc's other usual input
             if _input_schema(self.pyfunc_model) is not None or model_input.is_frame(x):
                 raise
             import pandas as pd
@@ -124,8 +145,11 @@ def _torch_output_to_numpy(out: Any) -> np.ndarray:
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"the model returned {type(out).__name__}, not a tensor")
     if out.dtype in (torch.bfloat16, torch.float16):
-        out = out.float()  # numpy has no bfloat16, and half precision is widened so statistics on it do not sum in 16 bits
-    return out.detach().cpu().numpy()
+        out = (
+            out.float()
+        )  # numpy has no bfloat16, and half precision is widened so statistics on it do not sum in 16 bits
+    array: np.ndarray = out.detach().cpu().numpy()
+    return array
 
 
 def _input_schema(model: Any) -> Any | None:
@@ -149,8 +173,8 @@ def load_model(model_uri: str, device: str | None = None) -> LoadedModel:
         except ImportError:
             raise UsageError(
                 "torch not available",
-                f"{model_uri} is a PyTorch model, but torch is not importable by the toolkit's Python; set `extras: torch` on "
-                "the setup action or use a runner Python with torch.",
+                f"{model_uri} is a PyTorch model, but torch is not importable by the toolkit's Python; "
+                "set `extras: torch` on the setup action or use a runner Python with torch.",
             ) from None
         target = resolve_device(device)
         try:
@@ -190,10 +214,16 @@ def _load_torch_module(model_uri: str, flavor: dict[str, Any], device: str) -> A
         # A TorchScript model (train-gpu logs a handed-over one in pickle format) goes through torch.load,
         # which dispatches it to torch.jit.load correctly and warns that it did; and torch.jit.load warns
         # that TorchScript is deprecated. Both are for the model's author, not for a gate that loads it.
-        warnings.filterwarnings("ignore", message="'torch.load' received a zip file that looks like a TorchScript archive")
-        warnings.filterwarnings("ignore", message="`torch.jit.load` is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message="'torch.load' received a zip file that looks like a TorchScript archive"
+        )
+        warnings.filterwarnings(
+            "ignore", message="`torch.jit.load` is deprecated", category=DeprecationWarning
+        )
         module = mlflow.pytorch.load_model(local, map_location=device)
-    exported = os.path.join(local, str(flavor.get("model_data", "data")), "model.pt2")  # mlflow.pytorch's pt2 file name
+    exported = os.path.join(
+        local, str(flavor.get("model_data", "data")), "model.pt2"
+    )  # mlflow.pytorch's pt2 file name
     if torch.device(device).type == "cpu" or not os.path.isfile(exported):
         return module.to(device)
     try:
@@ -209,7 +239,9 @@ def _model_info(model_uri: str) -> Any:
 
     if not model_uri.strip():
         raise UsageError(
-            "model not found", "the model URI is empty. Pass e.g. `models:/m-…`, `models:/<name>/<version>` or `runs:/<id>/model`."
+            "model not found",
+            "the model URI is empty. Pass e.g. `models:/m-…`, `models:/<name>/<version>` "
+            "or `runs:/<id>/model`.",
         )
     try:
         return get_model_info(model_uri)
@@ -219,33 +251,41 @@ def _model_info(model_uri: str) -> Any:
         raise UsageError(
             "model not found",
             f"{model_uri}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}. "
-            "Check the URI (e.g. `models:/m-…`, `models:/<name>/<version>`, `models:/<name>@<alias>`, `runs:/<id>/model`) "
+            "Check the URI (e.g. `models:/m-…`, `models:/<name>/<version>`, `models:/<name>@<alias>`, "
+            "`runs:/<id>/model`) "
             "and that MLFLOW_TRACKING_URI points at the store that holds it.",
         ) from None
     except Exception as exc:  # noqa: BLE001 - yaml, KeyError, TypeError: an MLmodel file that is not MLflow's
         raise UsageError(
             "model metadata unreadable",
-            f"{model_uri}: its MLmodel file does not parse ({first_line(exc)}). The artifact is damaged or was not written "
-            "by MLflow: log the model again.",
+            f"{model_uri}: its MLmodel file does not parse ({first_line(exc)}). The artifact is damaged "
+            "or was not written by MLflow: log the model again.",
         ) from None
 
 
 def _not_loadable(model_uri: str, exc: BaseException) -> UsageError:
     return UsageError(
         "model does not load",
-        f"{model_uri}: {first_line(exc)}. Install the packages it was logged with (its requirements.txt), and for a "
-        "pickled PyTorch model make the module's class importable (e.g. log it with `code_paths=[...]`).",
+        f"{model_uri}: {first_line(exc)}. Install the packages it was logged with (its requirements.txt), "
+        "and for a pickled PyTorch model make the module's class importable (e.g. log it with "
+        "`code_paths=[...]`).",
     )
 
 
 def check_sample(sample: Any, what: str = "sample") -> Any:
     if model_input.is_frame(sample):
         if sample.shape[0] == 0 or sample.shape[1] == 0:
-            raise UsageError(f"bad {what}", f"the {what} must have at least one row and one column, got shape {sample.shape}.")
+            raise UsageError(
+                f"bad {what}",
+                f"the {what} must have at least one row and one column, got shape {sample.shape}.",
+            )
         return sample
     sample = np.asarray(sample)
     if sample.ndim != 2 or sample.shape[0] == 0 or sample.shape[1] == 0:
-        raise UsageError(f"bad {what}", f"the {what} must be a 2-D array of at least one row and one feature, got shape {sample.shape}.")
+        raise UsageError(
+            f"bad {what}",
+            f"the {what} must be a 2-D array of at least one row and one feature, got shape {sample.shape}.",
+        )
     return sample
 
 

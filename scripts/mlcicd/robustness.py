@@ -19,7 +19,8 @@ Task = Literal["classification", "regression"]
 Missing = Literal["reject", "handle"]
 
 PROBE_ROWS = 32
-"""Rows in the all-zeros, extreme-value and missing-value probes: enough to cover row-dependent code paths, cheap on any model."""
+"""Rows in the all-zeros, extreme-value and missing-value probes: enough to cover row-dependent code
+paths, cheap on any model."""
 EXTREME = model_input.EXTREME
 
 
@@ -47,7 +48,8 @@ def predicted_labels(out: np.ndarray) -> np.ndarray:
     they are integer-like, else a single probability column thresholded at 0.5."""
     out = np.asarray(out)
     if out.ndim == 2 and out.shape[1] > 1:
-        return np.argmax(out, axis=1)
+        labels: np.ndarray = np.argmax(out, axis=1)
+        return labels
     flat = out.reshape(len(out), -1)[:, 0] if out.ndim > 1 else out
     if flat.dtype.kind not in "fc":
         return flat  # integer or string labels already
@@ -59,7 +61,8 @@ def predicted_labels(out: np.ndarray) -> np.ndarray:
 def _finite_check(name: str, model: LoadedModel, x: Any, what: str) -> Check:
     try:
         out = model.predict(x)
-    except Exception as exc:  # noqa: BLE001 - a model that crashes on this input fails the check, the gate goes on
+    # a model that crashes on this input fails the check, the gate goes on
+    except Exception as exc:  # noqa: BLE001
         return Check(name, False, f"{what}: the model raised {first_line(exc)}")
     bad = _non_finite(out)
     if bad:
@@ -76,7 +79,9 @@ def check_zeros(model: LoadedModel, sample: Any) -> Check:
 def check_extremes(model: LoadedModel, sample: Any) -> Check:
     width = max(model_input.numeric_width(sample), 1)
     alternating = np.where(np.arange(width) % 2 == 0, EXTREME, -EXTREME)
-    x = model_input.with_numbers(sample, np.stack([np.full(width, EXTREME), np.full(width, -EXTREME), alternating, -alternating]))
+    x = model_input.with_numbers(
+        sample, np.stack([np.full(width, EXTREME), np.full(width, -EXTREME), alternating, -alternating])
+    )
     return _finite_check("extreme values", model, x, f"rows of ±{EXTREME:g}")
 
 
@@ -94,7 +99,11 @@ def check_determinism(model: LoadedModel, sample: Any) -> Check:
         if not same:
             diffs = np.abs(first.astype(float) - second.astype(float))
             finite = diffs[np.isfinite(diffs)]
-            how = f" (largest difference {finite.max():.3g})" if finite.size and finite.max() > 0 else " (NaN or inf in one call only)"
+            how = (
+                f" (largest difference {finite.max():.3g})"
+                if finite.size and finite.max() > 0
+                else " (NaN or inf in one call only)"
+            )
     else:
         same = bool(np.array_equal(first, second))
     if same:
@@ -121,7 +130,10 @@ def check_class_collapse(model: LoadedModel, sample: Any, y_true: np.ndarray) ->
     shown = seen.tolist()[:10]
     if never:
         return Check(
-            name, False, f"on {len(sample)} rows the model predicts only {shown}; never {never} (y_true has {classes.tolist()[:10]})"
+            name,
+            False,
+            f"on {len(sample)} rows the model predicts only {shown}; never {never} "
+            f"(y_true has {classes.tolist()[:10]})",
         )
     return Check(name, True, f"the predictions cover all {len(classes)} classes of y_true")
 
@@ -137,11 +149,15 @@ def check_missing(model: LoadedModel, sample: Any, missing: Missing) -> Check:
     except Exception as exc:  # noqa: BLE001
         if missing == "reject":
             return Check(name, True, f"{what}: rejected with {first_line(exc)}")
-        return Check(name, False, f"{what}: the model raised {first_line(exc)} (missing=handle: it must impute)")
+        return Check(
+            name, False, f"{what}: the model raised {first_line(exc)} (missing=handle: it must impute)"
+        )
     bad = _non_finite(out)
     if bad:
         hint = "neither rejected nor handled" if missing == "reject" else "not handled"
-        return Check(name, False, f"{what}: {bad} of {np.asarray(out).size} outputs are NaN or infinite ({hint})")
+        return Check(
+            name, False, f"{what}: {bad} of {np.asarray(out).size} outputs are NaN or infinite ({hint})"
+        )
     return Check(name, True, f"{what}: all outputs finite")
 
 
@@ -167,7 +183,9 @@ def check_robustness(
     if task not in ("classification", "regression"):
         raise UsageError("bad task", f"task must be `classification` or `regression`, got `{task}`.")
     if missing not in ("reject", "handle"):
-        raise UsageError("bad missing-value policy", f"missing must be `reject` or `handle`, got `{missing}`.")
+        raise UsageError(
+            "bad missing-value policy", f"missing must be `reject` or `handle`, got `{missing}`."
+        )
     sample = check_sample(sample)
     checks = []
     if "zeros input" in probes:
@@ -178,7 +196,11 @@ def check_robustness(
         checks.append(check_determinism(model, sample))
     if task == "classification" and y_true is not None and "class collapse" in probes:
         if len(np.asarray(y_true)) == 0:
-            raise UsageError("bad labels", "y_true is empty: pass the labels of the sample rows, or None to skip the class-collapse check.")
+            raise UsageError(
+                "bad labels",
+                "y_true is empty: pass the labels of the sample rows, or None to skip the class-collapse "
+                "check.",
+            )
         checks.append(check_class_collapse(model, sample, y_true))
     if "missing values" in probes:
         checks.append(check_missing(model, sample, missing))

@@ -50,7 +50,10 @@ def mcnemar(correct_candidate: Any, correct_baseline: Any) -> tuple[float, float
     cand = np.asarray(correct_candidate, dtype=bool)
     base = np.asarray(correct_baseline, dtype=bool)
     if cand.shape != base.shape or cand.ndim != 1:
-        raise ValueError(f"correct_candidate and correct_baseline must be 1-D and of one length, got {cand.shape} and {base.shape}")
+        raise ValueError(
+            "correct_candidate and correct_baseline must be 1-D and of one length, "
+            f"got {cand.shape} and {base.shape}"
+        )
     b = int(np.sum(cand & ~base))
     c = int(np.sum(~cand & base))
     discordant = b + c
@@ -134,7 +137,8 @@ def paired_bootstrap(
     """
     if isinstance(metric, str) and metric in METRICS and METRICS[metric].higher_is_better != higher_is_better:
         raise ValueError(
-            f"{metric} is {'higher' if METRICS[metric].higher_is_better else 'lower'}-is-better, but higher_is_better={higher_is_better}"
+            f"{metric} is {'higher' if METRICS[metric].higher_is_better else 'lower'}-is-better, "
+            f"but higher_is_better={higher_is_better}"
         )
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
@@ -147,10 +151,16 @@ def paired_bootstrap(
     whole = np.arange(n)[None, :]
     delta = float(score_candidate(whole)[0] - score_baseline(whole)[0])
     if math.isnan(delta):
-        raise ValueError(f"{getattr(metric, '__name__', metric)} is undefined on these test rows (e.g. AUC with a single class)")
+        raise ValueError(
+            f"{getattr(metric, '__name__', metric)} is undefined on these test rows "
+            "(e.g. AUC with a single class)"
+        )
     # Rows 0..n-1 hold the candidate's predictions, n..2n-1 the baseline's: a swap is an index.
     score_either = batch_scorer(
-        metric, np.concatenate([t, t]), np.concatenate([np.asarray(pred_candidate), np.asarray(pred_baseline)]), labels
+        metric,
+        np.concatenate([t, t]),
+        np.concatenate([np.asarray(pred_candidate), np.asarray(pred_baseline)]),
+        labels,
     )
     rng = np.random.default_rng(seed)
     chunk = max(1, min(BOOTSTRAP_CHUNK, BOOTSTRAP_MAX_CELLS // n))

@@ -18,7 +18,10 @@ SIZE_UNITS: dict[str, int] = {
     "tib": 1024**4,
 }
 _SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*")
-_SIZE_HELP = "a non-negative number with an optional unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. 500MB, 1.5GB, 800KiB or 1024"
+_SIZE_HELP = (
+    "a non-negative number with an optional unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, "
+    "TiB (powers of 1024), e.g. 500MB, 1.5GB, 800KiB or 1024"
+)
 
 
 def parse_size(text: str | int) -> int:

@@ -17,7 +17,17 @@ from mlcicd.config import Option, Stage, boolean, choice, number, text
 from mlcicd.metrics import THRESHOLDS
 from mlcicd.report import default_report_path
 
-from .settings import LEVELS, NAME, PROBE_OPTIONS, Settings, batch_sizes, custom_metrics, optional_number, settings_from, size
+from .settings import (
+    LEVELS,
+    NAME,
+    PROBE_OPTIONS,
+    Settings,
+    batch_sizes,
+    custom_metrics,
+    optional_number,
+    settings_from,
+    size,
+)
 
 __all__ = ["NAME", "OPTIONS", "STAGE", "Settings", "batch_sizes", "optional_number", "run", "size"]
 
@@ -37,12 +47,29 @@ OPTIONS = (
         "churn",
     ),
     Option(
-        "test-data", text, "", "labelled test data (CSV, Parquet, JSON Lines; a file, directory or glob)", "data/test.parquet", is_path=True
+        "test-data",
+        text,
+        "",
+        "labelled test data (CSV, Parquet, JSON Lines; a file, directory or glob)",
+        "data/test.parquet",
+        is_path=True,
     ),
     Option("target", text, "", "label column of test-data", "churned"),
-    Option("task", choice("classification", "regression"), "classification", "classification or regression", "regression"),
+    Option(
+        "task",
+        choice("classification", "regression"),
+        "classification",
+        "classification or regression",
+        "regression",
+    ),
     *(
-        Option(name, optional_number(), None, f"{'minimum' if name.startswith('min') else 'maximum'} {metric} of the candidate", "0.9")
+        Option(
+            name,
+            optional_number(),
+            None,
+            f"{'minimum' if name.startswith('min') else 'maximum'} {metric} of the candidate",
+            "0.9",
+        )
         for name, metric in ((row.option, row.metric) for row in THRESHOLDS)
     ),
     Option(
@@ -53,11 +80,29 @@ OPTIONS = (
         "mymetrics:revenue",
     ),
     Option(
-        "primary-metric", text, "", "metric the improvement gate compares (default: f1 for classification, rmse for regression)", "roc_auc"
+        "primary-metric",
+        text,
+        "",
+        "metric the improvement gate compares (default: f1 for classification, rmse for regression)",
+        "roc_auc",
     ),
-    Option("compare-to", text, "production", "alias of the baseline model; `none` = no comparison", "staging"),
-    Option("min-improvement", optional_number(), None, "relative improvement of the primary metric over the baseline (0.01 = 1 %)", "0.01"),
-    Option("min-absolute-change", optional_number(), None, "absolute improvement of the primary metric over the baseline", "0.005"),
+    Option(
+        "compare-to", text, "production", "alias of the baseline model; `none` = no comparison", "staging"
+    ),
+    Option(
+        "min-improvement",
+        optional_number(),
+        None,
+        "relative improvement of the primary metric over the baseline (0.01 = 1 %)",
+        "0.01",
+    ),
+    Option(
+        "min-absolute-change",
+        optional_number(),
+        None,
+        "absolute improvement of the primary metric over the baseline",
+        "0.005",
+    ),
     Option(
         "require-significance",
         boolean,
@@ -65,9 +110,15 @@ OPTIONS = (
         "the improvement must also be statistically significant (McNemar / paired permutation test)",
         "true",
     ),
-    Option("alpha", number(positive=True, maximum=0.5), 0.05, "significance level of the paired test", "0.01"),
     Option(
-        "first-run", choice("pass", "fail"), "pass", "when the baseline alias does not exist yet: pass or fail the comparison gates", "fail"
+        "alpha", number(positive=True, maximum=0.5), 0.05, "significance level of the paired test", "0.01"
+    ),
+    Option(
+        "first-run",
+        choice("pass", "fail"),
+        "pass",
+        "when the baseline alias does not exist yet: pass or fail the comparison gates",
+        "fail",
     ),
     Option(
         "max-latency-p95-ms",
@@ -86,13 +137,38 @@ OPTIONS = (
         aliases=("max-latency-p99",),
     ),
     Option("latency-batch-sizes", batch_sizes, [1, 32], "batch sizes to time", "1,32,256"),
-    Option("latency-iterations", optional_number(positive=True), 200.0, "timed iterations per batch size and model (after warm-up)", "500"),
     Option(
-        "max-latency-regression", optional_number(positive=True), None, "p99 candidate / baseline ratio limit, measured interleaved", "1.2"
+        "latency-iterations",
+        optional_number(positive=True),
+        200.0,
+        "timed iterations per batch size and model (after warm-up)",
+        "500",
     ),
-    Option("max-model-size", size, None, "size limit of the logged model artifacts (500MB, 1.5GB, 800KiB)", "500MB"),
-    Option("robustness", boolean, True, "run the robustness probes (each at its `probe-*` level); false = none", "false"),
-    *(Option(option, choice(*LEVELS), level, help, example) for option, _probe, level, help, example in PROBE_OPTIONS),
+    Option(
+        "max-latency-regression",
+        optional_number(positive=True),
+        None,
+        "p99 candidate / baseline ratio limit, measured interleaved",
+        "1.2",
+    ),
+    Option(
+        "max-model-size",
+        size,
+        None,
+        "size limit of the logged model artifacts (500MB, 1.5GB, 800KiB)",
+        "500MB",
+    ),
+    Option(
+        "robustness",
+        boolean,
+        True,
+        "run the robustness probes (each at its `probe-*` level); false = none",
+        "false",
+    ),
+    *(
+        Option(option, choice(*LEVELS), level, help, example)
+        for option, _probe, level, help, example in PROBE_OPTIONS
+    ),
     Option(
         "missing-values",
         choice("reject", "handle"),
@@ -101,7 +177,11 @@ OPTIONS = (
         "handle",
     ),
     Option(
-        "serve-check", boolean, False, "start `mlflow models serve` on loopback and compare its answers with in-process predictions", "true"
+        "serve-check",
+        boolean,
+        False,
+        "start `mlflow models serve` on loopback and compare its answers with in-process predictions",
+        "true",
     ),
     Option(
         "serve-only",
@@ -110,7 +190,14 @@ OPTIONS = (
         "only the serve check, for a deploy job: no metrics, latency, size or robustness, and the gates verdict recorded at training is left alone",
         "true",
     ),
-    Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/check-gates.json", is_path=True),
+    Option(
+        "report",
+        text,
+        default_report_path(NAME),
+        "where to write the JSON report",
+        "reports/check-gates.json",
+        is_path=True,
+    ),
 )
 
 
@@ -132,6 +219,9 @@ STAGE = Stage(
         ("report", "path of the JSON report"),
         ("metrics", 'the candidate\'s test metrics as JSON, e.g. `{"accuracy": 0.93, "f1": 0.91}`'),
         ("failed-gates", "JSON list of the gates that failed"),
-        ("version", "the registered version that was checked, e.g. `7` (empty for a run or logged model that is not registered)"),
+        (
+            "version",
+            "the registered version that was checked, e.g. `7` (empty for a run or logged model that is not registered)",
+        ),
     ),
 )

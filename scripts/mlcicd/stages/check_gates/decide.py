@@ -15,7 +15,11 @@ from .settings import NAME, Settings, probe_option
 
 
 def gate(name: str, candidate: Any, baseline: Any, threshold: Any, passed: bool, detail: str) -> GateResult:
-    delta = candidate - baseline if isinstance(candidate, (int, float)) and isinstance(baseline, (int, float)) else None
+    delta = (
+        candidate - baseline
+        if isinstance(candidate, (int, float)) and isinstance(baseline, (int, float))
+        else None
+    )
     return GateResult(name, candidate, baseline, delta, threshold, passed, detail)
 
 
@@ -41,7 +45,10 @@ def primary_metric(settings: Settings) -> str:
     primary = settings.primary
     valid = [m for m, info in METRICS.items() if info.kind == settings.task]
     if primary not in valid:
-        raise UsageError("unknown primary-metric", f"`{primary}` is not a {settings.task} metric: use one of {', '.join(valid)}.")
+        raise UsageError(
+            "unknown primary-metric",
+            f"`{primary}` is not a {settings.task} metric: use one of {', '.join(valid)}.",
+        )
     return primary
 
 
@@ -71,7 +78,8 @@ def metric_gates(
         if use_proba and (cand["proba"] is None or base["proba"] is None):
             raise UsageError(
                 "roc_auc needs probabilities",
-                "`primary-metric: roc_auc` needs models that output class probabilities; choose f1 or accuracy.",
+                "`primary-metric: roc_auc` needs models that output class probabilities; "
+                "choose f1 or accuracy.",
             )
         boot = significance.paired_bootstrap(
             primary,
@@ -97,16 +105,27 @@ def metric_gates(
     return gates, {"primary": primary, **result}
 
 
-def comparison_gate(settings: Settings, name: str, is_baseline: bool, has_baseline: bool) -> tuple[GateResult | None, str | None]:
+def comparison_gate(
+    settings: Settings, name: str, is_baseline: bool, has_baseline: bool
+) -> tuple[GateResult | None, str | None]:
     """(the `compare to @<alias>` gate or None, the `first-run` setting when it decided) when the candidate
     is the baseline itself, or when there is no baseline yet to compare with."""
     alias = settings.compare_to
     if is_baseline:
-        return gate(f"compare to @{alias}", None, None, None, True, f"the candidate already is @{alias}: nothing to compare"), None
+        return gate(
+            f"compare to @{alias}",
+            None,
+            None,
+            None,
+            True,
+            f"the candidate already is @{alias}: nothing to compare",
+        ), None
     if settings.compare and not has_baseline:
         first_run = settings.first_run
         verdict = "passed" if first_run == "pass" else "failed"
-        detail = f"no @{alias} version of `{name or '?'}` yet: first run, {verdict} by `first-run: {first_run}`"
+        detail = (
+            f"no @{alias} version of `{name or '?'}` yet: first run, {verdict} by `first-run: {first_run}`"
+        )
         return gate(f"compare to @{alias}", None, None, None, first_run == "pass", detail), first_run
     return None, None
 
@@ -163,7 +182,9 @@ def probe_gate(check: Any, level: str) -> GateResult:
     return GateResult(f"robustness: {check.name}", None, None, None, None, True, detail, warning=True)
 
 
-def verdict(report: Mapping[str, Any], gates: Sequence[GateResult], version: str | None) -> tuple[int, dict[str, str], tuple[Annotation, ...]]:
+def verdict(
+    report: Mapping[str, Any], gates: Sequence[GateResult], version: str | None
+) -> tuple[int, dict[str, str], tuple[Annotation, ...]]:
     """(exit code, step outputs, the one annotation when a gate failed) of a finished report."""
     failed = report["failed_gates"]
     outputs = {
@@ -175,5 +196,7 @@ def verdict(report: Mapping[str, Any], gates: Sequence[GateResult], version: str
     if not failed:
         return PASSED, outputs, ()
     title = f"{NAME}: {'serve check failed' if report.get('serve_only') else 'model not promotable'}"
-    message = f"{len(failed)} gate(s) failed: " + "; ".join(f"{g.gate}: {g.detail}" for g in gates if not g.passed)
+    message = f"{len(failed)} gate(s) failed: " + "; ".join(
+        f"{g.gate}: {g.detail}" for g in gates if not g.passed
+    )
     return CHECK_FAILED, outputs, (Annotation("error", title, message),)

@@ -34,9 +34,14 @@ def resolve_candidate(client: Any, uri: str, model_name: str) -> tuple[str, Any 
             run_id = uri.removeprefix("runs:/").split("/")[0]
             return model_name or trained_for(client, run_id), None, run_id
     except MlflowException as exc:
-        raise UsageError("candidate model not found", f"`{uri}` does not resolve: {str(exc).splitlines()[0]}. Check `model-uri`.") from None
+        raise UsageError(
+            "candidate model not found",
+            f"`{uri}` does not resolve: {str(exc).splitlines()[0]}. Check `model-uri`.",
+        ) from None
     raise UsageError(
-        "unsupported model-uri", f"`{uri}`: use models:/<name>/<version>, models:/<name>@<alias>, models:/m-<id> or runs:/<run_id>/<path>."
+        "unsupported model-uri",
+        f"`{uri}`: use models:/<name>/<version>, models:/<name>@<alias>, models:/m-<id> "
+        "or runs:/<run_id>/<path>.",
     )
 
 
@@ -44,7 +49,7 @@ def trained_for(client: Any, run_id: str | None) -> str:
     """The registered model name train-gpu recorded on the run it trained ('' for a run it did not start)."""
     if not run_id:
         return ""
-    return client.get_run(run_id).data.tags.get(tracking.TAG_MODEL_NAME, "")
+    return str(client.get_run(run_id).data.tags.get(tracking.TAG_MODEL_NAME, ""))
 
 
 def find_baseline(client: Any, name: str, alias: str) -> Any | None:
@@ -61,11 +66,14 @@ def find_baseline(client: Any, name: str, alias: str) -> Any | None:
 
 
 def record(client: Any, report: Mapping[str, Any], version: Any, run_id: str | None) -> None:
-    """The verdict where promote and people look: version tag, run tag, run metrics and the report artifact."""
+    """The verdict where promote and people look: version tag, run tag, run metrics and the report
+    artifact."""
     verdict = "true" if report["passed"] else "false"
     if version is not None:
         client.set_model_version_tag(version.name, version.version, tracking.TAG_GATES_PASSED, verdict)
-        client.set_model_version_tag(version.name, version.version, "mlcicd.gates.failed", ",".join(report["failed_gates"])[:5000])
+        client.set_model_version_tag(
+            version.name, version.version, "mlcicd.gates.failed", ",".join(report["failed_gates"])[:5000]
+        )
     if run_id:
         client.set_tag(run_id, tracking.TAG_GATES_PASSED, verdict)
         for metric, value in report["metrics"]["candidate"].items():

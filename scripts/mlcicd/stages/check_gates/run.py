@@ -27,10 +27,14 @@ def execute(settings: Settings) -> Outcome:
 
     if not settings.model_uri:
         raise UsageError(
-            "missing model-uri", "`model-uri` (the candidate) is required, e.g. `models:/churn/7` or the `model-uri` output of train-gpu."
+            "missing model-uri",
+            "`model-uri` (the candidate) is required, e.g. `models:/churn/7` or the `model-uri` output "
+            "of train-gpu.",
         )
     if not settings.test_data:
-        raise UsageError("missing test-data", "`test-data` (labelled rows the model has not seen) is required.")
+        raise UsageError(
+            "missing test-data", "`test-data` (labelled rows the model has not seen) is required."
+        )
     check_report_path(settings.report)  # before the verdict is tagged on the version
     x, y, columns = load_test_data(settings)
     tracking.connect()
@@ -42,15 +46,22 @@ def execute(settings: Settings) -> Outcome:
     if settings.compare and not name:
         raise UsageError(
             "missing model-name",
-            f"`{settings.model_uri}` names no registered model: set `model-name` so `@{settings.compare_to}` can be found, "
+            f"`{settings.model_uri}` names no registered model: set `model-name` so "
+            f"`@{settings.compare_to}` can be found, "
             "or `compare-to: none`.",
         )
-    is_baseline = baseline_version is not None and version is not None and str(baseline_version.version) == str(version.version)
+    is_baseline = (
+        baseline_version is not None
+        and version is not None
+        and str(baseline_version.version) == str(version.version)
+    )
     if is_baseline:
         baseline_version = None  # nothing to compare with itself
 
     candidate = load_model(settings.model_uri)
-    baseline = load_model(f"models:/{name}/{baseline_version.version}") if baseline_version is not None else None
+    baseline = (
+        load_model(f"models:/{name}/{baseline_version.version}") if baseline_version is not None else None
+    )
     cand = evaluate(candidate, x, y, settings)
     base = evaluate(baseline, x, y, settings) if baseline is not None else None
 
@@ -59,7 +70,8 @@ def execute(settings: Settings) -> Outcome:
     gates += [comparison] if comparison is not None else []
 
     models = {"candidate": candidate, **({"baseline": baseline} if baseline is not None else {})}
-    iterations = int(settings.latency_iterations)  # type: ignore[arg-type]  # an empty config value is None, as before
+    # an empty config value is None, as before
+    iterations = int(settings.latency_iterations)  # type: ignore[arg-type]
     latency = measure_latency(models, x, batch_sizes=settings.latency_batch_sizes, iterations=iterations)
     gates += decide.latency_gates(settings, latency)
     size_bytes = model_size_bytes(settings.model_uri)
@@ -67,7 +79,9 @@ def execute(settings: Settings) -> Outcome:
     levels = settings.probe_levels
     if levels:
         labels = y if settings.task == "classification" else None
-        robustness = check_robustness(candidate, x, labels, settings.task, settings.missing_values, probes=list(levels))
+        robustness = check_robustness(
+            candidate, x, labels, settings.task, settings.missing_values, probes=list(levels)
+        )
         gates += [decide.probe_gate(c, levels[c.name]) for c in robustness]
     if settings.serve_check:
         gates.append(serve_check(settings.model_uri, x, candidate.predict(head(x, SERVE_ROWS))))
@@ -88,7 +102,9 @@ def execute(settings: Settings) -> Outcome:
     return outcome(settings, report, gates, version)
 
 
-def serve_only(settings: Settings, x: Any, y: Any, columns: list[str], name: str | None, version: Any, run_id: str | None) -> Outcome:
+def serve_only(
+    settings: Settings, x: Any, y: Any, columns: list[str], name: str | None, version: Any, run_id: str | None
+) -> Outcome:
     """deploy.yml's check of the exact version before it gets traffic: `mlflow models serve` answers as the
     model does in-process. Quality was judged at training time, on the runner meant for it: its
     verdict tag stays as it is, and nothing is re-measured on a deploy runner that may not be alike."""
@@ -140,7 +156,9 @@ def gates_report(
 
 
 def outcome(settings: Settings, report: dict[str, Any], gates: list[GateResult], version: Any) -> Outcome:
-    exit_code, outputs, annotations = decide.verdict(report, gates, str(version.version) if version is not None else None)
+    exit_code, outputs, annotations = decide.verdict(
+        report, gates, str(version.version) if version is not None else None
+    )
     return Outcome(
         stage=NAME,
         exit_code=exit_code,

@@ -15,7 +15,9 @@ def load_test_data(settings: Settings) -> tuple[Any, Any, list[str]]:
     from mlcicd.data import iter_batches, resolve_files
 
     if not settings.target:
-        raise UsageError("missing target", "`target` (the label column of test-data) is required, e.g. `churned`.")
+        raise UsageError(
+            "missing target", "`target` (the label column of test-data) is required, e.g. `churned`."
+        )
     files = resolve_files(settings.test_data, option="test-data")
     frame = pd.concat([batch.to_pandas() for _, batch in iter_batches(files)], ignore_index=True)
     if frame.empty:
@@ -23,12 +25,13 @@ def load_test_data(settings: Settings) -> tuple[Any, Any, list[str]]:
     if settings.target not in frame.columns:
         raise UsageError(
             "target not in test-data",
-            f"`{settings.target}` is not a column of {settings.test_data} (columns: {', '.join(map(str, frame.columns[:10]))}). "
+            f"`{settings.target}` is not a column of {settings.test_data} "
+            f"(columns: {', '.join(map(str, frame.columns[:10]))}). "
             "Set `target` to the label column.",
         )
     y = frame.pop(settings.target).to_numpy()
-    # Named columns with their dtypes: a pyfunc model gets them as they are (by its signature), a PyTorch module
-    # their numbers by position (mlcicd.model_input).
+    # Named columns with their dtypes: a pyfunc model gets them as they are (by its signature), a
+    # PyTorch module their numbers by position (mlcicd.model_input).
     return frame, y, [str(c) for c in frame.columns]
 
 
@@ -42,7 +45,11 @@ def labels_from(output: Any, task: str) -> tuple[Any, Any | None]:
     if out.ndim == 2 and out.shape[1] > 1:
         return out.argmax(axis=1), out
     flat = out.reshape(len(out), -1)[:, 0] if out.ndim > 1 else out
-    if np.issubdtype(flat.dtype, np.floating) and np.all((flat >= 0) & (flat <= 1)) and not np.all(np.isin(flat, (0.0, 1.0))):
+    if (
+        np.issubdtype(flat.dtype, np.floating)
+        and np.all((flat >= 0) & (flat <= 1))
+        and not np.all(np.isin(flat, (0.0, 1.0)))
+    ):
         return (flat >= 0.5).astype(int), flat
     return flat, None
 
@@ -55,22 +62,27 @@ def evaluate(model: Any, x: Any, y: Any, settings: Settings) -> dict[str, Any]:
         raw = model.predict(x)
     except UsageError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the model's own code failed on the test rows: the user's to fix, not a bug here
+    # the model's own code failed on the test rows: the user's to fix, not a bug here
+    except Exception as exc:  # noqa: BLE001
         lines = str(exc).strip().splitlines()
         raise UsageError(
             "model fails on the test data",
-            f"{model.uri or 'model'} raised {type(exc).__name__}: {lines[0][:300] if lines else ''}. Give it test data with the "
-            "columns and types it was trained on (its signature), or make the model accept them (e.g. a Pipeline step that encodes "
-            "them), as serving will send the same.",
+            f"{model.uri or 'model'} raised {type(exc).__name__}: {lines[0][:300] if lines else ''}. "
+            "Give it test data with the columns and types it was trained on (its signature), or make the "
+            "model accept them (e.g. a Pipeline step that encodes them), as serving will send the same.",
         ) from None
     predicted, proba = labels_from(raw, settings.task)
     try:
+        scores: dict[str, float | None]
         if settings.task == "classification":
             scores = metrics.classification_metrics(y, predicted, proba)
         else:
-            scores = metrics.regression_metrics(y.astype(float), predicted)
+            scores = {**metrics.regression_metrics(y.astype(float), predicted)}
     except ValueError as exc:
-        raise UsageError("model output does not fit the test data", f"{model.uri or 'model'}: {exc}. Check `task` and `target`.") from None
+        raise UsageError(
+            "model output does not fit the test data",
+            f"{model.uri or 'model'}: {exc}. Check `task` and `target`.",
+        ) from None
     for spec in settings.custom_metrics:
         try:
             scores[spec] = float(load_custom_metric(spec)(y, predicted))

@@ -21,7 +21,7 @@ SERVE_START_SECONDS = 180
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
@@ -51,7 +51,9 @@ def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
         # `mlflow models serve` execs uvicorn by name: it must find the toolkit's own, whose
         # directory is not on PATH (setup puts only a shim there).
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
         try:
             deadline = time.monotonic() + SERVE_START_SECONDS
             while True:
@@ -59,26 +61,50 @@ def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
                     log.seek(0)
                     tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
                     return gate(
-                        "serve check", None, None, None, False, f"`mlflow models serve` exited {server.returncode}: {' | '.join(tail)}"
+                        "serve check",
+                        None,
+                        None,
+                        None,
+                        False,
+                        f"`mlflow models serve` exited {server.returncode}: {' | '.join(tail)}",
                     )
                 with contextlib.suppress(requests.RequestException):
                     if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    return gate("serve check", None, None, None, False, f"the server did not answer /ping within {SERVE_START_SECONDS}s")
+                    return gate(
+                        "serve check",
+                        None,
+                        None,
+                        None,
+                        False,
+                        f"the server did not answer /ping within {SERVE_START_SECONDS}s",
+                    )
                 time.sleep(0.5)
             rows = head(x, SERVE_ROWS)
-            response = requests.post(f"http://127.0.0.1:{port}/invocations", json=to_json_rows(rows), timeout=60)
+            response = requests.post(
+                f"http://127.0.0.1:{port}/invocations", json=to_json_rows(rows), timeout=60
+            )
             if response.status_code != 200:
                 return gate(
-                    "serve check", None, None, None, False, f"POST /invocations answered HTTP {response.status_code}: {response.text[:200]}"
+                    "serve check",
+                    None,
+                    None,
+                    None,
+                    False,
+                    f"POST /invocations answered HTTP {response.status_code}: {response.text[:200]}",
                 )
             try:
                 served = np.asarray(response.json()["predictions"])
                 local = np.asarray(expected[: len(rows)]).reshape(served.shape)
             except (ValueError, KeyError, TypeError) as exc:
                 return gate(
-                    "serve check", None, None, None, False, f"unexpected /invocations answer ({type(exc).__name__}): {response.text[:200]}"
+                    "serve check",
+                    None,
+                    None,
+                    None,
+                    False,
+                    f"unexpected /invocations answer ({type(exc).__name__}): {response.text[:200]}",
                 )
             if served.dtype.kind in "biuf" and local.dtype.kind in "biuf":
                 same = bool(np.allclose(served.astype(float), local.astype(float), rtol=1e-4, atol=1e-5))

@@ -59,10 +59,34 @@ def custom_metrics(value: Any) -> list[str]:
 LEVELS = ("fail", "warn", "off")
 PROBE_OPTIONS = (
     # (option, probe, default level, help, example): what fails by default is what breaks in production
-    ("probe-zeros", "zeros input", "fail", "all-zero numeric features must give finite outputs: fail, warn or off", "warn"),
-    ("probe-extremes", "extreme values", "fail", "±1e6 numeric features must give finite outputs: fail, warn or off", "warn"),
-    ("probe-determinism", "determinism", "fail", "the same rows twice must give the same outputs: fail, warn or off", "warn"),
-    ("probe-class-collapse", "class collapse", "fail", "a classifier must predict every class of the test data: fail, warn or off", "warn"),
+    (
+        "probe-zeros",
+        "zeros input",
+        "fail",
+        "all-zero numeric features must give finite outputs: fail, warn or off",
+        "warn",
+    ),
+    (
+        "probe-extremes",
+        "extreme values",
+        "fail",
+        "±1e6 numeric features must give finite outputs: fail, warn or off",
+        "warn",
+    ),
+    (
+        "probe-determinism",
+        "determinism",
+        "fail",
+        "the same rows twice must give the same outputs: fail, warn or off",
+        "warn",
+    ),
+    (
+        "probe-class-collapse",
+        "class collapse",
+        "fail",
+        "a classifier must predict every class of the test data: fail, warn or off",
+        "warn",
+    ),
     (
         "probe-missing-values",
         "missing values",
@@ -116,10 +140,15 @@ class Settings:
 
     @property
     def probe_levels(self) -> dict[str, str]:
-        """{probe: fail | warn} of the probes to run: none with `robustness: false`, and none whose level is `off`."""
+        """{probe: fail | warn} of the probes to run: none with `robustness: false`, and none whose
+        level is `off`."""
         if not self.robustness:
             return {}
-        return {probe: self.probe_options[option] for option, probe, *_ in PROBE_OPTIONS if self.probe_options[option] != "off"}
+        return {
+            probe: self.probe_options[option]
+            for option, probe, *_ in PROBE_OPTIONS
+            if self.probe_options[option] != "off"
+        }
 
 
 def probe_option(probe: str) -> str:
