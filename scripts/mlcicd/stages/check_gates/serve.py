@@ -12,10 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlcicd.gates import GateResult
+
 from .decide import gate
 
 SERVE_ROWS = 20
 SERVE_START_SECONDS = 180
+
+
+def served_gate(passed: bool, detail: str) -> GateResult:
+    return gate("serve check", None, None, None, passed, detail)
 
 
 def free_port() -> int:
@@ -24,7 +30,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
+def serve_check(model_uri: str, x: Any, expected: Any) -> GateResult:
     """`mlflow models serve --env-manager local` on loopback: answers must match in-process predictions. Named
     rows (a DataFrame) go as `dataframe_split`, an array as `inputs`."""
     import numpy as np
@@ -60,25 +66,15 @@ def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
                 if server.poll() is not None:
                     log.seek(0)
                     tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
-                    return gate(
-                        "serve check",
-                        None,
-                        None,
-                        None,
-                        False,
-                        f"`mlflow models serve` exited {server.returncode}: {' | '.join(tail)}",
+                    return served_gate(
+                        False, f"`mlflow models serve` exited {server.returncode}: {' | '.join(tail)}"
                     )
                 with contextlib.suppress(requests.RequestException):
                     if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    return gate(
-                        "serve check",
-                        None,
-                        None,
-                        None,
-                        False,
-                        f"the server did not answer /ping within {SERVE_START_SECONDS}s",
+                    return served_gate(
+                        False, f"the server did not answer /ping within {SERVE_START_SECONDS}s"
                     )
                 time.sleep(0.5)
             rows = head(x, SERVE_ROWS)
@@ -86,35 +82,21 @@ def serve_check(model_uri: str, x: Any, expected: Any) -> Any:
                 f"http://127.0.0.1:{port}/invocations", json=to_json_rows(rows), timeout=60
             )
             if response.status_code != 200:
-                return gate(
-                    "serve check",
-                    None,
-                    None,
-                    None,
-                    False,
-                    f"POST /invocations answered HTTP {response.status_code}: {response.text[:200]}",
+                return served_gate(
+                    False, f"POST /invocations answered HTTP {response.status_code}: {response.text[:200]}"
                 )
             try:
                 served = np.asarray(response.json()["predictions"])
                 local = np.asarray(expected[: len(rows)]).reshape(served.shape)
             except (ValueError, KeyError, TypeError) as exc:
-                return gate(
-                    "serve check",
-                    None,
-                    None,
-                    None,
-                    False,
-                    f"unexpected /invocations answer ({type(exc).__name__}): {response.text[:200]}",
+                return served_gate(
+                    False, f"unexpected /invocations answer ({type(exc).__name__}): {response.text[:200]}"
                 )
             if served.dtype.kind in "biuf" and local.dtype.kind in "biuf":
                 same = bool(np.allclose(served.astype(float), local.astype(float), rtol=1e-4, atol=1e-5))
             else:  # labels as strings
                 same = bool(np.array_equal(served.astype(str), local.astype(str)))
-            return gate(
-                "serve check",
-                None,
-                None,
-                None,
+            return served_gate(
                 same,
                 f"{len(rows)} rows over HTTP {'match' if same else 'DIFFER from'} in-process predictions",
             )
