@@ -4,7 +4,7 @@
     python benchmarks/gpu_latency.py [--quick]
 
 Two small PyTorch MLPs are logged to a temporary embedded MLflow store (SQLite, artifacts in the same
-temporary directory) and loaded back with ml-cicd's own `mlcicd.latency.load_model`, as check-gates
+temporary directory) and loaded back with ml-cicd's own `mlcicd.model_loading.load_model`, as check-gates
 loads a candidate. Each model is then timed at batch sizes 1 and 32 twice, with the same warm-up and
 iteration counts that check-gates uses by default:
 
@@ -141,7 +141,8 @@ def environment() -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    from mlcicd.latency import load_model, make_batch, measure_latency
+    from mlcicd.latency import make_batch, measure_latency
+    from mlcicd.model_loading import load_model
 
     env = environment()
     device = "cuda:0" if env["cuda_available"] else "cpu"
@@ -231,7 +232,7 @@ def render(results: dict) -> str:
         ]
     lines += [
         "",
-        f"Each model is logged to a temporary embedded MLflow store and loaded with `mlcicd.latency.load_model` (as check-gates does); "
+        f"Each model is logged to a temporary embedded MLflow store and loaded with `mlcicd.model_loading.load_model` (as check-gates does); "
         f"`check-gates` is `mlcicd.latency.measure_latency`, `bare` is a plain loop over the same loaded module. Both: "
         f"{results['warmup']} warm-up calls, {results['iterations']} timed calls per batch size (check-gates' defaults), "
         f"{results['rounds']} round(s) alternating which goes first, median over rounds. "

@@ -91,8 +91,10 @@ def draw(rng: np.random.Generator, n: int, cells: np.ndarray) -> tuple[np.ndarra
 
 
 def decide(values: dict[str, Any], primary: str, y: np.ndarray, cand_pred: np.ndarray, base_pred: np.ndarray, settings: list) -> dict:
+    from mlcicd import gates as gate_rules
     from mlcicd import metrics
-    from mlcicd.stages.check_gates import metric_gates
+    from mlcicd.stages.check_gates.decide import metric_gates
+    from mlcicd.stages.check_gates.settings import settings_from
 
     cand = {"scores": metrics.classification_metrics(y, cand_pred), "predicted": cand_pred, "proba": None}
     base = {"scores": metrics.classification_metrics(y, base_pred), "predicted": base_pred, "proba": None}
@@ -103,10 +105,10 @@ def decide(values: dict[str, Any], primary: str, y: np.ndarray, cand_pred: np.nd
         "min-improvement": settings[0]["min-improvement"],
         "require-significance": settings[0]["require-significance"],
     }
-    gates, info = metric_gates(first, cand, base, y)
+    gates, info = metric_gates(settings_from(first), cand, base, y)
     decisions = {settings[0]["key"]: gates[-1].passed}
     for s in settings[1:]:
-        result = metrics.compare_to_baseline(
+        result = gate_rules.compare_to_baseline(
             primary,
             cand["scores"][primary],
             base["scores"][primary],

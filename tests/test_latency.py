@@ -13,16 +13,10 @@ import pandas as pd
 import pytest
 
 from mlcicd.errors import UsageError
-from mlcicd.latency import (
-    LoadedModel,
-    _load_torch_module,
-    load_model,
-    measure_latency,
-    model_size_bytes,
-    predicted_labels,
-    regression_ratio,
-)
-from mlcicd.latency import check_robustness as robustness
+from mlcicd.latency import measure_latency, regression_ratio
+from mlcicd.model_loading import LoadedModel, _load_torch_module, load_model, model_size_bytes
+from mlcicd.robustness import check_robustness as robustness
+from mlcicd.robustness import predicted_labels
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 if str(FIXTURES) not in sys.path:

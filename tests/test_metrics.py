@@ -10,19 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlcicd.metrics import (
-    METRICS,
-    THRESHOLD_OPTIONS,
-    GateResult,
-    classification_metrics,
-    compare_to_baseline,
-    load_custom_metric,
-    mcnemar,
-    paired_bootstrap,
-    parse_size,
-    regression_metrics,
-    threshold_gate,
-)
+from mlcicd.custom_metrics import load_custom_metric
+from mlcicd.gates import GateResult, compare_to_baseline, threshold_gate
+from mlcicd.metrics import METRICS, THRESHOLD_OPTIONS, classification_metrics, regression_metrics
+from mlcicd.significance import mcnemar, paired_bootstrap
+from mlcicd.sizes import parse_size
 
 # --- classification ---------------------------------------------------------------------------
 
@@ -416,7 +408,7 @@ def test_vectorised_bootstrap_equals_calling_the_metric_per_resample(metric):
 
 
 def test_bootstrap_chunks_bound_memory(monkeypatch, classifier_pair):
-    import mlcicd.metrics as metrics
+    import mlcicd.significance as metrics
 
     y, baseline = classifier_pair
     monkeypatch.setattr(metrics, "BOOTSTRAP_MAX_CELLS", 7_000)  # 7 resamples of 1,000 rows per chunk

@@ -210,7 +210,7 @@ def test_abort_stops_a_running_rollout_through_the_registry(live, versions, run_
     rig, load = live
     name, client = versions
     # A long first step: the abort must arrive while the rollout runs, however slowly this machine starts a process.
-    proc = start(rig.args("--model-name", name, "--version", "2", "--interval", "20s", "--deploy-command", DEPLOY), rig.root)
+    proc = start(rig.args("--model-name", name, "--version", "2", "--interval", "45s", "--deploy-command", DEPLOY), rig.root)
     try:
         wait_for_weight(rig, proc, 20)
         aborted = run_cli("canary-shift", *rig.args("--mode", "abort", "--model-name", name, "--reason", "bad dashboards"), cwd=rig.root)
