@@ -28,7 +28,9 @@ PACKAGE_VERSION = "scripts/mlcicd/__init__.py"
 VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 # `uses: <owner>/<name>/actions/<stage>@<ref>` and the setup action `uses: <owner>/<name>@<ref>`
-TOOLKIT_USES = re.compile(r"^(\s*-?\s*uses:\s*)([\w.-]+/[\w.-]+)(/actions/[\w-]+)?@([\w./-]+)(\s*(?:#.*)?)$", re.M)
+TOOLKIT_USES = re.compile(
+    r"^(\s*-?\s*uses:\s*)([\w.-]+/[\w.-]+)(/actions/[\w-]+)?@([\w./-]+)(\s*(?:#.*)?)$", re.M
+)
 REMOTE = re.compile(r"github\.com[:/]([^/\s]+/[^/\s]+?)(?:\.git)?/?$")
 
 
@@ -54,7 +56,9 @@ def repository_name(given: str, root: Path) -> str:
         try:
             url = git("remote", "get-url", "origin", cwd=root)
         except ReleaseError:
-            raise ReleaseError("no REPOSITORY given and no `origin` remote: pass REPOSITORY=owner/name") from None
+            raise ReleaseError(
+                "no REPOSITORY given and no `origin` remote: pass REPOSITORY=owner/name"
+            ) from None
         found = REMOTE.search(url)
         if not found:
             raise ReleaseError(f"the origin remote {url} is not on GitHub: pass REPOSITORY=owner/name")
@@ -96,7 +100,9 @@ def release(root: Path, version: str, repository: str) -> tuple[str, str]:
     package = re.search(r'^__version__ = "([^"]+)"', (root / PACKAGE_VERSION).read_text(), re.M)
     if not package or package.group(1) != version:
         found = package.group(1) if package else "no __version__"
-        raise ReleaseError(f'{PACKAGE_VERSION} says {found}: set `__version__ = "{version}"` there, commit, and run again')
+        raise ReleaseError(
+            f'{PACKAGE_VERSION} says {found}: set `__version__ = "{version}"` there, commit, and run again'
+        )
     if git("status", "--porcelain", "--untracked-files=no", cwd=root):
         raise ReleaseError("the work tree has uncommitted changes: commit them first")
     name = repository_name(repository, root)
@@ -109,11 +115,24 @@ def release(root: Path, version: str, repository: str) -> tuple[str, str]:
         for path in WORKFLOWS:
             stamped = stamp((root / path).read_text(), name, tag)
             blob = subprocess.run(
-                ["git", "hash-object", "-w", "--stdin", "--path", path], cwd=root, input=stamped, capture_output=True, text=True, check=True
+                ["git", "hash-object", "-w", "--stdin", "--path", path],
+                cwd=root,
+                input=stamped,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.strip()
             git("update-index", "--cacheinfo", f"100644,{blob},{path}", cwd=root, env=env)
         tree = git("write-tree", cwd=root, env=env)
-    commit = git("commit-tree", tree, "-p", "HEAD", "-m", f"Release {tag}: the workflows call {name} actions @{tag}", cwd=root)
+    commit = git(
+        "commit-tree",
+        tree,
+        "-p",
+        "HEAD",
+        "-m",
+        f"Release {tag}: the workflows call {name} actions @{tag}",
+        cwd=root,
+    )
     git("tag", "-a", tag, commit, "-m", f"ml-cicd {tag}", cwd=root)
     git("tag", "-f", "-a", major, commit, "-m", f"ml-cicd {major} (= {tag})", cwd=root)
     return tag, major
@@ -130,7 +149,9 @@ def main() -> int:
     except ReleaseError as exc:
         print(f"::error title=release::{exc}", file=sys.stderr)
         return 2
-    print(f"tagged {tag} and moved {major}. Publish with:\n  git push origin {tag} && git push --force origin {major}")
+    print(
+        f"tagged {tag} and moved {major}. Publish with:\n  git push origin {tag} && git push --force origin {major}"
+    )
     return 0
 
 

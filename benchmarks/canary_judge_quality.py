@@ -54,7 +54,11 @@ SCENARIOS = (
 )
 TRAFFIC = (  # requests per interval (both variants together), what it means at the defaults, min-requests reachable?
     (20_000, "high: every step has ≥ min-requests in its first interval", True),
-    (2_000, "5 % step ≈ 100 canary requests per interval (about half the first checks are inconclusive)", True),
+    (
+        2_000,
+        "5 % step ≈ 100 canary requests per interval (about half the first checks are inconclusive)",
+        True,
+    ),
     (1_000, "low: 5 % step ≈ 50 per interval, min-requests reached in the 2nd interval", True),
     (500, "too low: 5 % step ≈ 25 per interval, 75 after max-inconclusive intervals", False),
 )
@@ -67,7 +71,9 @@ def bucket_bounds_ms() -> tuple[float, ...]:
     """The latency buckets of examples/serving/model_server.py (seconds there), in ms, read without importing it."""
     source = (ROOT / "examples" / "serving" / "model_server.py").read_text(encoding="utf-8")
     for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "BUCKETS" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "BUCKETS" for t in node.targets
+        ):
             return tuple(1000.0 * float(b) for b in ast.literal_eval(node.value)) + (math.inf,)
     raise RuntimeError("BUCKETS not found in examples/serving/model_server.py")
 
@@ -180,18 +186,36 @@ class SimSource:
         self.last = now
         n_canary = int(self.rng.binomial(total, weight / 100.0))
         self.history.append(
-            (now, {"canary": self._draw(n_canary, self.variant["canary"]), "stable": self._draw(total - n_canary, self.variant["stable"])})
+            (
+                now,
+                {
+                    "canary": self._draw(n_canary, self.variant["canary"]),
+                    "stable": self._draw(total - n_canary, self.variant["stable"]),
+                },
+            )
         )
         window = [h for t, h in self.history if t > now - window_s - 1e-6] or [self.history[-1][1]]
         out = {}
         for name in variants:
             summed = np.sum([h[name] for h in window], axis=0)
             bins = tuple((b, float(c)) for b, c in zip(self.variant[name]["bounds"], summed[2:], strict=True))
-            out[name] = Figures(requests=float(summed[0]), errors=float(summed[1]), p99_ms=quantile_from_bins(bins, 0.99), bins=bins)
+            out[name] = Figures(
+                requests=float(summed[0]),
+                errors=float(summed[1]),
+                p99_ms=quantile_from_bins(bins, 0.99),
+                bins=bins,
+            )
         return out
 
 
-def simulate(judge_kind: str, scenario: tuple, rate: float, seed_seq: np.random.SeedSequence, values: dict[str, Any], bins: dict) -> dict:
+def simulate(
+    judge_kind: str,
+    scenario: tuple,
+    rate: float,
+    seed_seq: np.random.SeedSequence,
+    values: dict[str, Any],
+    bins: dict,
+) -> dict:
     from mlcicd.stages.canary_shift import Registry, Rollout, make_plan
 
     class QuietRollout(Rollout):
@@ -203,16 +227,22 @@ def simulate(judge_kind: str, scenario: tuple, rate: float, seed_seq: np.random.
     stable = {"error_rate": STABLE_ERROR_RATE, "bin_probs": bins[1.0], "bounds": bins["bounds"]}
     canary = {"error_rate": error_rate, "bin_probs": bins[scale], "bounds": bins["bounds"]}
     clock = VirtualClock()
-    source = SimSource(np.random.default_rng(seed_seq), router, rate, values["interval"], canary, stable, clock)
+    source = SimSource(
+        np.random.default_rng(seed_seq), router, rate, values["interval"], canary, stable, clock
+    )
     run_values = {**values, "judge": judge_kind}
     rollout = QuietRollout(run_values, router, source, make_plan(run_values), Registry("", ""))
-    rollout.changed = True  # skip the `traffic-changed` step output (a write to $GITHUB_OUTPUT inside Actions)
+    rollout.changed = (
+        True  # skip the `traffic-changed` step output (a write to $GITHUB_OUTPUT inside Actions)
+    )
     started = clock.time()
     with virtual_time(clock), contextlib.redirect_stdout(io.StringIO()):  # the stage's progress lines
         rollout.run()
     took = clock.time() - started
     checks = [(step.weight.canary, c) for step in rollout.steps for c in step.checks]
-    first_enough = next((i for i, (_, c) in enumerate(checks, 1) if (c.canary.requests or 0) >= values["min-requests"]), None)
+    first_enough = next(
+        (i for i, (_, c) in enumerate(checks, 1) if (c.canary.requests or 0) >= values["min-requests"]), None
+    )
     rolled_back = rollout.result != "promoted"
     last = checks[-1][1] if checks else None
     if judge_kind == "sequential" and rolled_back and first_enough:
@@ -249,11 +279,14 @@ def summarise(runs: list[dict[str, Any]], healthy: bool, interval: float) -> dic
         "ci95": [lo, hi],
         "rolled_back_inconclusive": sum(1 for r in rolled if r["cause"] == "fail (inconclusive)"),
         "rolled_back_at_weight": {
-            str(w): sum(1 for r in rolled if r["weight_at_end"] == w) for w in sorted({r["weight_at_end"] for r in rolled})
+            str(w): sum(1 for r in rolled if r["weight_at_end"] == w)
+            for w in sorted({r["weight_at_end"] for r in rolled})
         },
         "median_checks": float(np.median([r["checks"] for r in runs])),
         "median_seconds": float(np.median([r["seconds"] for r in runs])),
-        "median_seconds_promoted": float(np.median([r["seconds"] for r in runs if not r["rolled_back"]])) if k < n else None,
+        "median_seconds_promoted": float(np.median([r["seconds"] for r in runs if not r["rolled_back"]]))
+        if k < n
+        else None,
         "failed_on": {},
     }
     for r in rolled:
@@ -264,12 +297,16 @@ def summarise(runs: list[dict[str, Any]], healthy: bool, interval: float) -> dic
         out["reached_min_requests"] = sum(1 for r in runs if r["first_enough"] is not None)
         out["within_one_interval"] = sum(1 for a in after if a == 1)
         out["intervals_after_enough_median"] = float(np.median(after)) if after else None
-        out["intervals_after_enough_p95"] = float(np.percentile(after, 95, method="inverted_cdf")) if after else None
+        out["intervals_after_enough_p95"] = (
+            float(np.percentile(after, 95, method="inverted_cdf")) if after else None
+        )
         seconds = [r["seconds"] for r in rolled]
         # the issue's clock: from the rollout's start, whatever min-requests says (the 5 % step's first interval)
         out["rolled_back_in_first_interval"] = sum(1 for r in rolled if r["seconds"] <= interval + 1e-6)
         out["rollback_seconds_median"] = float(np.median(seconds)) if seconds else None
-        out["rollback_seconds_p95"] = float(np.percentile(seconds, 95, method="inverted_cdf")) if seconds else None
+        out["rollback_seconds_p95"] = (
+            float(np.percentile(seconds, 95, method="inverted_cdf")) if seconds else None
+        )
     return out
 
 
@@ -291,7 +328,15 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
             for judge_kind in JUDGE_KINDS:
                 # common random numbers: the three judges see the same traffic draws
                 runs = [
-                    simulate(judge_kind, scenario, rate, np.random.SeedSequence([seed, rate, si, rep]), values, bins) for rep in range(n)
+                    simulate(
+                        judge_kind,
+                        scenario,
+                        rate,
+                        np.random.SeedSequence([seed, rate, si, rep]),
+                        values,
+                        bins,
+                    )
+                    for rep in range(n)
                 ]
                 cells[f"{rate}|{scenario[0]}|{judge_kind}"] = {
                     "rate": rate,
@@ -302,7 +347,15 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
                 }
         seconds[str(rate)] = time.perf_counter() - t0
     limits = {
-        k: values[k] for k in ("min-requests", "max-error-rate", "max-latency-p99-ms", "alpha", "error-rate-tolerance", "latency-tolerance")
+        k: values[k]
+        for k in (
+            "min-requests",
+            "max-error-rate",
+            "max-latency-p99-ms",
+            "alpha",
+            "error-rate-tolerance",
+            "latency-tolerance",
+        )
     }
     return {
         "seed": seed,
@@ -339,7 +392,10 @@ def verdict(cell: dict[str, Any]) -> tuple[bool | None, str]:
         )
     share = cell["within_one_interval"] / reached
     met = share >= 0.99
-    return met, f"{'met' if met else 'MISSED'} ({pct(share)} of {reached} rolled back within one interval, target ≥ 99 %)"
+    return (
+        met,
+        f"{'met' if met else 'MISSED'} ({pct(share)} of {reached} rolled back within one interval, target ≥ 99 %)",
+    )
 
 
 def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -367,7 +423,11 @@ def summary_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     worst = (share, scenario[0])
                 if rate in reachable:
                     bad_met.append(met)
-            bad.append(f"{pct(worst[0])} ({worst[1]}) at {rate:,}/interval{note}" if worst else f"n/a at {rate:,}/interval{note}")
+            bad.append(
+                f"{pct(worst[0])} ({worst[1]}) at {rate:,}/interval{note}"
+                if worst
+                else f"n/a at {rate:,}/interval{note}"
+            )
         out.append(
             {
                 "target": f"canary, judge {judge_kind}: ≤ 1 % of healthy canaries rolled back",
@@ -402,14 +462,18 @@ def sequential_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 18's targets for the sequential judge, against the fixed-interval judge on the same traffic."""
     interval = results["options"]["interval_s"]
     out = []
-    big = [rate for rate in results["traffic"] if rate * 5 / 100 >= 1000]  # ≥ 1,000 canary requests per interval at 5 %
+    big = [
+        rate for rate in results["traffic"] if rate * 5 / 100 >= 1000
+    ]  # ≥ 1,000 canary requests per interval at 5 %
     for scenario in ("errors +5 pts", "p99 ×2"):
         measured, met = [], []
         for rate in big:
             seq, fixed = (results["cells"][f"{rate}|{scenario}|{j}"] for j in ("sequential", FIXED))
             share = _first_interval_share(seq)
             met.append(share >= 0.99)
-            measured.append(f"{pct(share)} at {rate:,}/interval ({FIXED}: {pct(_first_interval_share(fixed))})")
+            measured.append(
+                f"{pct(share)} at {rate:,}/interval ({FIXED}: {pct(_first_interval_share(fixed))})"
+            )
         out.append(
             {
                 "target": f"canary, judge sequential: {scenario} rolled back within the first interval ({interval:g} s) at ≥ 1,000 "
@@ -428,18 +492,26 @@ def sequential_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{_seconds(f['rollback_seconds_p95'])})"
         )
     out.append(
-        {"target": "canary, judge sequential: errors +1 pt, time to rollback (measure)", "measured": "; ".join(measured), "met": None}
+        {
+            "target": "canary, judge sequential: errors +1 pt, time to rollback (measure)",
+            "measured": "; ".join(measured),
+            "met": None,
+        }
     )
     measured, met = [], []
     for rate in results["traffic"]:
         if rate < 1000:
             continue
-        seq, fixed = (results["cells"][f"{rate}|healthy|{j}"]["median_seconds_promoted"] for j in ("sequential", FIXED))
+        seq, fixed = (
+            results["cells"][f"{rate}|healthy|{j}"]["median_seconds_promoted"] for j in ("sequential", FIXED)
+        )
         if seq is None or not fixed:
             continue
         saving = 1 - seq / fixed
         met.append(saving >= 0.30)
-        measured.append(f"{pct(saving)} sooner at {rate:,}/interval (median {_seconds(seq)} vs {_seconds(fixed)})")
+        measured.append(
+            f"{pct(saving)} sooner at {rate:,}/interval (median {_seconds(seq)} vs {_seconds(fixed)})"
+        )
     out.append(
         {
             "target": "canary, judge sequential: healthy rollouts finish ≥ 30 % sooner than with fixed intervals at ≥ 1,000 requests per interval",
@@ -499,25 +571,46 @@ def one_check_power(values: dict[str, Any], rate: int) -> dict[str, Any]:
     out: dict[str, Any] = {"canary_requests": n, "bad_rate": bad}
     for judge_kind, null_rate, tolerance in (
         ("threshold", values["max-error-rate"], None),  # any significant excess over the limit fails
-        ("statistical", STABLE_ERROR_RATE, values["error-rate-tolerance"]),  # and the gap must pass the tolerance band
+        (
+            "statistical",
+            STABLE_ERROR_RATE,
+            values["error-rate-tolerance"],
+        ),  # and the gap must pass the tolerance band
     ):
         alpha = per_test_alpha(values["alpha"], plan, judge_kind)
-        needed = next((m for m in (2**e for e in range(6, 22)) if _error_test_power(m, alpha, null_rate, tolerance, bad) >= 0.99), None)
-        if needed is not None:  # bisect between the last power of two that fell short and the first that did not
+        needed = next(
+            (
+                m
+                for m in (2**e for e in range(6, 22))
+                if _error_test_power(m, alpha, null_rate, tolerance, bad) >= 0.99
+            ),
+            None,
+        )
+        if (
+            needed is not None
+        ):  # bisect between the last power of two that fell short and the first that did not
             lo = needed // 2
             while needed - lo > max(1, needed // 100):
                 mid = (lo + needed) // 2
-                lo, needed = (lo, mid) if _error_test_power(mid, alpha, null_rate, tolerance, bad) >= 0.99 else (mid, needed)
+                lo, needed = (
+                    (lo, mid)
+                    if _error_test_power(mid, alpha, null_rate, tolerance, bad) >= 0.99
+                    else (mid, needed)
+                )
         power = _error_test_power(n, alpha, null_rate, tolerance, bad) if n else 0.0
         out[judge_kind] = {"alpha": alpha, "power": power, "requests_for_99": needed}
     return out
 
 
-def _error_test_power(requests: int, alpha: float, null_rate: float, tolerance: float | None, bad_rate: float) -> float:
+def _error_test_power(
+    requests: int, alpha: float, null_rate: float, tolerance: float | None, bad_rate: float
+) -> float:
     """P(a one-sided exact binomial test at `alpha` against `null_rate` rejects) when the true rate is `bad_rate`."""
     from scipy.stats import binom
 
-    k = int(binom.isf(alpha, requests, null_rate)) + 1  # the smallest error count with P(>= k | null) <= alpha
+    k = (
+        int(binom.isf(alpha, requests, null_rate)) + 1
+    )  # the smallest error count with P(>= k | null) <= alpha
     if tolerance is not None:
         k = max(k, math.floor(requests * (null_rate + tolerance)) + 1)
     return float(binom.sf(k - 1, requests, bad_rate))
@@ -611,7 +704,9 @@ def render(results: dict[str, Any]) -> str:
                 at = ", ".join(f"{w} %: {k}" for w, k in c["rolled_back_at_weight"].items()) or "–"
                 why = [f"{name} {k}" for name, k in sorted(c["failed_on"].items())]
                 if c["rolled_back_inconclusive"]:
-                    why.append(f"{o['max-inconclusive']} inconclusive in a row {c['rolled_back_inconclusive']}")
+                    why.append(
+                        f"{o['max-inconclusive']} inconclusive in a row {c['rolled_back_inconclusive']}"
+                    )
                 why_text = ", ".join(why) or "–"
                 if c["healthy"]:
                     speed = "–"
@@ -628,7 +723,12 @@ def render(results: dict[str, Any]) -> str:
                 )
     lines += sequential_text(results)
     lines += limits_text(results)
-    lines += ["", "Run time: " + ", ".join(f"{int(k):,}/interval {v:.1f} s" for k, v in results["seconds"].items()) + "."]
+    lines += [
+        "",
+        "Run time: "
+        + ", ".join(f"{int(k):,}/interval {v:.1f} s" for k, v in results["seconds"].items())
+        + ".",
+    ]
     return "\n".join(lines)
 
 
@@ -641,7 +741,9 @@ def run(quick: bool = False, seed: int = SEED) -> dict[str, Any]:
 
 
 def main() -> int:
-    return common.main(run, __doc__, "2,000 and 1,000 requests/interval; 200 healthy and 50 bad runs each", SEED)
+    return common.main(
+        run, __doc__, "2,000 and 1,000 requests/interval; 200 healthy and 50 bad runs each", SEED
+    )
 
 
 if __name__ == "__main__":

@@ -47,11 +47,21 @@ QUICK_REPS = {1_000: 50, 10_000: 50}
 
 def conditions() -> list[dict[str, Any]]:
     out = [
-        {"column": f"num_{i}", "kind": "numeric", "shift": d, "label": f"mean +{d:g}σ" if d else "numeric, no shift"}
+        {
+            "column": f"num_{i}",
+            "kind": "numeric",
+            "shift": d,
+            "label": f"mean +{d:g}σ" if d else "numeric, no shift",
+        }
         for i, d in enumerate(MEAN_SHIFTS)
     ]
     out += [
-        {"column": f"cat_{i}", "kind": "categorical", "shift": d, "label": f"share ±{d * 100:g} pts" if d else "categorical, no shift"}
+        {
+            "column": f"cat_{i}",
+            "kind": "categorical",
+            "shift": d,
+            "label": f"share ±{d * 100:g} pts" if d else "categorical, no shift",
+        }
         for i, d in enumerate(SHARE_SHIFTS)
     ]
     return out
@@ -95,20 +105,29 @@ def profile_of(table: Any, sample_size: int) -> dict[str, Any]:
 
 def rule_of(reason: str) -> str:
     """Which drift rule a reason line of drift.compare_column names."""
-    for key, rule in (("distribution moved", "wasserstein"), ("PSI", "psi"), ("share moved", "share"), ("missing values", "nulls")):
+    for key, rule in (
+        ("distribution moved", "wasserstein"),
+        ("PSI", "psi"),
+        ("share moved", "share"),
+        ("missing values", "nulls"),
+    ):
         if key in reason:
             return rule
     return "other"
 
 
-def one_repetition(rows: int, seed_seq: np.random.SeedSequence, workdir: Path, options: dict[str, Any]) -> list[dict[str, Any]]:
+def one_repetition(
+    rows: int, seed_seq: np.random.SeedSequence, workdir: Path, options: dict[str, Any]
+) -> list[dict[str, Any]]:
     from mlcicd.profile import CURRENT_SAMPLE, REFERENCE_SAMPLE, to_json
     from mlcicd.stages.validate_data import check_drift
 
     rng_ref, rng_cur = (np.random.default_rng(s) for s in seed_seq.spawn(2))
     reference = profile_of(make_table(rng_ref, rows, shifted=False), REFERENCE_SAMPLE)
     path = workdir / "reference.json"
-    path.write_text(to_json(reference), encoding="utf-8")  # as `mlcicd profile` writes it; check_drift reads it back
+    path.write_text(
+        to_json(reference), encoding="utf-8"
+    )  # as `mlcicd profile` writes it; check_drift reads it back
     current = profile_of(make_table(rng_cur, rows, shifted=True), CURRENT_SAMPLE)
     values = {**options, "reference": str(path), "target": ""}
     drift = check_drift(values, current, None)
@@ -137,7 +156,9 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             per_col: dict[str, list[dict[str, Any]]] = {c["column"]: [] for c in conds}
             for rep in range(n_reps):
-                for item in one_repetition(rows, np.random.SeedSequence([seed, rows, rep]), Path(tmp), options):
+                for item in one_repetition(
+                    rows, np.random.SeedSequence([seed, rows, rep]), Path(tmp), options
+                ):
                     per_col[item["column"]].append(item)
             timings[rows] = time.perf_counter() - t0
             for cond in conds:
@@ -167,7 +188,9 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
     return {
         "seed": seed,
         "quick": quick,
-        "thresholds": {k: options[k] for k in ("drift-threshold", "min-wasserstein", "min-psi", "min-share-change")},
+        "thresholds": {
+            k: options[k] for k in ("drift-threshold", "min-wasserstein", "min-psi", "min-share-change")
+        },
         "reps": {str(k): v for k, v in reps.items()},
         "seconds": {str(k): round(v, 2) for k, v in timings.items()},
         "cells": cells,
@@ -207,7 +230,9 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "met": None,
         }
     alpha = results["thresholds"]["drift-threshold"]
-    ceilings = [f"{pct(best_power(0.2, n, alpha))} at {_size(n)}" for n in sizes if best_power(0.2, n, alpha) < 0.99]
+    ceilings = [
+        f"{pct(best_power(0.2, n, alpha))} at {_size(n)}" for n in sizes if best_power(0.2, n, alpha) < 0.99
+    ]
     out["num_4"] = {
         "target": "drift: a 0.2σ mean shift is flagged ≥ 99 %, at every size",
         "measured": ", ".join(f"{pct(cells[f'num_4@{n}']['flagged_rate'])} at {_size(n)}" for n in sizes)
@@ -284,7 +309,9 @@ def render(results: dict[str, Any]) -> str:
         for n in sizes:
             c = cells[f"{cond['column']}@{n}"]
             effect = c["median_effect"]
-            row.append(f"{pct(c['low_rate'])} · effect {effect:.3f}" if effect is not None else pct(c["low_rate"]))
+            row.append(
+                f"{pct(c['low_rate'])} · effect {effect:.3f}" if effect is not None else pct(c["low_rate"])
+            )
         lines.append("| " + " | ".join(row) + " |")
     causes = []
     for column, label in (("num_0", "numeric"), ("cat_0", "categorical")):
@@ -292,7 +319,9 @@ def render(results: dict[str, Any]) -> str:
         for n in sizes:
             for rule, k in cells[f"{column}@{n}"]["flagged_by"].items():
                 counts[rule] = counts.get(rule, 0) + k
-        causes.append(f"{label}: " + (", ".join(f"{rule} rule {k}" for rule, k in sorted(counts.items())) or "none"))
+        causes.append(
+            f"{label}: " + (", ".join(f"{rule} rule {k}" for rule, k in sorted(counts.items())) or "none")
+        )
     lines += [
         "",
         "Rules behind the false positives (no-shift columns, all sizes): " + "; ".join(causes) + ".",

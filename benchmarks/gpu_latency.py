@@ -85,7 +85,10 @@ def log_model(experiment_id: str, dims: tuple[int, ...], sample: np.ndarray) -> 
     with mlflow.start_run(experiment_id=experiment_id):
         # pip_requirements given: MLflow's requirement inference (a subprocess) would take most of the run.
         info = mlflow.pytorch.log_model(
-            model, name="model", input_example=sample[:5], pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"]
+            model,
+            name="model",
+            input_example=sample[:5],
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
     return info.model_uri
 
@@ -103,7 +106,10 @@ def bare_timer(module, device: str, batch: np.ndarray) -> Callable[[int, int], l
                 module(x)
             if on_gpu:
                 torch.cuda.synchronize(device)
-                pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iterations)]
+                pairs = [
+                    (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                    for _ in range(iterations)
+                ]
                 for start, end in pairs:
                     start.record()
                     module(x)
@@ -151,25 +157,40 @@ def run(quick: bool = False) -> dict:
     rng = np.random.default_rng(SEED)
     rows: list[dict] = []
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-gpu-latency-") as tmp, temporary_store(Path(tmp)) as experiment:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-gpu-latency-") as tmp,
+        temporary_store(Path(tmp)) as experiment,
+    ):
         for label, dims in MODELS.items():
             sample = rng.normal(size=(64, dims[0])).astype(np.float32)
             uri = log_model(experiment, dims, sample)
             loaded = load_model(uri, device)
             per_batch = {b: {"harness": [], "bare": []} for b in BATCH_SIZES}
             for r in range(rounds):
-                print(f"  gpu_latency: {label} on {loaded.device}, round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+                print(
+                    f"  gpu_latency: {label} on {loaded.device}, round {r + 1}/{rounds}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 order = ("harness", "bare") if r % 2 == 0 else ("bare", "harness")
                 for who in order:
                     if who == "harness":
-                        measured = measure_latency({"m": loaded}, sample, BATCH_SIZES, warmup=warmup, iterations=iterations)["m"]
+                        measured = measure_latency(
+                            {"m": loaded}, sample, BATCH_SIZES, warmup=warmup, iterations=iterations
+                        )["m"]
                         for b in BATCH_SIZES:
                             per_batch[b]["harness"].append(
-                                {"p50_ms": measured[b]["p50_ms"], "p99_ms": measured[b]["p99_ms"], "timer": measured[b]["timer"]}
+                                {
+                                    "p50_ms": measured[b]["p50_ms"],
+                                    "p99_ms": measured[b]["p99_ms"],
+                                    "timer": measured[b]["timer"],
+                                }
                             )
                     else:
                         for b in BATCH_SIZES:
-                            timings = bare_timer(loaded.torch_module, loaded.device, make_batch(sample, b))(warmup, iterations)
+                            timings = bare_timer(loaded.torch_module, loaded.device, make_batch(sample, b))(
+                                warmup, iterations
+                            )
                             per_batch[b]["bare"].append(percentiles(timings))
             for b in BATCH_SIZES:
                 h, bare = per_batch[b]["harness"], per_batch[b]["bare"]
@@ -188,8 +209,12 @@ def run(quick: bool = False) -> dict:
                     "bare_p99_ms": float(np.median([x["p99_ms"] for x in bare])),
                     "rounds": {"harness": h, "bare": bare},
                 }
-                row["p50_ratio"] = row["harness_p50_ms"] / row["bare_p50_ms"] if row["bare_p50_ms"] > 0 else None
-                row["p99_ratio"] = row["harness_p99_ms"] / row["bare_p99_ms"] if row["bare_p99_ms"] > 0 else None
+                row["p50_ratio"] = (
+                    row["harness_p50_ms"] / row["bare_p50_ms"] if row["bare_p50_ms"] > 0 else None
+                )
+                row["p99_ratio"] = (
+                    row["harness_p99_ms"] / row["bare_p99_ms"] if row["bare_p99_ms"] > 0 else None
+                )
                 rows.append(row)
     gpu = env["cuda_available"]
     ratios = [r["p99_ratio"] for r in rows if r["p99_ratio"] is not None]
@@ -206,7 +231,9 @@ def run(quick: bool = False) -> dict:
         "targets": [
             {
                 "target": "GPU p99: check-gates' harness vs a bare CUDA-event loop (measure; no threshold)",
-                "measured": f"{spread} on {env['gpu_name']}" if gpu else f"not measured: no GPU (CPU sanity check: {spread})",
+                "measured": f"{spread} on {env['gpu_name']}"
+                if gpu
+                else f"not measured: no GPU (CPU sanity check: {spread})",
                 "met": None,
             }
         ],

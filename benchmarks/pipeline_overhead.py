@@ -38,10 +38,14 @@ CANARY_INTERVAL = "5s"
 CANARY = {"steps": "20,50", "interval": CANARY_INTERVAL, "min-requests": 30}  # as tests/demo.py configures it
 LOAD_RATE = 100
 ACT_LIMIT_S = 1800
-DEPLOY_STEP = "Main Put the version on the canary server"  # deploy.yml's step that runs the user's deploy-command
+DEPLOY_STEP = (
+    "Main Put the version on the canary server"  # deploy.yml's step that runs the user's deploy-command
+)
 
 STEP_START = re.compile(r"^\[(?P<job>[^\]]+)\] ⭐ Run (?P<step>.+?)\s*$")
-STEP_END = re.compile(r"^\[(?P<job>[^\]]+)\]\s+(?:✅|❌)\s+(?P<status>Success|Failure) - (?P<step>.+?)(?: \[(?P<dur>[^\]]*)\])?\s*$")
+STEP_END = re.compile(
+    r"^\[(?P<job>[^\]]+)\]\s+(?:✅|❌)\s+(?P<status>Success|Failure) - (?P<step>.+?)(?: \[(?P<dur>[^\]]*)\])?\s*$"
+)
 JOB_END = re.compile(r"^\[(?P<job>[^\]]+)\] 🏁\s+Job (?P<result>\w+)")
 LINE_JOB = re.compile(r"^\[(?P<job>[^\]]+)\]")
 STAGE = re.compile(r"-m mlcicd ([\w-]+)")
@@ -130,7 +134,9 @@ def category(job: Job, step: Step) -> str:
     return "other steps"
 
 
-def training_seconds(jobs: dict[str, Job], lines: list[tuple[float, str]], home: Path) -> tuple[float | None, str]:
+def training_seconds(
+    jobs: dict[str, Job], lines: list[tuple[float, str]], home: Path
+) -> tuple[float | None, str]:
     """train-gpu's `mlcicd.wall_time_s` from the MLflow run; the step summary's rounded figure if that fails."""
     train_keys = {k for k, j in jobs.items() if j.short.endswith("train-gpu")}
     run_ids = [
@@ -144,11 +150,18 @@ def training_seconds(jobs: dict[str, Job], lines: list[tuple[float, str]], home:
         try:
             from mlflow import MlflowClient
 
-            metrics = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}").get_run(run_ids[0]).data.metrics
+            metrics = (
+                MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}").get_run(run_ids[0]).data.metrics
+            )
             if "mlcicd.wall_time_s" in metrics:
-                return float(metrics["mlcicd.wall_time_s"]), f"MLflow run {run_ids[0]}, metric mlcicd.wall_time_s"
+                return float(
+                    metrics["mlcicd.wall_time_s"]
+                ), f"MLflow run {run_ids[0]}, metric mlcicd.wall_time_s"
         except Exception as exc:  # noqa: BLE001 - the summary below still has the figure
-            print(f"  pipeline_overhead: reading the MLflow run failed ({exc}); using the step summary", file=sys.stderr)
+            print(
+                f"  pipeline_overhead: reading the MLflow run failed ({exc}); using the step summary",
+                file=sys.stderr,
+            )
     for _, line in lines:
         if m := WALL_IN_SUMMARY.match(line.strip()):
             return float(m.group(1)), "train-gpu's step summary (rounded to 0.1 s)"
@@ -161,7 +174,11 @@ def run_pipeline(root: Path, rows: int) -> dict:
 
     home = root / "home"
     prep_started = time.monotonic()
-    print(f"  pipeline_overhead: serving layer and consumer repository in {root} ({rows:,} rows)", file=sys.stderr, flush=True)
+    print(
+        f"  pipeline_overhead: serving layer and consumer repository in {root} ({rows:,} rows)",
+        file=sys.stderr,
+        flush=True,
+    )
     with demo.serving_layer(root, home, rate=LOAD_RATE) as (servers, lb, prom, _load):
         canary = {
             **CANARY,
@@ -178,7 +195,14 @@ def run_pipeline(root: Path, rows: int) -> dict:
         log_path = root / "act.log"
         with open(log_path, "w") as log:
             started = time.monotonic()
-            proc = subprocess.Popen(command, cwd=repo, env=act.environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(
+                command,
+                cwd=repo,
+                env=act.environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             watchdog = threading.Timer(ACT_LIMIT_S, proc.kill)
             watchdog.start()
             try:
@@ -230,23 +254,47 @@ def analyse(raw: dict, rows: int) -> dict:
             train_stage - (training or 0.0),
             "toolkit",
         ),
-        ("validate-data (schema, drift against the profile)", by_category.get("validate-data", 0.0), "toolkit"),
+        (
+            "validate-data (schema, drift against the profile)",
+            by_category.get("validate-data", 0.0),
+            "toolkit",
+        ),
         (
             "check-gates in train.yml: gate evaluation (metrics, significance, latency, size, robustness)",
             by_category.get("gate evaluation", 0.0),
             "toolkit",
         ),
-        ("promote @staging, and @production when the canary made it (MLflow registry)", by_category.get("promote", 0.0), "toolkit"),
-        ("serve check in deploy.yml (`mlflow models serve`, 20 rows over HTTP)", by_category.get("serve check", 0.0), "toolkit"),
+        (
+            "promote @staging, and @production when the canary made it (MLflow registry)",
+            by_category.get("promote", 0.0),
+            "toolkit",
+        ),
+        (
+            "serve check in deploy.yml (`mlflow models serve`, 20 rows over HTTP)",
+            by_category.get("serve check", 0.0),
+            "toolkit",
+        ),
         ("user's deploy command (`serving/deploy.py`)", by_category.get("deploy command", 0.0), "user"),
-        (f"canary-shift: configured waiting ({checks} checks × {CANARY_INTERVAL} interval)", min(waiting, canary_stage), "waiting"),
-        ("canary-shift: the rest (router, Prometheus queries, start-up)", canary_stage - min(waiting, canary_stage), "toolkit"),
+        (
+            f"canary-shift: configured waiting ({checks} checks × {CANARY_INTERVAL} interval)",
+            min(waiting, canary_stage),
+            "waiting",
+        ),
+        (
+            "canary-shift: the rest (router, Prometheus queries, start-up)",
+            canary_stage - min(waiting, canary_stage),
+            "toolkit",
+        ),
         (
             f"toolkit setup (`setup_toolkit.py`, {counts.get('toolkit setup', 0)} steps, cached venv)",
             by_category.get("toolkit setup", 0.0),
             "toolkit",
         ),
-        ("other steps (checkout, setup-python stand-in, pre/post, verdict jobs)", by_category.get("other steps", 0.0), "toolkit"),
+        (
+            "other steps (checkout, setup-python stand-in, pre/post, verdict jobs)",
+            by_category.get("other steps", 0.0),
+            "toolkit",
+        ),
     ]
     known = {
         "train-gpu",
@@ -260,7 +308,9 @@ def analyse(raw: dict, rows: int) -> dict:
         "other steps",
     }
     breakdown += [(f"mlcicd {cat}", sec, "toolkit") for cat, sec in by_category.items() if cat not in known]
-    breakdown.append(("act itself (start-up, job set-up and clean-up; total − all steps)", total - steps_total, "act"))
+    breakdown.append(
+        ("act itself (start-up, job set-up and clean-up; total − all steps)", total - steps_total, "act")
+    )
 
     user = (training or 0.0) + by_category.get("deploy command", 0.0)
     headline = {
@@ -282,7 +332,9 @@ def analyse(raw: dict, rows: int) -> dict:
             "wall_s": j.last_t - j.first_t,
             "in_steps_s": sum(s.seconds for s in j.steps if s.leaf and s.seconds is not None),
             "stage_steps": {
-                s.name: s.seconds for s in j.steps if s.leaf and s.seconds is not None and (STAGE.search(s.name) or s.name == DEPLOY_STEP)
+                s.name: s.seconds
+                for s in j.steps
+                if s.leaf and s.seconds is not None and (STAGE.search(s.name) or s.name == DEPLOY_STEP)
             },
         }
         for j in sorted(jobs.values(), key=lambda j: j.first_t)
@@ -294,7 +346,12 @@ def analyse(raw: dict, rows: int) -> dict:
         "headline": headline,
         "breakdown": [{"part": p, "seconds": s, "kind": k} for p, s, k in breakdown],
         "jobs": job_rows,
-        "canary": {"checks": checks, "interval": CANARY_INTERVAL, "steps": CANARY["steps"], "load_rate_per_s": LOAD_RATE},
+        "canary": {
+            "checks": checks,
+            "interval": CANARY_INTERVAL,
+            "steps": CANARY["steps"],
+            "load_rate_per_s": LOAD_RATE,
+        },
         "steps_total_s": steps_total,
     }
 
@@ -308,13 +365,17 @@ def run(quick: bool = False, rows: int | None = None, keep: Path | None = None) 
         if keep:
             keep.mkdir(parents=True, exist_ok=True)
             shutil.copy2(raw["log_path"], keep / "act.log")
-            (keep / "act-lines.json").write_text(json.dumps(raw["lines"]))  # [seconds since act started, line]: for re-analysis
+            (keep / "act-lines.json").write_text(
+                json.dumps(raw["lines"])
+            )  # [seconds since act started, line]: for re-analysis
             results["act_log"] = str(keep / "act.log")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     # What the run said when it failed: the annotations, the canary's checks, the jobs that failed.
     said = [
-        line.split("] ", 1)[-1].strip() for _, line in raw["lines"] if "::error" in line or "[canary-shift]" in line or "Job failed" in line
+        line.split("] ", 1)[-1].strip()
+        for _, line in raw["lines"]
+        if "::error" in line or "[canary-shift]" in line or "Job failed" in line
     ]
     results["completed"] = raw["rc"] == 0
     results["failure"] = [] if results["completed"] else list(dict.fromkeys(said))
@@ -322,7 +383,9 @@ def run(quick: bool = False, rows: int | None = None, keep: Path | None = None) 
     results["targets"] = [
         {
             "target": "the example pipeline completes (act exit 0) — a precondition for the figures below",
-            "measured": "completed" if results["completed"] else f"act exit {raw['rc']}: " + _failure_headline(results["failure"]),
+            "measured": "completed"
+            if results["completed"]
+            else f"act exit {raw['rc']}: " + _failure_headline(results["failure"]),
             "met": results["completed"],
         },
         {
@@ -403,17 +466,27 @@ def render(results: dict, quick: bool) -> str:
     ]
     for j in results["jobs"]:
         stages = "; ".join(
-            f"{STAGE.search(n).group(1) if STAGE.search(n) else 'deploy command'} {s:.1f} s" for n, s in j["stage_steps"].items()
+            f"{STAGE.search(n).group(1) if STAGE.search(n) else 'deploy command'} {s:.1f} s"
+            for n, s in j["stage_steps"].items()
         )
-        lines.append(f"| {j['job']} | {j['result']} | {j['wall_s']:.1f} | {j['in_steps_s']:.1f} | {stages or '–'} |")
+        lines.append(
+            f"| {j['job']} | {j['result']} | {j['wall_s']:.1f} | {j['in_steps_s']:.1f} | {stages or '–'} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4,000 rows instead of 20,000")
-    parser.add_argument("--rows", type=int, default=None, help="rows of generated data (overrides --quick's choice)")
-    parser.add_argument("--keep", type=Path, default=None, help="copy act's log (and its lines with arrival times) into this directory")
+    parser.add_argument(
+        "--rows", type=int, default=None, help="rows of generated data (overrides --quick's choice)"
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="copy act's log (and its lines with arrival times) into this directory",
+    )
     args = parser.parse_args()
     out = run(quick=args.quick, rows=args.rows, keep=args.keep)
     print(out["markdown"])

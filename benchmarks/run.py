@@ -75,7 +75,12 @@ def ram_gib() -> float | None:
 
 def os_name() -> str:
     pretty = next(
-        (line.split("=", 1)[1].strip().strip('"') for line in _read("/etc/os-release").splitlines() if line.startswith("PRETTY_NAME=")), ""
+        (
+            line.split("=", 1)[1].strip().strip('"')
+            for line in _read("/etc/os-release").splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        "",
     )
     return f"{pretty or platform.system()} (kernel {platform.release()})"
 
@@ -94,7 +99,10 @@ def gpu() -> str:
     if smi:
         try:
             out = subprocess.run(
-                [smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+                [smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             if out.returncode == 0 and out.stdout.strip():
                 return "; ".join(line.strip() for line in out.stdout.strip().splitlines())
@@ -128,9 +136,15 @@ def machine() -> dict:
 def git_commit() -> str | None:
     """The checkout's commit (with `+changes` when the tree differs from it), so a merged section says what it measured."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, timeout=30
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -146,7 +160,12 @@ def run_module(name: str, quick: bool) -> dict:
     """{"status": ok | failed | missing, "title", "markdown", "results", "error", "seconds"} of one module."""
     if not (HERE / f"{name}.py").is_file():
         log(f"{name}: no benchmarks/{name}.py, skipped")
-        return {"status": "missing", "title": name, "markdown": f"not run: benchmarks/{name}.py does not exist.", "results": {}}
+        return {
+            "status": "missing",
+            "title": name,
+            "markdown": f"not run: benchmarks/{name}.py does not exist.",
+            "results": {},
+        }
     started = time.monotonic()
     log(f"{name}: running{' (quick)' if quick else ''} …")
     try:
@@ -157,7 +176,13 @@ def run_module(name: str, quick: bool) -> dict:
                 raise KeyError(f"run() returned no {key!r}")
         seconds = time.monotonic() - started
         log(f"{name}: done in {seconds:.1f} s")
-        return {"status": "ok", "title": str(out["title"]), "markdown": str(out["markdown"]), "results": out["results"], "seconds": seconds}
+        return {
+            "status": "ok",
+            "title": str(out["title"]),
+            "markdown": str(out["markdown"]),
+            "results": out["results"],
+            "seconds": seconds,
+        }
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - one benchmark's failure is reported, the others still run
         seconds = time.monotonic() - started
         error = f"{type(exc).__name__}: {exc}"
@@ -166,7 +191,8 @@ def run_module(name: str, quick: bool) -> dict:
         return {
             "status": "failed",
             "title": str(title),
-            "markdown": f"failed: {error.splitlines()[0]}" + ("\n\n```\n" + error + "\n```" if "\n" in error else ""),
+            "markdown": f"failed: {error.splitlines()[0]}"
+            + ("\n\n```\n" + error + "\n```" if "\n" in error else ""),
             "results": {},
             "error": error,
             "traceback": traceback.format_exc(),
@@ -187,12 +213,20 @@ def command_line(argv: list[str]) -> str:
 def normalized_targets(targets: object) -> list[dict]:
     """The convention is a list of {"target", "measured", "met"}; a dict of such entries (keyed by name), or entries
     that say `value`/`text` instead of `measured`, are read as well as can be, so that a summary is always written."""
-    items = list(targets.items()) if isinstance(targets, dict) else [(None, t) for t in targets] if isinstance(targets, list) else []
+    items = (
+        list(targets.items())
+        if isinstance(targets, dict)
+        else [(None, t) for t in targets]
+        if isinstance(targets, list)
+        else []
+    )
     rows = []
     for key, entry in items:
         if isinstance(entry, dict):
             target = entry.get("target") or entry.get("name") or key or "?"
-            measured = next((entry[k] for k in ("measured", "text", "value") if entry.get(k) not in (None, "")), "")
+            measured = next(
+                (entry[k] for k in ("measured", "text", "value") if entry.get(k) not in (None, "")), ""
+            )
             met = entry.get("met")
         else:
             target, measured, met = key or entry, entry if key else "", None
@@ -237,7 +271,11 @@ def earlier_sections(path: Path, names: list[str]) -> dict[str, dict]:
         "load_average_at_start": (payload.get("machine") or {}).get("load_average_at_start"),
         "git": (payload.get("machine") or {}).get("git"),
     }
-    return {name: {**section, "earlier": origin} for name, section in sections.items() if name in MODULES and name not in names}
+    return {
+        name: {**section, "earlier": origin}
+        for name, section in sections.items()
+        if name in MODULES and name not in names
+    }
 
 
 def _earlier_note(origin: dict) -> str:
@@ -252,7 +290,9 @@ def _earlier_note(origin: dict) -> str:
     )
 
 
-def render(info: dict, sections: dict[str, dict], quick: bool, argv: list[str], started: datetime, seconds: float) -> str:
+def render(
+    info: dict, sections: dict[str, dict], quick: bool, argv: list[str], started: datetime, seconds: float
+) -> str:
     m = info
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     load = m["load_average_at_start"]
@@ -278,7 +318,9 @@ def render(info: dict, sections: dict[str, dict], quick: bool, argv: list[str], 
     lines += [
         "Machine:",
         "",
-        f"- CPU: {m['cpu']}, {m['cores']} cores; RAM {m['ram_gib']:.1f} GiB" if m["ram_gib"] else f"- CPU: {m['cpu']}, {m['cores']} cores",
+        f"- CPU: {m['cpu']}, {m['cores']} cores; RAM {m['ram_gib']:.1f} GiB"
+        if m["ram_gib"]
+        else f"- CPU: {m['cpu']}, {m['cores']} cores",
         f"- GPU: {m['gpu']}",
         f"- OS: {m['os']}",
         f"- Python {m['python']}",
@@ -287,7 +329,9 @@ def render(info: dict, sections: dict[str, dict], quick: bool, argv: list[str], 
     if m.get("git"):
         lines.append(f"- code: git {m['git']}")
     if load:
-        lines.append(f"- load average when the run started: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min)")
+        lines.append(
+            f"- load average when the run started: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min)"
+        )
     lines += [
         "",
         "## Summary",
@@ -311,7 +355,11 @@ def render(info: dict, sections: dict[str, dict], quick: bool, argv: list[str], 
         for t in normalized_targets(s["results"].get("targets"))
         if t["met"] is False
     ]
-    failed = [f"- {_cell(s['title'])}: did not run to the end ({_cell(s['status'])})" for s in sections.values() if s["status"] != "ok"]
+    failed = [
+        f"- {_cell(s['title'])}: did not run to the end ({_cell(s['status'])})"
+        for s in sections.values()
+        if s["status"] != "ok"
+    ]
     lines += ["", "## Targets missed", ""]
     lines += missed + failed if missed or failed else ["None: every target checked by this run is met."]
     return "\n".join(lines) + "\n"
@@ -327,9 +375,15 @@ def _json_default(value: object) -> object:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions and smaller data: a check that the benchmarks run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repetitions and smaller data: a check that the benchmarks run",
+    )
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MODULES)}")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the Markdown page to write")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the Markdown page to write"
+    )
     parser.add_argument(
         "--merge",
         type=Path,
@@ -368,12 +422,16 @@ def main() -> int:
         "sections": sections,
         "merged_from": str(args.merge) if args.merge else None,
     }
-    raw.write_text(json.dumps(payload, indent=2, default=_json_default, ensure_ascii=False) + "\n", encoding="utf-8")
+    raw.write_text(
+        json.dumps(payload, indent=2, default=_json_default, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     log(f"wrote {raw}")
 
     out = args.out if args.out.is_absolute() else Path.cwd() / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    page_sections = {name: sections.get(name) or earlier[name] for name in MODULES if name in sections or name in earlier}
+    page_sections = {
+        name: sections.get(name) or earlier[name] for name in MODULES if name in sections or name in earlier
+    }
     out.write_text(render(info, page_sections, args.quick, argv, started, seconds), encoding="utf-8")
     log(f"wrote {out}")
 

@@ -54,7 +54,12 @@ def gate_settings(alpha: float) -> list[dict[str, Any]]:
             "min-improvement": 0.0,
             "require-significance": True,
         },
-        {"key": "min0.001", "label": "min-improvement 0.001", "min-improvement": 0.001, "require-significance": False},
+        {
+            "key": "min0.001",
+            "label": "min-improvement 0.001",
+            "min-improvement": 0.001,
+            "require-significance": False,
+        },
         {
             "key": "min0.001+sig",
             "label": f"min-improvement 0.001 + require-significance (alpha {alpha:g})",
@@ -90,7 +95,14 @@ def draw(rng: np.random.Generator, n: int, cells: np.ndarray) -> tuple[np.ndarra
     return y, np.where(cand_right, y, 1 - y), np.where(base_right, y, 1 - y)
 
 
-def decide(values: dict[str, Any], primary: str, y: np.ndarray, cand_pred: np.ndarray, base_pred: np.ndarray, settings: list) -> dict:
+def decide(
+    values: dict[str, Any],
+    primary: str,
+    y: np.ndarray,
+    cand_pred: np.ndarray,
+    base_pred: np.ndarray,
+    settings: list,
+) -> dict:
     from mlcicd import gates as gate_rules
     from mlcicd import metrics
     from mlcicd.stages.check_gates.decide import metric_gates
@@ -119,7 +131,11 @@ def decide(values: dict[str, Any], primary: str, y: np.ndarray, cand_pred: np.nd
             alpha=values["alpha"],
         )
         decisions[s["key"]] = result.passed
-    return {"decisions": decisions, "p_value": info.get("p_value"), "delta": cand["scores"][primary] - base["scores"][primary]}
+    return {
+        "decisions": decisions,
+        "p_value": info.get("p_value"),
+        "delta": cand["scores"][primary] - base["scores"][primary],
+    }
 
 
 def measure(quick: bool, seed: int) -> dict[str, Any]:
@@ -216,7 +232,8 @@ def render(results: dict[str, Any]) -> str:
         return [c["reps"] for c in results["cells"].values() if f"{c['metric']}@{c['rows']}" == key]
 
     reps_text = ", ".join(
-        f"{r} for {k.replace('@', ' on ')} rows" + (f" ({min(reps_of(k))} for the better candidates)" if min(reps_of(k)) < r else "")
+        f"{r} for {k.replace('@', ' on ')} rows"
+        + (f" ({min(reps_of(k))} for the better candidates)" if min(reps_of(k)) < r else "")
         for k, r in results["reps"].items()
     )
     lines = [
@@ -242,7 +259,9 @@ def render(results: dict[str, Any]) -> str:
         "is one-sided and centred on the observed gain instead of on 0: an equal candidate passed in 7.0 % of trials on 1,000 "
         "rows and 10.0 % on 10,000, docs/benchmarks.md of 2026-11-22.)",
         "",
-        "| metric | rows | candidate | " + " | ".join(s["label"] for s in settings) + " | median p | Target |",
+        "| metric | rows | candidate | "
+        + " | ".join(s["label"] for s in settings)
+        + " | median p | Target |",
         "|---|---|---|" + "---|" * len(settings) + "---|---|",
     ]
     for cell in results["cells"].values():
@@ -253,7 +272,12 @@ def render(results: dict[str, Any]) -> str:
         row.append(f"{cell['median_p_value']:.2g}")
         row.append(verdict(cell, alpha)[1])
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Run time: " + ", ".join(f"{k.replace('@', ' on ')} rows {v:.1f} s" for k, v in results["seconds"].items()) + "."]
+    lines += [
+        "",
+        "Run time: "
+        + ", ".join(f"{k.replace('@', ' on ')} rows {v:.1f} s" for k, v in results["seconds"].items())
+        + ".",
+    ]
     return "\n".join(lines)
 
 
@@ -267,7 +291,9 @@ def run(quick: bool = False, seed: int = SEED) -> dict[str, Any]:
 
 
 def main() -> int:
-    return common.main(run, __doc__, "accuracy on 1,000 and 10,000 rows (300 repetitions), f1 on 1,000 rows (30)", SEED)
+    return common.main(
+        run, __doc__, "accuracy on 1,000 and 10,000 rows (300 repetitions), f1 on 1,000 rows (30)", SEED
+    )
 
 
 if __name__ == "__main__":

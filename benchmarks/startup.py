@@ -52,7 +52,11 @@ def mlcicd_argv() -> list[str]:
 def child_env() -> dict[str, str]:
     """This environment, minus PYTHONDONTWRITEBYTECODE: an installed toolkit has its bytecode cached (pip
     compiles it; an editable install writes it on first import), and the warm-up run writes it here."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith(("MLFLOW_", "INPUT_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith(("MLFLOW_", "INPUT_"))
+    }
     env.pop("PYTHONPATH", None)
     return env
 
@@ -90,7 +94,9 @@ def commands() -> list[dict]:
         {"label": 'python -c "import mlcicd.cli"', "argv": [py, "-c", "import mlcicd.cli"], "kind": "import"},
         {"label": f"{shown} --help", "argv": [*cli, "--help"], "kind": "help"},
     ]
-    rows += [{"label": f"{shown} {name} --help", "argv": [*cli, name, "--help"], "kind": "help"} for name in stages]
+    rows += [
+        {"label": f"{shown} {name} --help", "argv": [*cli, name, "--help"], "kind": "help"} for name in stages
+    ]
     by_module: dict[str, list[str]] = {}
     for name, stage in stages.items():
         by_module.setdefault(stage.run.__module__, []).append(name)
@@ -118,11 +124,17 @@ def measure_once(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float
         if gnu_time:
             t0 = time.perf_counter()
             proc = subprocess.run(
-                [gnu_time, "-f", "%M", "-o", str(stats), *argv], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                [gnu_time, "-f", "%M", "-o", str(stats), *argv],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             wall = time.perf_counter() - t0
             lines = stats.read_text().split()
-            rss = int(lines[-1]) if lines and lines[-1].isdigit() else None  # a failed command adds a "Command exited" line first
+            rss = (
+                int(lines[-1]) if lines and lines[-1].isdigit() else None
+            )  # a failed command adds a "Command exited" line first
             return wall, rss, proc.returncode
         subprocess.run([sys.executable, "-c", WRAPPER, str(stats), *argv], cwd=cwd, env=env, check=True)
         data = json.loads(stats.read_text())
@@ -170,7 +182,11 @@ def run(quick: bool = False) -> dict:
     top, stage_helps = helps[0], helps[1:]
     slowest = max(stage_helps, key=lambda r: r["median_s"])
     targets = [
-        {"target": f"`{top['label']}` ≤ {TARGET_S} s (median)", "measured": f"{top['median_s']:.2f} s", "met": bool(top["met"])},
+        {
+            "target": f"`{top['label']}` ≤ {TARGET_S} s (median)",
+            "measured": f"{top['median_s']:.2f} s",
+            "met": bool(top["met"]),
+        },
         {
             "target": f"every stage's `--help` ≤ {TARGET_S} s (median)",
             "measured": f"slowest `{slowest['label']}` {slowest['median_s']:.2f} s",
@@ -223,7 +239,12 @@ def render(results: dict) -> str:
     ]
     lines += [f"- {r['label'][len('heavy path of ') :]}: `{r['code']}`" for r in rows if r["kind"] == "heavy"]
     if failed:
-        lines += ["", "Commands that did not exit 0: " + "; ".join(f"`{r['label']}` exited {r['exit_codes']}" for r in failed) + "."]
+        lines += [
+            "",
+            "Commands that did not exit 0: "
+            + "; ".join(f"`{r['label']}` exited {r['exit_codes']}" for r in failed)
+            + ".",
+        ]
     return "\n".join(lines)
 
 

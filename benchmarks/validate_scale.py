@@ -55,7 +55,8 @@ def wide_names(columns: int) -> tuple[list[str], list[str]]:
 def write_wide(path: Path, rows: int, columns: int, shifted: bool) -> str:
     floats, strings = wide_names(columns)
     schema = pa.schema(
-        [pa.field(n, pa.float64(), nullable=False) for n in floats] + [pa.field(n, pa.string(), nullable=False) for n in strings]
+        [pa.field(n, pa.float64(), nullable=False) for n in floats]
+        + [pa.field(n, pa.string(), nullable=False) for n in strings]
     )
     marker = f"validate_scale/wide/v1:{rows}:{columns}:{shifted}".encode()
     schema = schema.with_metadata({b"bench-generator": marker})
@@ -76,7 +77,9 @@ def write_wide(path: Path, rows: int, columns: int, shifted: bool) -> str:
                 values = rng.standard_normal(n)
                 arrays.append(pa.array(values + FLOAT_SHIFT if shifted and i < SHIFTED_FLOATS else values))
             for i in range(len(strings)):
-                codes = rng.choice(10, n, p=moved if shifted and i < SHIFTED_STRINGS else shares).astype(np.int32)
+                codes = rng.choice(10, n, p=moved if shifted and i < SHIFTED_STRINGS else shares).astype(
+                    np.int32
+                )
                 arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes), dictionary).dictionary_decode())
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=WIDE_ROW_GROUP)
     tmp.replace(path)
@@ -90,20 +93,32 @@ def write_wide_schema(path: Path, columns: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_peers(d: Path, cmds: dict[str, list[str]], peers: list[str], repeats: int, args: Any, say: Any) -> dict[str, Any]:
-    env = {k: v for k, v in vs.os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_", "MLCICD_"))}
+def run_peers(
+    d: Path, cmds: dict[str, list[str]], peers: list[str], repeats: int, args: Any, say: Any
+) -> dict[str, Any]:
+    env = {
+        k: v
+        for k, v in vs.os.environ.items()
+        if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_", "MLCICD_"))
+    }
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(DO_NOT_TRACK="1", EVIDENTLY_DISABLE_TELEMETRY="1")
     out: dict[str, Any] = {p: {"runs": [], "status": "ok"} for p in peers}
     for rep in range(repeats):
         for p in peers:
-            if out[p]["status"] != "ok" or (p == "evidently" and rep > 0):  # Evidently: one run (minutes each)
+            if out[p]["status"] != "ok" or (
+                p == "evidently" and rep > 0
+            ):  # Evidently: one run (minutes each)
                 continue
-            r = vs.measure(p, cmds[p], d, d / f"{p}-{rep}.log", args.timeout, int(args.mem_limit_gib * 2**20), env)
+            r = vs.measure(
+                p, cmds[p], d, d / f"{p}-{rep}.log", args.timeout, int(args.mem_limit_gib * 2**20), env
+            )
             say(
                 f"  {d.name} {p:<9} rc={r['rc']} wall={r['wall_s']:.2f}s RSS={(r['rss_kib'] or 0) / 1024:.0f} MiB cpu={r.get('user_s', 0) + r.get('sys_s', 0):.1f}s"
             )
-            out[p]["runs"].append({k: r.get(k) for k in ("rc", "wall_s", "rss_kib", "user_s", "sys_s", "killed")})
+            out[p]["runs"].append(
+                {k: r.get(k) for k in ("rc", "wall_s", "rss_kib", "user_s", "sys_s", "killed")}
+            )
             if r["killed"]:
                 out[p]["status"] = f"did not finish: {r['killed']}"
             elif r["rc"] not in vs.EXPECTED_RC.get("mlcicd" if p in ("mlcicd", "spark") else p, {0}):
@@ -143,13 +158,21 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
     if "evidently" in peers:
         evidently, state = vs.evidently_python(vs.EVIDENTLY_VENV, pa.__version__, say)
         say(f"Evidently venv: {state}")
-    results: dict[str, Any] = {"machine": vs.machine(), "load_start": vs.os.getloadavg(), "wide": {}, "spark": {}}
+    results: dict[str, Any] = {
+        "machine": vs.machine(),
+        "load_start": vs.os.getloadavg(),
+        "wide": {},
+        "spark": {},
+    }
     skip_evidently = False
     for rows, columns in wide:
         d = args.out / f"wide-{rows}x{columns}"
         d.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        states = [write_wide(d / "reference.parquet", rows, columns, False), write_wide(d / "current.parquet", rows, columns, True)]
+        states = [
+            write_wide(d / "reference.parquet", rows, columns, False),
+            write_wide(d / "current.parquet", rows, columns, True),
+        ]
         write_wide_schema(d / "schema.yaml", columns)
         say(f"{rows:,} x {columns}: data {'/'.join(states)} in {time.perf_counter() - t0:.0f}s")
         profile = vs.measure(
@@ -166,7 +189,16 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
         floats, strings = wide_names(columns)
         cmds = {
             "floor": [sys.executable, "-c", vs.FLOOR, "current.parquet", str(vs.BATCH_ROWS)],
-            "mlcicd": [mlcicd, "validate-data", "--data", "current.parquet", "--schema", "schema.yaml", "--reference", "reference.json"],
+            "mlcicd": [
+                mlcicd,
+                "validate-data",
+                "--data",
+                "current.parquet",
+                "--schema",
+                "schema.yaml",
+                "--reference",
+                "reference.json",
+            ],
             "evidently": [
                 evidently or "evidently-venv-missing",
                 "-c",
@@ -179,7 +211,9 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
             ],
         }
         wanted = [
-            p for p in ("floor", "mlcicd", "evidently") if p in peers and not (p == "evidently" and (skip_evidently or not evidently))
+            p
+            for p in ("floor", "mlcicd", "evidently")
+            if p in peers and not (p == "evidently" and (skip_evidently or not evidently))
         ]
         res = run_peers(d, cmds, wanted, args.repeats, args, say)
         if "evidently" in res and res["evidently"]["status"] != "ok":
@@ -204,7 +238,16 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
             say(f"{rows:,} x 20: data {'/'.join(states)}")
             vs.measure(
                 "profile",
-                [mlcicd, "profile", "--data", "reference.parquet", "--schema", "schema.yaml", "--out", "reference.json"],
+                [
+                    mlcicd,
+                    "profile",
+                    "--data",
+                    "reference.parquet",
+                    "--schema",
+                    "schema.yaml",
+                    "--out",
+                    "reference.json",
+                ],
                 d,
                 d / "profile.log",
                 args.timeout,
@@ -212,12 +255,28 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
                 dict(vs.os.environ),
             )
             vs.warm_cache(d / "current.parquet")
-            base = [mlcicd, "validate-data", "--data", "current.parquet", "--schema", "schema.yaml", "--reference", "reference.json"]
-            cmds = {"mlcicd": base, "spark": [*base, "--engine", "spark", "--report", "mlcicd-reports/spark.json"]}
+            base = [
+                mlcicd,
+                "validate-data",
+                "--data",
+                "current.parquet",
+                "--schema",
+                "schema.yaml",
+                "--reference",
+                "reference.json",
+            ]
+            cmds = {
+                "mlcicd": base,
+                "spark": [*base, "--engine", "spark", "--report", "mlcicd-reports/spark.json"],
+            }
             res = run_peers(d, cmds, ["mlcicd", "spark"], max(1, args.repeats - 1), args, say)
             try:
-                res["spark_drifted"] = json.loads((d / "mlcicd-reports" / "spark.json").read_text())["drift"]["drifted"]
-                res["mlcicd_drifted"] = json.loads((d / "mlcicd-reports" / "validate-data.json").read_text())["drift"]["drifted"]
+                res["spark_drifted"] = json.loads((d / "mlcicd-reports" / "spark.json").read_text())["drift"][
+                    "drifted"
+                ]
+                res["mlcicd_drifted"] = json.loads((d / "mlcicd-reports" / "validate-data.json").read_text())[
+                    "drift"
+                ]["drifted"]
             except (OSError, KeyError, json.JSONDecodeError, TypeError):
                 pass
             results["spark"][str(rows)] = res
@@ -248,7 +307,11 @@ def render(results: dict[str, Any]) -> str:
     ]
     targets = []
     for size, res in results["wide"].items():
-        floor, ours, ev = res.get("floor", {}), res.get("mlcicd", {}), res.get("evidently", {"status": "not run"})
+        floor, ours, ev = (
+            res.get("floor", {}),
+            res.get("mlcicd", {}),
+            res.get("evidently", {"status": "not run"}),
+        )
         ratio = ours["wall_s"] / floor["wall_s"] if "wall_s" in ours and "wall_s" in floor else None
         cpu_ratio = ours["cpu_s"] / floor["cpu_s"] if "cpu_s" in ours and "cpu_s" in floor else None
         mem = ours["rss_mib"] / ev["rss_mib"] if "rss_mib" in ours and "rss_mib" in ev else None
@@ -266,7 +329,13 @@ def render(results: dict[str, Any]) -> str:
                 }
             )
         if mem:
-            targets.append({"target": f"{size}: ml-cicd peak RSS / Evidently's ≤ ⅓", "measured": f"{mem:.2f}", "met": mem <= 1 / 3})
+            targets.append(
+                {
+                    "target": f"{size}: ml-cicd peak RSS / Evidently's ≤ ⅓",
+                    "measured": f"{mem:.2f}",
+                    "met": mem <= 1 / 3,
+                }
+            )
         if "rss_mib" in ours and size.endswith("x1000"):
             targets.append(
                 {

@@ -71,7 +71,9 @@ QUICK_SIZES = (100_000,)
 FULL_REPEATS = 3
 QUICK_REPEATS = 2
 RUN_TIMEOUT_S = 1200.0
-LONG_RUN_S = 300.0  # after a run this long, that peer gets no further repeats at this size (stated in the table)
+LONG_RUN_S = (
+    300.0  # after a run this long, that peer gets no further repeats at this size (stated in the table)
+)
 TARGETS = {"speed": 10.0, "memory": 1 / 3, "read": 3.0}
 
 # --- data -----------------------------------------------------------------------------------
@@ -102,7 +104,14 @@ NUMERIC: list[tuple[str, str, str, float, float, Sampler]] = [
     ("f06", "float64", "0.3 normal(-2, 0.5) + 0.7 normal(3, 1)", -20.0, 20.0, _bimodal),
     ("f07", "float64", "Student t(3), clipped to +-50", -50.0, 50.0, lambda r, n: r.standard_t(3.0, n)),
     ("f08", "float64", "beta(2, 5)", 0.0, 1.0, lambda r, n: r.beta(2.0, 5.0, n)),
-    ("f09", "float64", "normal(1000, 250), 1 % null", -2000.0, 4000.0, lambda r, n: r.normal(1000.0, 250.0, n)),
+    (
+        "f09",
+        "float64",
+        "normal(1000, 250), 1 % null",
+        -2000.0,
+        4000.0,
+        lambda r, n: r.normal(1000.0, 250.0, n),
+    ),
     ("i0", "int64", "uniform {0..9}", 0, 9, lambda r, n: r.integers(0, 10, n)),
     ("i1", "int64", "Poisson(4)", 0, 100, lambda r, n: r.poisson(4.0, n)),
     ("i2", "int64", "geometric(0.05)", 1, 10_000, lambda r, n: r.geometric(0.05, n)),
@@ -149,7 +158,10 @@ def chunk(rng: np.random.Generator, n: int, shifted: bool) -> pa.RecordBatch:
 
 
 def arrow_schema(tag: str, rows: int) -> pa.Schema:
-    fields = [pa.field(name, pa.float64() if dtype == "float64" else pa.int64(), nullable=name in NULL_RATE) for name, dtype, *_ in NUMERIC]
+    fields = [
+        pa.field(name, pa.float64() if dtype == "float64" else pa.int64(), nullable=name in NULL_RATE)
+        for name, dtype, *_ in NUMERIC
+    ]
     fields += [pa.field(name, pa.string(), nullable=False) for name in CATEGORIES]
     return pa.schema(fields, metadata={"bench-generator": f"{GENERATOR}:{SEED}:{ROW_GROUP}:{tag}:{rows}"})
 
@@ -170,7 +182,9 @@ def write_dataset(path: Path, rows: int, tag: str, shifted: bool) -> str:
         for index, start in enumerate(range(0, rows, ROW_GROUP)):
             n = min(ROW_GROUP, rows - start)
             rng = np.random.default_rng(np.random.SeedSequence([SEED, file_id, index]))
-            writer.write_table(pa.Table.from_batches([chunk(rng, n, shifted)]).cast(schema), row_group_size=ROW_GROUP)
+            writer.write_table(
+                pa.Table.from_batches([chunk(rng, n, shifted)]).cast(schema), row_group_size=ROW_GROUP
+            )
     tmp.replace(path)
     return "written"
 
@@ -311,7 +325,9 @@ def _group_rss_kib(pgid: int) -> int:
     return total
 
 
-def measure(label: str, cmd: list[str], cwd: Path, log: Path, timeout: float, mem_limit_kib: int, env: dict[str, str]) -> dict[str, Any]:
+def measure(
+    label: str, cmd: list[str], cwd: Path, log: Path, timeout: float, mem_limit_kib: int, env: dict[str, str]
+) -> dict[str, Any]:
     """Run `cmd` in its own process group; wall s, peak RSS KiB, exit code; killed past the time or memory limit."""
     gnu_time = shutil.which("time", path="/usr/bin:/bin")
     with tempfile.NamedTemporaryFile("r", dir=cwd, suffix=".rusage", delete=False) as tmp:
@@ -323,7 +339,9 @@ def measure(label: str, cmd: list[str], cwd: Path, log: Path, timeout: float, me
     killed, polled_peak = None, 0
     with open(log, "w") as fh:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(wrapped, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            wrapped, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             while True:
                 try:
@@ -346,16 +364,36 @@ def measure(label: str, cmd: list[str], cwd: Path, log: Path, timeout: float, me
             proc.wait()
             raise
     wall = time.perf_counter() - t0
-    result: dict[str, Any] = {"step": label, "rc": proc.returncode, "wall_s": wall, "rss_kib": polled_peak or None, "killed": killed}
+    result: dict[str, Any] = {
+        "step": label,
+        "rc": proc.returncode,
+        "wall_s": wall,
+        "rss_kib": polled_peak or None,
+        "killed": killed,
+    }
     text = stats_path.read_text().strip() if stats_path.exists() else ""
     stats_path.unlink(missing_ok=True)
     if killed is None and text:
         if gnu_time:
-            last = text.splitlines()[-1].split()  # GNU time prepends "Command exited with non-zero status" lines
-            result.update(wall_s=float(last[0]), rss_kib=int(last[1]), user_s=float(last[2]), sys_s=float(last[3]), rc=int(last[4]))
+            last = text.splitlines()[
+                -1
+            ].split()  # GNU time prepends "Command exited with non-zero status" lines
+            result.update(
+                wall_s=float(last[0]),
+                rss_kib=int(last[1]),
+                user_s=float(last[2]),
+                sys_s=float(last[3]),
+                rc=int(last[4]),
+            )
         else:
             data = json.loads(text)
-            result.update(wall_s=data["wall"], rss_kib=data["maxrss_kib"], user_s=data["user"], sys_s=data["sys"], rc=data["rc"])
+            result.update(
+                wall_s=data["wall"],
+                rss_kib=data["maxrss_kib"],
+                user_s=data["user"],
+                sys_s=data["sys"],
+                rc=data["rc"],
+            )
         result["wall_outer_s"] = wall
     result["log"] = str(log)
     return result
@@ -391,7 +429,9 @@ def versions_of(python: str, names: tuple[str, ...]) -> dict[str, str | None]:
         "print(json.dumps(out))"
     )
     try:
-        return json.loads(subprocess.run([python, "-c", code, *names], capture_output=True, text=True, check=True).stdout)
+        return json.loads(
+            subprocess.run([python, "-c", code, *names], capture_output=True, text=True, check=True).stdout
+        )
     except (OSError, subprocess.CalledProcessError, json.JSONDecodeError):
         return dict.fromkeys(names)
 
@@ -424,7 +464,9 @@ def code_state() -> str:
     for path in sorted((REPO / "scripts" / "mlcicd").rglob("*.py")):
         digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         head = ""
     return f"git {head or '?'}, mlcicd sources sha256:{digest.hexdigest()[:12]}"
@@ -447,7 +489,11 @@ def evidently_python(venv: Path, pyarrow_version: str, say: Callable[[str], None
         except (OSError, subprocess.TimeoutExpired) as exc:
             return None, f"`{shlex.join(step)}` failed: {exc}"
         if done.returncode != 0:
-            lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip() and "is ignored" not in line]
+            lines = [
+                line
+                for line in (done.stderr + done.stdout).splitlines()
+                if line.strip() and "is ignored" not in line
+            ]
             return None, f"`{shlex.join(step)}` exited {done.returncode}: {' / '.join(lines[-3:])}"
     marker.write_text(wanted)
     return str(python), "installed"
@@ -481,11 +527,23 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bench_size(
-    rows: int, repeats: int, out: Path, mlcicd: str, evidently: str | None, skip: dict[str, str], args: Any, say: Callable[[str], None]
+    rows: int,
+    repeats: int,
+    out: Path,
+    mlcicd: str,
+    evidently: str | None,
+    skip: dict[str, str],
+    args: Any,
+    say: Callable[[str], None],
 ) -> dict[str, Any]:
     d = out / str(rows)
     d.mkdir(parents=True, exist_ok=True)
-    ref, cur, schema, profile = d / "reference.parquet", d / "current.parquet", d / "schema.yaml", d / "reference.json"
+    ref, cur, schema, profile = (
+        d / "reference.parquet",
+        d / "current.parquet",
+        d / "schema.yaml",
+        d / "reference.json",
+    )
     t0 = time.perf_counter()
     states = [write_dataset(ref, rows, "reference", False), write_dataset(cur, rows, "current", True)]
     write_schema(schema)
@@ -498,7 +556,9 @@ def bench_size(
         "current_mib": round(cur.stat().st_size / 2**20, 1),
         "dir": str(d),
     }
-    say(f"{rows:,} rows: data {'/'.join(states)} in {data['generate_s']:.1f}s ({data['reference_mib']} + {data['current_mib']} MiB)")
+    say(
+        f"{rows:,} rows: data {'/'.join(states)} in {data['generate_s']:.1f}s ({data['reference_mib']} + {data['current_mib']} MiB)"
+    )
     for stale in (profile, d / "mlcicd-reports" / "validate-data.json", d / "evidently-phases.json"):
         stale.unlink(missing_ok=True)  # left by an earlier run: never read as this run's
     warm_cache(ref, cur)
@@ -515,8 +575,26 @@ def bench_size(
         "floor": [sys.executable, "-c", FLOOR, cur.name, str(BATCH_ROWS)],
         "pandas": [sys.executable, "-c", TO_PANDAS, cur.name, str(BATCH_ROWS)],
         "profile": [mlcicd, "profile", "--data", ref.name, "--schema", schema.name, "--out", profile.name],
-        "mlcicd": [mlcicd, "validate-data", "--data", cur.name, "--schema", schema.name, "--reference", profile.name],
-        "drift": [mlcicd, "validate-data", "--data", cur.name, "--reference", profile.name, "--report", "mlcicd-reports/drift-only.json"],
+        "mlcicd": [
+            mlcicd,
+            "validate-data",
+            "--data",
+            cur.name,
+            "--schema",
+            schema.name,
+            "--reference",
+            profile.name,
+        ],
+        "drift": [
+            mlcicd,
+            "validate-data",
+            "--data",
+            cur.name,
+            "--reference",
+            profile.name,
+            "--report",
+            "mlcicd-reports/drift-only.json",
+        ],
         "evidently": [
             evidently or "evidently-venv-missing",
             "-c",
@@ -546,9 +624,14 @@ def bench_size(
                 continue
             r = measure(p, cmds[p], d, d / f"{p}-{rep}.log", args.timeout, mem_limit_kib, env)
             shown = f"rc={r['rc']} wall={r['wall_s']:.2f}s peak RSS={(r['rss_kib'] or 0) / 1024:.0f} MiB"
-            say(f"  {rows:,} rows, repeat {rep + 1}/{repeats}: {p:<9} {shown}" + (f" KILLED ({r['killed']})" if r["killed"] else ""))
+            say(
+                f"  {rows:,} rows, repeat {rep + 1}/{repeats}: {p:<9} {shown}"
+                + (f" KILLED ({r['killed']})" if r["killed"] else "")
+            )
             if r["killed"]:
-                status[p] = f"did not finish: {r['killed']} (peak RSS seen {(r['rss_kib'] or 0) / 2**20:.1f} GiB)"
+                status[p] = (
+                    f"did not finish: {r['killed']} (peak RSS seen {(r['rss_kib'] or 0) / 2**20:.1f} GiB)"
+                )
                 runs[p].append(r)
                 continue
             if r["rc"] not in EXPECTED_RC.get(p, {0}):
@@ -574,7 +657,10 @@ def bench_size(
             else f"{cmds[p][0]} -c <{p.upper()} script> {shlex.join(cmds[p][3:])}",
             "status": status[p],
             "note": notes.get(p),
-            "runs": [{k: r.get(k) for k in ("rc", "wall_s", "rss_kib", "user_s", "sys_s", "killed", "log")} for r in runs[p]],
+            "runs": [
+                {k: r.get(k) for k in ("rc", "wall_s", "rss_kib", "user_s", "sys_s", "killed", "log")}
+                for r in runs[p]
+            ],
             **(summarize(good) if good and status[p] == "ok" else {}),
         }
     result: dict[str, Any] = {"data": data, "repeats": repeats, "peers": peers}
@@ -602,7 +688,9 @@ def _median(peers: dict[str, Any], p: str, what: str) -> float | None:
     return s["rss_mib"]["median"] if s.get("rss_mib") else None
 
 
-def ratios_and_targets(peers: dict[str, Any], timeout: float, mem_limit_mib: float) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def ratios_and_targets(
+    peers: dict[str, Any], timeout: float, mem_limit_mib: float
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Ratios of the medians, and each target met / missed. Where Evidently was killed at this size, its
     limit gives a bound (it took longer than the time limit, or needed more than the memory limit)."""
     ml_t, ml_m = _median(peers, "mlcicd", "wall"), _median(peers, "mlcicd", "rss")
@@ -636,7 +724,13 @@ def ratios_and_targets(peers: dict[str, Any], timeout: float, mem_limit_mib: flo
         bound = bounds[key]
         if bound is not None:
             ratios[ratio_key + "_bound"] = f"{bound[0]} {bound[1]:.4g}"
-            targets[key] = {"value": None, "bound": bound, "met": True if ok(bound[1]) else None, "why": why, "short": short}
+            targets[key] = {
+                "value": None,
+                "bound": bound,
+                "met": True if ok(bound[1]) else None,
+                "why": why,
+                "short": short,
+            }
         else:
             targets[key] = {"value": None, "met": None, "why": why, "short": short}
     return ratios, targets
@@ -654,7 +748,9 @@ def target_list(per_size: dict[str, Any]) -> list[dict[str, Any]]:
                 measured = f"{t['bound'][0]} {fmt(t['bound'][1])} (Evidently did not finish)"
             else:
                 measured = f"not measured ({t['short']})"
-            out.append({"target": f"{int(rows):,} rows: {name} {target}", "measured": measured, "met": t["met"]})
+            out.append(
+                {"target": f"{int(rows):,} rows: {name} {target}", "measured": measured, "met": t["met"]}
+            )
     return out
 
 
@@ -698,7 +794,11 @@ def render(results: dict[str, Any], command: str) -> str:
             else ""
         )
         + "."
-        + (" **The mlcicd sources changed during the run: rerun for clean numbers.**" if results["sources_changed_during_run"] else ""),
+        + (
+            " **The mlcicd sources changed during the run: rerun for clean numbers.**"
+            if results["sources_changed_during_run"]
+            else ""
+        ),
         f"- **Versions**: ml-cicd {v.get('mlcicd')} ({results['code']}), pandas {v.get('pandas')}, pyarrow {v.get('pyarrow')}, "
         f"pandera {v.get('pandera')}, scipy {v.get('scipy')}, numpy {v.get('numpy')}; "
         + (
@@ -762,7 +862,13 @@ def render(results: dict[str, Any], command: str) -> str:
 
     for rows, res in sizes.items():
         p = res["peers"]
-        cells = [f"{int(rows):,}", wall_cell(p["mlcicd"]), wall_cell(p["evidently"]), wall_cell(p["floor"]), wall_cell(p["profile"])]
+        cells = [
+            f"{int(rows):,}",
+            wall_cell(p["mlcicd"]),
+            wall_cell(p["evidently"]),
+            wall_cell(p["floor"]),
+            wall_cell(p["profile"]),
+        ]
         cells += [verdict(res["targets"][k], TARGET_TEXT[k][2], short=True) for k in TARGET_TEXT]
         lines.append("| " + " | ".join(cells) + " |")
     for rows, res in sizes.items():
@@ -785,7 +891,9 @@ def render(results: dict[str, Any], command: str) -> str:
                 mem = f"{s['rss_mib']['median']:.0f} ({s['rss_mib']['max']:.0f})" if s.get("rss_mib") else "?"
                 cpu = f"{s['cpu_s_median']:.2f}" if s.get("cpu_s_median") is not None else "?"
                 n = f"{s['n']}" + (f" ({s['note']})" if s.get("note") else "")
-                lines.append(f"| {s['label']} | {rc} | {n} | {w['median']:.2f} | {w['min']:.2f}–{w['max']:.2f} | {mem} | {cpu} |")
+                lines.append(
+                    f"| {s['label']} | {rc} | {n} | {w['median']:.2f} | {w['min']:.2f}–{w['max']:.2f} | {mem} | {cpu} |"
+                )
             else:
                 lines.append(f"| {s['label']} | {rc} | {len(s['runs'])} | {s['status']} | – | – | – |")
         lines += ["", "| comparison | measured | target | result |", "|---|---|---|---|"]
@@ -798,7 +906,9 @@ def render(results: dict[str, Any], command: str) -> str:
             lines.append(f"| {name} | {measured} | {target} | {verdict(t, fmt)} |")
         found = []
         if res.get("mlcicd_drifted") is not None:
-            found.append(f"ml-cicd flagged {', '.join(f'`{c}`' for c in res['mlcicd_drifted']) or 'nothing'} (exit 1 = drift found)")
+            found.append(
+                f"ml-cicd flagged {', '.join(f'`{c}`' for c in res['mlcicd_drifted']) or 'nothing'} (exit 1 = drift found)"
+            )
         if res.get("evidently_drifted") is not None:
             found.append(
                 f"Evidently flagged {len(res['evidently_drifted'])} of 20 column(s) (its DriftedColumnsCount: {res.get('evidently_drifted_count')}): "
@@ -846,14 +956,18 @@ def run(
         raise SystemExit("--out must be outside the repository (the data is large)")
     out_dir.mkdir(parents=True, exist_ok=True)
     ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    args = argparse.Namespace(timeout=timeout, mem_limit_gib=mem_limit_gib or round(min(16.0, 0.7 * ram_gib), 1))
+    args = argparse.Namespace(
+        timeout=timeout, mem_limit_gib=mem_limit_gib or round(min(16.0, 0.7 * ram_gib), 1)
+    )
     mlcicd = mlcicd or mlcicd_entry()
     chosen = set(peers or PEERS)
     if chosen & {"mlcicd", "drift"}:
         chosen.add("profile")
     main_versions = versions_of(sys.executable, ("mlcicd", "pandas", "pyarrow", "pandera", "scipy", "numpy"))
     if "evidently" in chosen:
-        evidently, ev_state = evidently_python(EVIDENTLY_VENV, main_versions.get("pyarrow") or pa.__version__, say)
+        evidently, ev_state = evidently_python(
+            EVIDENTLY_VENV, main_versions.get("pyarrow") or pa.__version__, say
+        )
     else:
         evidently, ev_state = None, "not used"
     ev_versions = (
@@ -929,15 +1043,42 @@ def run(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help=f"{', '.join(f'{s:,}' for s in QUICK_SIZES)} rows, {QUICK_REPEATS} repeats")
-    parser.add_argument("--repeats", type=int, help=f"runs per peer and size (default {FULL_REPEATS}, --quick {QUICK_REPEATS})")
-    parser.add_argument("--sizes", help=f"comma-separated row counts (default {','.join(map(str, FULL_SIZES))})")
-    parser.add_argument("--out", help=f"scratch directory for data, logs, results.json and report.md (default {DEFAULT_OUT})")
-    parser.add_argument("--timeout", type=float, default=RUN_TIMEOUT_S, help="seconds per run before it is killed (default %(default)s)")
-    parser.add_argument("--mem-limit-gib", type=float, help="peak RSS per run before it is killed (default 70 %% of RAM, at most 16)")
-    parser.add_argument("--peers", help=f"comma-separated subset of {','.join(PEERS)} (default all; profile always runs)")
-    parser.add_argument("--mlcicd", help="the mlcicd entry point to time (default: the one beside this Python)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{', '.join(f'{s:,}' for s in QUICK_SIZES)} rows, {QUICK_REPEATS} repeats",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help=f"runs per peer and size (default {FULL_REPEATS}, --quick {QUICK_REPEATS})",
+    )
+    parser.add_argument(
+        "--sizes", help=f"comma-separated row counts (default {','.join(map(str, FULL_SIZES))})"
+    )
+    parser.add_argument(
+        "--out", help=f"scratch directory for data, logs, results.json and report.md (default {DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=RUN_TIMEOUT_S,
+        help="seconds per run before it is killed (default %(default)s)",
+    )
+    parser.add_argument(
+        "--mem-limit-gib",
+        type=float,
+        help="peak RSS per run before it is killed (default 70 %% of RAM, at most 16)",
+    )
+    parser.add_argument(
+        "--peers", help=f"comma-separated subset of {','.join(PEERS)} (default all; profile always runs)"
+    )
+    parser.add_argument(
+        "--mlcicd", help="the mlcicd entry point to time (default: the one beside this Python)"
+    )
     args = parser.parse_args()
     peers = [p.strip() for p in args.peers.split(",") if p.strip()] if args.peers else None
     unknown = sorted(set(peers or ()) - set(PEERS))

@@ -26,7 +26,12 @@ def customers(rows: int, seed: int, *, income_shift: float = 0.0, pro_share: flo
     income = np.exp(rng.normal(10.8 + income_shift, 0.4, rows)).round(2)
     tenure = rng.integers(0, 120, rows)
     tickets = rng.poisson(1.5, rows)
-    spend = (20 + 0.0004 * income + np.where(plan == "enterprise", 80, np.where(plan == "pro", 30, 0)) + rng.normal(0, 5, rows)).round(2)
+    spend = (
+        20
+        + 0.0004 * income
+        + np.where(plan == "enterprise", 80, np.where(plan == "pro", 30, 0))
+        + rng.normal(0, 5, rows)
+    ).round(2)
     logit = -1.0 + 1.1 * tickets - 0.05 * tenure + 0.03 * (age - 42)
     churned = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     return pd.DataFrame(
@@ -44,7 +49,9 @@ def customers(rows: int, seed: int, *, income_shift: float = 0.0, pro_share: flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--out", default=str(Path(__file__).parent / "data"))
     args = parser.parse_args()

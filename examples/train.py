@@ -32,22 +32,36 @@ class ChurnNet(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
-        self.net = nn.Sequential(nn.Linear(len(mean), hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(len(mean), hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.where(torch.isnan(x), self.mean, x)  # a missing value counts as the training mean, not NaN out
+        x = torch.where(
+            torch.isnan(x), self.mean, x
+        )  # a missing value counts as the training mean, not NaN out
         return torch.sigmoid(self.net((x - self.mean) / self.std))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default="data/train.parquet")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = yaml.safe_load(open(args.params, encoding="utf-8"))
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
+    device = (
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
     if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank() if distributed else 0
@@ -65,7 +79,9 @@ def main() -> None:
     trained = nn.parallel.DistributedDataParallel(model) if distributed else model
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx]))
     sampler = torch.utils.data.distributed.DistributedSampler(dataset) if distributed else None
-    loader = torch.utils.data.DataLoader(dataset, batch_size=params["batch_size"], shuffle=sampler is None, sampler=sampler)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=params["batch_size"], shuffle=sampler is None, sampler=sampler
+    )
     optimizer = torch.optim.Adam(trained.parameters(), lr=params["lr"])
 
     with mlflow.start_run() if rank == 0 else contextlib.nullcontext():  # joins the run train-gpu created

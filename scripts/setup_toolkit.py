@@ -70,7 +70,9 @@ def write_shim(python: Path) -> Path:
 
 
 def toolkit_version() -> str:
-    match = re.search(r'__version__ = "([^"]+)"', (ROOT / "scripts" / "mlcicd" / "__init__.py").read_text(encoding="utf-8"))
+    match = re.search(
+        r'__version__ = "([^"]+)"', (ROOT / "scripts" / "mlcicd" / "__init__.py").read_text(encoding="utf-8")
+    )
     return match.group(1) if match else "0"
 
 
@@ -85,26 +87,40 @@ def toolkit_hash() -> str:
 def probe(python: str) -> str | None:
     """The toolkit version importable by `python`, or None."""
     try:
-        out = subprocess.run([python, "-c", "import mlcicd; print(mlcicd.__version__)"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [python, "-c", "import mlcicd; print(mlcicd.__version__)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
 
 
 def python_tag(python: str) -> str:
-    code = "import sys, platform; print(platform.python_implementation().lower() + '-' + '.'.join(map(str, sys.version_info[:3])))"
+    code = (
+        "import sys, platform; print(platform.python_implementation().lower() + '-' + '.'.join(map(str, "
+        "sys.version_info[:3])))"
+    )
     return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def cache_root() -> Path:
-    base = os.environ.get("RUNNER_TOOL_CACHE") or os.environ.get("MLCICD_HOME") or str(Path.home() / ".cache" / "mlcicd")
+    base = (
+        os.environ.get("RUNNER_TOOL_CACHE")
+        or os.environ.get("MLCICD_HOME")
+        or str(Path.home() / ".cache" / "mlcicd")
+    )
     return Path(base) / "mlcicd"
 
 
 def virtualenv_site_packages(python: str) -> list[str]:
     """The site-packages of `python` when it runs in a virtualenv (empty for a plain interpreter)."""
     code = "import site, sys; print(sys.prefix != sys.base_prefix); print(*site.getsitepackages(), sep='\\n')"
-    lines = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    lines = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     return [line for line in lines[1:] if line] if lines and lines[0] == "True" else []
 
 
@@ -114,14 +130,18 @@ def make_venv(base_python: str, venv: Path, inherited: list[str]) -> None:
     subprocess.run([base_python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     if inherited:
         code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-        own = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        own = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
         (Path(own) / "mlcicd-base-virtualenv.pth").write_text("".join(f"{p}\n" for p in inherited))
 
 
 def install(base_python: str, extras: str) -> tuple[Path, bool]:
     version = toolkit_version()
     inherited = virtualenv_site_packages(base_python)
-    key = f"{version}-{python_tag(base_python)}-{toolkit_hash()}" + (f"-{extras.replace(',', '+')}" if extras else "")
+    key = f"{version}-{python_tag(base_python)}-{toolkit_hash()}" + (
+        f"-{extras.replace(',', '+')}" if extras else ""
+    )
     if inherited:  # one toolkit per virtualenv: each sees its own packages
         key += "-venv" + hashlib.sha256("\n".join(inherited).encode()).hexdigest()[:8]
     home = cache_root() / key
@@ -136,7 +156,19 @@ def install(base_python: str, extras: str) -> tuple[Path, bool]:
         started = time.monotonic()
         make_venv(base_python, venv, inherited)
         spec = f"{ROOT}[{extras}]" if extras else str(ROOT)
-        subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", spec], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                spec,
+            ],
+            check=True,
+        )
         (home / MARKER).write_text(f"installed in {time.monotonic() - started:.0f}s\n")
     return python, False
 
@@ -149,12 +181,15 @@ def main() -> int:
             annotate(
                 "error",
                 "setup: MLCICD_PYTHON has no toolkit",
-                f"MLCICD_PYTHON={preinstalled} cannot import mlcicd. Install it there (`{preinstalled} -m pip install <ml-cicd checkout>`) or unset MLCICD_PYTHON.",
+                f"MLCICD_PYTHON={preinstalled} cannot import mlcicd. Install it there (`{preinstalled} -m "
+                "pip install <ml-cicd checkout>`) or unset MLCICD_PYTHON.",
             )
             return 2
         if version != toolkit_version():
             annotate(
-                "warning", "setup: toolkit version differs", f"MLCICD_PYTHON has mlcicd {version}; this action is {toolkit_version()}."
+                "warning",
+                "setup: toolkit version differs",
+                f"MLCICD_PYTHON has mlcicd {version}; this action is {toolkit_version()}.",
             )
         python, hit = Path(preinstalled), True
     else:
@@ -163,7 +198,8 @@ def main() -> int:
             annotate(
                 "error",
                 "setup: python not found",
-                f"`{base}` is not an interpreter on this runner. Set `python` to a path or command, or add actions/setup-python before this step.",
+                f"`{base}` is not an interpreter on this runner. Set `python` to a path or command, or add "
+                "actions/setup-python before this step.",
             )
             return 2
         try:
@@ -172,7 +208,8 @@ def main() -> int:
             annotate(
                 "error",
                 "setup: install failed",
-                f"`{' '.join(map(str, exc.cmd))}` exited {exc.returncode}; see the log above. The runner needs network access to its package index.",
+                f"`{' '.join(map(str, exc.cmd))}` exited {exc.returncode}; see the log above. The runner "
+                "needs network access to its package index.",
             )
             return 2
         version = toolkit_version()

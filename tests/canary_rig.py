@@ -124,9 +124,13 @@ class Process:
             if self.url is not None and self.ready_line is None and self.answers(self.url):
                 return
             if self.popen.poll() is not None:
-                raise RuntimeError(f"{' '.join(self.argv)} exited with {self.popen.returncode} before it was ready:\n{self.log()}")
+                raise RuntimeError(
+                    f"{' '.join(self.argv)} exited with {self.popen.returncode} before it was ready:\n{self.log()}"
+                )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{' '.join(self.argv)} was not ready after {self.timeout}s:\n{self.log()}")
+                raise RuntimeError(
+                    f"{' '.join(self.argv)} was not ready after {self.timeout}s:\n{self.log()}"
+                )
             time.sleep(0.05)
 
     def saw_ready_line(self, offset: int) -> bool:
@@ -184,7 +188,9 @@ class Process:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         if self.temporary_log and exc[0] is None:
-            self.log_path.unlink(missing_ok=True)  # kept when the block failed: it is what explains the failure
+            self.log_path.unlink(
+                missing_ok=True
+            )  # kept when the block failed: it is what explains the failure
 
 
 def start_process(
@@ -200,7 +206,9 @@ def start_process(
     """Start argv and wait until it is ready (see Process); stopped again if it never gets there."""
     if ready_line is None and url is None:
         raise ValueError("start_process needs ready_line or url to know when the process is ready")
-    return Process(argv, ready_line=ready_line, url=url, timeout=timeout, log_path=log_path, cwd=cwd, env=env).start()
+    return Process(
+        argv, ready_line=ready_line, url=url, timeout=timeout, log_path=log_path, cwd=cwd, env=env
+    ).start()
 
 
 def get_json(url: str, timeout: float = 5, **kwargs: object) -> object:
@@ -230,7 +238,9 @@ class ModelServer:
 
     def set_fault(self, error_rate: float | None = None, delay_ms: float | None = None) -> dict[str, float]:
         """Inject faults from now on: error_rate in [0, 1], delay_ms added to the base delay. None keeps the current value."""
-        document = {k: v for k, v in {"error_rate": error_rate, "delay_ms": delay_ms}.items() if v is not None}
+        document = {
+            k: v for k, v in {"error_rate": error_rate, "delay_ms": delay_ms}.items() if v is not None
+        }
         response = requests.post(self.url + "/admin/fault", json=document, timeout=5)
         response.raise_for_status()
         return response.json()
@@ -253,7 +263,12 @@ class ModelServers(NamedTuple):
 
 @contextlib.contextmanager
 def model_servers(
-    tmp_path: Path, *, delay_ms: float = 5.0, seed: int = 0, lazy_series: bool = False, env: dict[str, str] | None = None
+    tmp_path: Path,
+    *,
+    delay_ms: float = 5.0,
+    seed: int = 0,
+    lazy_series: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[ModelServers]:
     """Two model servers, variants `stable` and `canary` (canary's RNG is seeded seed + 1).
 
@@ -270,7 +285,9 @@ def model_servers(
                 sys.executable, SERVING / "model_server.py", "--port", port, "--variant", variant, "--delay-ms", delay_ms, "--seed", seed + i,
                 *(["--lazy-series"] if lazy_series else []),
             ]  # fmt: skip
-            process = stack.enter_context(start_process(argv, ready_line="ready", log_path=tmp_path / f"model-{variant}.log", env=env))
+            process = stack.enter_context(
+                start_process(argv, ready_line="ready", log_path=tmp_path / f"model-{variant}.log", env=env)
+            )
             started.append(ModelServer(variant, port, process))
         yield ModelServers(*started)
 
@@ -354,7 +371,9 @@ class HAProxy:
             try:
                 out[server] = int(answer.split()[0])
             except (IndexError, ValueError):
-                raise RuntimeError(f"get weight {self.backend}/{server}: unexpected answer {answer!r}") from None
+                raise RuntimeError(
+                    f"get weight {self.backend}/{server}: unexpected answer {answer!r}"
+                ) from None
         return out
 
     def kill(self) -> None:
@@ -380,7 +399,13 @@ def short_socket_dir(tmp_path: Path, stack: contextlib.ExitStack) -> Path:
 
 @contextlib.contextmanager
 def haproxy(
-    tmp_path: Path, stable: ModelServer, canary: ModelServer, *, stable_weight: int = 100, canary_weight: int = 0, check: bool = False
+    tmp_path: Path,
+    stable: ModelServer,
+    canary: ModelServer,
+    *,
+    stable_weight: int = 100,
+    canary_weight: int = 0,
+    check: bool = False,
 ) -> Iterator[HAProxy]:
     with contextlib.ExitStack() as stack:
         port, admin_port, metrics_port = free_port(), free_port(), free_port()
@@ -394,7 +419,11 @@ def haproxy(
             )
         )  # fmt: skip
         # -db: foreground, no daemon, so the process we started is the one that serves (and the one we kill).
-        process = start_process([HAPROXY, "-f", config, "-db"], url=f"http://127.0.0.1:{port}/health", log_path=tmp_path / "haproxy.log")
+        process = start_process(
+            [HAPROXY, "-f", config, "-db"],
+            url=f"http://127.0.0.1:{port}/health",
+            log_path=tmp_path / "haproxy.log",
+        )
         stack.enter_context(process)
         yield HAProxy(port, admin_port, metrics_port, socket_path, config, process)
 
@@ -462,7 +491,17 @@ def http_router(
     env = {k: v for k, v in os.environ.items() if k != "ROUTER_TOKEN"}
     if token:
         env["ROUTER_TOKEN"] = token
-    argv = [sys.executable, FIXTURES / "http_router.py", "--port", port, "--stable", stable.url, "--canary", canary.url, *extra_args]
+    argv = [
+        sys.executable,
+        FIXTURES / "http_router.py",
+        "--port",
+        port,
+        "--stable",
+        stable.url,
+        "--canary",
+        canary.url,
+        *extra_args,
+    ]
     with start_process(argv, ready_line="ready", log_path=tmp_path / "http-router.log", env=env) as process:
         yield HttpRouter(port, process, route, token)
 
@@ -520,7 +559,11 @@ def prometheus_config(targets: Sequence[ModelServer | tuple[str | None, str]], s
 
 @contextlib.contextmanager
 def prometheus(
-    tmp_path: Path, targets: Sequence[ModelServer | tuple[str | None, str]] = (), *, scrape_interval: str = "1s", timeout: float = 60
+    tmp_path: Path,
+    targets: Sequence[ModelServer | tuple[str | None, str]] = (),
+    *,
+    scrape_interval: str = "1s",
+    timeout: float = 60,
 ) -> Iterator[Prometheus]:
     """Prometheus scraping targets (model servers, or (variant, "host:port") pairs), every second by default.
 
@@ -538,7 +581,9 @@ def prometheus(
         PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={root / 'tsdb'}", "--storage.tsdb.retention.time=1h",
         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
     ]  # fmt: skip
-    with start_process(argv, url=f"http://127.0.0.1:{port}/-/ready", log_path=root / "prometheus.log", timeout=timeout) as process:
+    with start_process(
+        argv, url=f"http://127.0.0.1:{port}/-/ready", log_path=root / "prometheus.log", timeout=timeout
+    ) as process:
         handle = Prometheus(port, config, process)
         deadline = time.monotonic() + timeout
         while targets:
@@ -572,7 +617,14 @@ class LoadGenerator:
     """
 
     def __init__(
-        self, url: str, rate: float = 300, threads: int = 8, payload: object = None, *, path: str = "/invocations", timeout: float = 5
+        self,
+        url: str,
+        rate: float = 300,
+        threads: int = 8,
+        payload: object = None,
+        *,
+        path: str = "/invocations",
+        timeout: float = 5,
     ) -> None:
         self.url = url.rstrip("/") + path
         self.rate, self.threads, self.timeout = rate, threads, timeout
@@ -588,7 +640,9 @@ class LoadGenerator:
         self.started_wall = time.time()
         t0 = time.monotonic()
         for i in range(self.threads):
-            worker = threading.Thread(target=self.run, args=(t0 + i / self.rate,), name=f"load-{i}", daemon=True)
+            worker = threading.Thread(
+                target=self.run, args=(t0 + i / self.rate,), name=f"load-{i}", daemon=True
+            )
             worker.start()
             self.workers.append(worker)
         return self
@@ -631,7 +685,8 @@ class LoadGenerator:
             records = list(self.records)
         # Appended as answers arrive; sorted by send time, which is what a weight change is compared with.
         return sorted(
-            (r for r in records if (since is None or r.wall >= since) and (until is None or r.wall < until)), key=lambda r: r.wall
+            (r for r in records if (since is None or r.wall >= since) and (until is None or r.wall < until)),
+            key=lambda r: r.wall,
         )
 
     def split(self, since: float | None = None, until: float | None = None) -> dict[str | None, int]:
@@ -646,7 +701,9 @@ class LoadGenerator:
 
     def errors(self, since: float | None = None, until: float | None = None) -> dict[str | None, int]:
         """Failed requests (status >= 500 or no answer) per variant."""
-        return dict(Counter(r.variant for r in self.window(since, until) if r.status is None or r.status >= 500))
+        return dict(
+            Counter(r.variant for r in self.window(since, until) if r.status is None or r.status >= 500)
+        )
 
     def achieved_rate(self, since: float | None = None, until: float | None = None) -> float:
         records = self.window(since, until)

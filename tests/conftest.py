@@ -65,7 +65,9 @@ def parse_outputs(text: str) -> dict[str, str]:
 def run_cli(tmp_path_factory):
     """Run `python -m mlcicd ...` as Actions would: GITHUB_ACTIONS=true, real output and summary files."""
 
-    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 300) -> Result:
+    def run(
+        *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 300
+    ) -> Result:
         github_dir = tmp_path_factory.mktemp("github")
         out, summary = github_dir / "output", github_dir / "summary"
         out.touch()
@@ -74,9 +76,16 @@ def run_cli(tmp_path_factory):
         full_env.update(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(out), GITHUB_STEP_SUMMARY=str(summary))
         full_env.update(env or {})
         proc = subprocess.run(
-            [sys.executable, "-m", "mlcicd", *args], capture_output=True, text=True, env=full_env, cwd=cwd or github_dir, timeout=timeout
+            [sys.executable, "-m", "mlcicd", *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=cwd or github_dir,
+            timeout=timeout,
         )
-        return Result(proc.returncode, proc.stdout, proc.stderr, parse_outputs(out.read_text()), summary.read_text())
+        return Result(
+            proc.returncode, proc.stdout, proc.stderr, parse_outputs(out.read_text()), summary.read_text()
+        )
 
     return run
 
@@ -85,10 +94,25 @@ def run_cli(tmp_path_factory):
 def example_data(tmp_path_factory) -> Path:
     """The example datasets (train.parquet, current.csv, defects.csv), schema and reference profile."""
     out = tmp_path_factory.mktemp("example")
-    subprocess.run([sys.executable, str(EXAMPLES / "make_data.py"), "--rows", "8000", "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(EXAMPLES / "make_data.py"), "--rows", "8000", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     (out / "schema.yaml").write_text((EXAMPLES / "schema.yaml").read_text())
     subprocess.run(
-        [sys.executable, "-m", "mlcicd", "profile", "--data", "train.parquet", "--schema", "schema.yaml", "--out", "reference.json"],
+        [
+            sys.executable,
+            "-m",
+            "mlcicd",
+            "profile",
+            "--data",
+            "train.parquet",
+            "--schema",
+            "schema.yaml",
+            "--out",
+            "reference.json",
+        ],
         check=True,
         capture_output=True,
         cwd=out,

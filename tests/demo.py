@@ -46,7 +46,9 @@ version the previous one handed over, and the default tolerance compares model w
 def lean_copy(src: Path, dst: Path) -> Path:
     """The checkout without ignored files: act copies a local repository for every action a job
     uses, and a .venv with torch in it would make each copy take half a minute."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src, capture_output=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src, capture_output=True, check=True
+    ).stdout
     for name in filter(None, listed.decode().split("\0")):
         if (src / name).is_file():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
@@ -55,14 +57,26 @@ def lean_copy(src: Path, dst: Path) -> Path:
 
 
 def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
 
 
 def prepare_consumer(root: Path, rows: int, canary: dict) -> Path:
     """`examples/` as a repository of its own, with data, profile and the canary section for this machine."""
     repo = root / "repo"
-    shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns(".demo", "data", "reference.json", "__pycache__"))
-    subprocess.run([sys.executable, "make_data.py", "--rows", str(rows), "--out", "data"], cwd=repo, check=True, capture_output=True)
+    shutil.copytree(
+        EXAMPLES, repo, ignore=shutil.ignore_patterns(".demo", "data", "reference.json", "__pycache__")
+    )
+    subprocess.run(
+        [sys.executable, "make_data.py", "--rows", str(rows), "--out", "data"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(
         [sys.executable, "-m", "mlcicd", "profile", "--data", "data/train.parquet", "--schema", "schema.yaml", "--out", "reference.json"],
         cwd=repo, check=True, capture_output=True,
@@ -103,10 +117,14 @@ class Act:
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "MLFLOW_"))}
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python train.py` is the venv's
+        env["PATH"] = (
+            f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python train.py` is the venv's
+        )
         return env
 
-    def run(self, event: str, *args: str, workflow: str = "ml.yml", timeout: int = 900) -> subprocess.CompletedProcess:
+    def run(
+        self, event: str, *args: str, workflow: str = "ml.yml", timeout: int = 900
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             self.command(event, *args, workflow=workflow),
             cwd=self.repo,
@@ -164,7 +182,10 @@ def main() -> int:
     root.mkdir(parents=True)
     home = root / "home"
     started = time.monotonic()
-    print(f"--- serving layer on loopback: two model servers behind HAProxy, Prometheus, ~100 requests/s (logs in {root})", flush=True)
+    print(
+        f"--- serving layer on loopback: two model servers behind HAProxy, Prometheus, ~100 requests/s (logs in {root})",
+        flush=True,
+    )
     with serving_layer(root, home, rate=100) as (servers, lb, prom, load):
         canary = {
             "steps": "20,50",
@@ -179,18 +200,30 @@ def main() -> int:
         }
         repo = prepare_consumer(root, args.rows, canary)
         act = Act(root, repo, home, {})
-        print(f"--- consumer repository {repo}: act push (.github/workflows/ml.yml → train.yml → deploy.yml)", flush=True)
+        print(
+            f"--- consumer repository {repo}: act push (.github/workflows/ml.yml → train.yml → deploy.yml)",
+            flush=True,
+        )
         log_path = root / "act.log"
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
-                act.command("push"), cwd=repo, env=act.environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                act.command("push"),
+                cwd=repo,
+                env=act.environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
             assert proc.stdout is not None
             shown: set[str] = set()
             for line in proc.stdout:
                 log.write(line)
-                verdict = "/verdict" in line and "  | " in line  # the one-verdict tables of train.yml and deploy.yml
-                headline = "Summary - #" in line and line not in shown  # each stage's result (a composite reports it twice)
+                verdict = (
+                    "/verdict" in line and "  | " in line
+                )  # the one-verdict tables of train.yml and deploy.yml
+                headline = (
+                    "Summary - #" in line and line not in shown
+                )  # each stage's result (a composite reports it twice)
                 if "🏁" in line or "::error" in line or "::warning" in line or verdict or headline:
                     shown.add(line)
                     print(line.rstrip(), flush=True)
@@ -200,13 +233,17 @@ def main() -> int:
         answered = load.split(time.time() - 5)
     aliases, versions = registry(home)
     print()
-    print(f"=== ml-cicd demo: {'finished' if rc == 0 else f'FAILED (act exit {rc})'} in {time.monotonic() - started:.0f} s")
+    print(
+        f"=== ml-cicd demo: {'finished' if rc == 0 else f'FAILED (act exit {rc})'} in {time.monotonic() - started:.0f} s"
+    )
     print(f"registry `{MODEL}`: versions {', '.join(versions) or 'none'}; aliases {aliases or 'none'}")
     print(f"traffic: HAProxy weights {weights}; the servers serve {served}; last 5 s answered by {answered}")
     print("where to look:")
     print(f"  the whole run:          {log_path}")
     print(f"  each stage's summary:   the `Summary -` lines of {log_path.name}")
-    print(f"  promotion history:      MLCICD_HOME={home} .venv/bin/mlcicd history {MODEL}   (aliases and traffic)")
+    print(
+        f"  promotion history:      MLCICD_HOME={home} .venv/bin/mlcicd history {MODEL}   (aliases and traffic)"
+    )
     print(f"  experiments and models: .venv/bin/mlflow ui --backend-store-uri sqlite:///{home / 'mlflow.db'}")
     return rc
 

@@ -77,7 +77,9 @@ def json_patch(document: Any, operations: Any) -> Any:
                 if isinstance(parent, list):
                     parent[int(last)] = op["value"]
                 elif last not in parent:
-                    raise PatchError(f"replace operation does not apply: doc is missing key: {op.get('path')}")
+                    raise PatchError(
+                        f"replace operation does not apply: doc is missing key: {op.get('path')}"
+                    )
                 else:
                     parent[last] = op["value"]
             elif kind == "add":
@@ -172,7 +174,9 @@ class KubeApiServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def status(self, code: int, reason: str, message: str, key: Key | None = None) -> tuple[int, dict[str, Any]]:
+    def status(
+        self, code: int, reason: str, message: str, key: Key | None = None
+    ) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                 "message": message, "reason": reason, "code": code}  # fmt: skip
         if key:
@@ -203,7 +207,9 @@ class KubeApiServer:
                 return 200, copy.deepcopy(self.objects[key])
             if method != "PATCH":
                 return self.status(405, "MethodNotAllowed", f"{method} is not supported here")
-            return self._patch(key, str(headers.get("Content-Type", "")).split(";")[0], body, "dryRun=All" in url.query)
+            return self._patch(
+                key, str(headers.get("Content-Type", "")).split(";")[0], body, "dryRun=All" in url.query
+            )
 
     def _patch(self, key: Key, content: str, body: bytes, dry_run: bool) -> tuple[int, dict[str, Any]]:
         current = self.objects[key]
@@ -224,7 +230,9 @@ class KubeApiServer:
                     f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {content})",
                 )
         except (ValueError, PatchError) as exc:
-            return self.status(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}", key)
+            return self.status(
+                422, "Invalid", f"the server rejected our request due to an error in our request: {exc}", key
+            )
         sent = patched["metadata"].get("resourceVersion")
         if sent != current["metadata"]["resourceVersion"]:
             return self.status(

@@ -32,7 +32,11 @@ def act(workflow: str, *args: str, timeout: int = 600) -> subprocess.CompletedPr
 def act_self_test(workflow: str, **env: str) -> str:
     """Run a self-test workflow with the test's toolkit (MLCICD_PYTHON) and extra `--env`s; returns the log
     after asserting the job succeeded and its last step printed SELF-TEST OK."""
-    args = [arg for name, value in {"MLCICD_PYTHON": sys.executable, **env}.items() for arg in ("--env", f"{name}={value}")]
+    args = [
+        arg
+        for name, value in {"MLCICD_PYTHON": sys.executable, **env}.items()
+        for arg in ("--env", f"{name}={value}")
+    ]
     proc = act(workflow, *args)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
@@ -57,8 +61,16 @@ def run_setup(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Completed
     out, path_file, env_file = tmp_path / "out", tmp_path / "path", tmp_path / "env"
     for file in (out, path_file, env_file):
         file.write_text("")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "MLCICD_", "RUNNER_"))}
-    base.update(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(out), GITHUB_PATH=str(path_file), GITHUB_ENV=str(env_file), **env)
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "MLCICD_", "RUNNER_"))
+    }
+    base.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(out),
+        GITHUB_PATH=str(path_file),
+        GITHUB_ENV=str(env_file),
+        **env,
+    )
     proc = subprocess.run(["python3", str(SETUP)], capture_output=True, text=True, env=base, timeout=900)
     outputs = parse_outputs(out.read_text())
     if proc.returncode == 0:  # the next stage action of the job reuses this interpreter
@@ -69,13 +81,17 @@ def run_setup(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Completed
 def assert_shim_only(path: str) -> Path:
     shim = Path(path.strip())
     assert sorted(p.name for p in shim.iterdir()) == ["mlcicd"]  # the user's `python` and `pip` stay first
-    help_text = subprocess.run([str(shim / "mlcicd"), "--help"], capture_output=True, text=True, check=True).stdout
+    help_text = subprocess.run(
+        [str(shim / "mlcicd"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "validate-data" in help_text
     return shim
 
 
 def test_setup_reuses_a_preinstalled_toolkit(tmp_path):
-    proc, outputs, path = run_setup({"MLCICD_PYTHON": sys.executable, "RUNNER_TOOL_CACHE": str(tmp_path / "cache")}, tmp_path)
+    proc, outputs, path = run_setup(
+        {"MLCICD_PYTHON": sys.executable, "RUNNER_TOOL_CACHE": str(tmp_path / "cache")}, tmp_path
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert outputs["python"] == sys.executable and outputs["cache-hit"] == "true"
     assert assert_shim_only(path).is_relative_to(tmp_path / "cache" / "mlcicd" / "shims")
@@ -129,14 +145,23 @@ def test_setup_sees_the_packages_of_a_virtualenv_python(tmp_path):
     spec.loader.exec_module(setup)
     inherited = setup.virtualenv_site_packages(sys.executable)
     assert inherited and any(Path(p, "torch").is_dir() for p in inherited), inherited
-    plain = subprocess.run([sys.executable, "-c", "import sys; print(sys.base_prefix)"], capture_output=True, text=True).stdout.strip()
+    plain = subprocess.run(
+        [sys.executable, "-c", "import sys; print(sys.base_prefix)"], capture_output=True, text=True
+    ).stdout.strip()
     assert setup.virtualenv_site_packages(str(next(Path(plain, "bin").glob("python3")))) == []
 
     setup.make_venv(sys.executable, tmp_path / "without", [])
     setup.make_venv(sys.executable, tmp_path / "venv", inherited)
     probe = "import torch; print(torch.__file__)"
-    assert subprocess.run([str(tmp_path / "without" / "bin" / "python"), "-c", probe], capture_output=True).returncode != 0
-    found = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True)
+    assert (
+        subprocess.run(
+            [str(tmp_path / "without" / "bin" / "python"), "-c", probe], capture_output=True
+        ).returncode
+        != 0
+    )
+    found = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True
+    )
     assert found.returncode == 0 and found.stdout.startswith(tuple(inherited)), found.stderr
 
 
@@ -151,9 +176,14 @@ def test_train_workflow_setup_command_produces_the_data(tmp_path, run_cli):
     for job in ("validate-data", "train-gpu", "check-gates"):
         steps = workflow["jobs"][job]["steps"]
         setup = next(i for i, step in enumerate(steps) if step.get("name") == "Fetch data (setup-command)")
-        stage = next(i for i, step in enumerate(steps) if str(step.get("uses", "")).startswith("org/ml-cicd/actions/"))
+        stage = next(
+            i for i, step in enumerate(steps) if str(step.get("uses", "")).startswith("org/ml-cicd/actions/")
+        )
         assert setup < stage, job
-        assert steps[setup]["env"]["SETUP_COMMAND"] == "${{ inputs.setup-command }}" and steps[setup]["if"] == "inputs.setup-command != ''"
+        assert (
+            steps[setup]["env"]["SETUP_COMMAND"] == "${{ inputs.setup-command }}"
+            and steps[setup]["if"] == "inputs.setup-command != ''"
+        )
         scripts.add(steps[setup]["run"])
     assert len(scripts) == 1  # one script for every job
 
@@ -170,7 +200,11 @@ def test_train_workflow_setup_command_produces_the_data(tmp_path, run_cli):
         "GITHUB_RUN_ID": "7", "GITHUB_JOB": "train-gpu",
     }  # fmt: skip
     proc = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", scripts.pop()], cwd=repo, env=env, capture_output=True, text=True
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", scripts.pop()],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (repo / "data" / "train.parquet").is_file()
@@ -178,5 +212,14 @@ def test_train_workflow_setup_command_produces_the_data(tmp_path, run_cli):
     assert key.read_text() == '{"type": "service_account"}' and key.stat().st_mode & 0o777 == 0o600
     assert f"GOOGLE_APPLICATION_CREDENTIALS={key}" in github_env.read_text()
 
-    checked = run_cli("validate-data", "--data", "data/train.parquet", "--schema", "schema.yaml", "--target", "churned", cwd=repo)
+    checked = run_cli(
+        "validate-data",
+        "--data",
+        "data/train.parquet",
+        "--schema",
+        "schema.yaml",
+        "--target",
+        "churned",
+        cwd=repo,
+    )
     assert checked.rc == 0, checked.log

@@ -71,19 +71,58 @@ GATES = ("check-gates", "--test-data", "$test_data", "--target", "label", "--rep
 HAPROXY = "{type: haproxy, address: '$haproxy', backend: model, timeout: 1}"
 PROMETHEUS_DOWN = "{type: prometheus, address: 'http://$refused', timeout: 1}"
 CANARY = ("canary-shift", "--interval", "1s", "--report", "$work/canary.json")
-KUBE = ("canary-shift", "--interval", "1s", "--report", "$work/canary.json", "--metrics", PROMETHEUS_DOWN, "--router")
+KUBE = (
+    "canary-shift",
+    "--interval",
+    "1s",
+    "--report",
+    "$work/canary.json",
+    "--metrics",
+    PROMETHEUS_DOWN,
+    "--router",
+)
 """A Kubernetes router case: the router mapping follows, on the stand-in API server (tests/kube_fake.py)."""
 WIDE_COLUMNS = 1_000_000
 
 CASES = [
     # --- data (validate-data; check-gates reads test data the same way) ---
     case("data-empty", *VD, "--data", "$corpus/data/empty.csv", needles=("empty.csv", "is empty")),
-    case("data-header-only", *VD, "--data", "$corpus/data/header_only.csv", needles=("header_only.csv", "no rows")),
-    case("data-binary-garbage", *VD, "--data", "$corpus/data/garbage.csv", needles=("garbage.csv", "does not parse")),
-    case("data-non-utf8", *VD, "--data", "$corpus/data/latin1.csv", needles=("latin1.csv", "not valid UTF-8", "encoding")),
-    case("data-mixed-types", *VD, "--data", "$corpus/data/mixed_types.csv", needles=("mixed_types.csv", "forty", "`age`")),
+    case(
+        "data-header-only",
+        *VD,
+        "--data",
+        "$corpus/data/header_only.csv",
+        needles=("header_only.csv", "no rows"),
+    ),
+    case(
+        "data-binary-garbage",
+        *VD,
+        "--data",
+        "$corpus/data/garbage.csv",
+        needles=("garbage.csv", "does not parse"),
+    ),
+    case(
+        "data-non-utf8",
+        *VD,
+        "--data",
+        "$corpus/data/latin1.csv",
+        needles=("latin1.csv", "not valid UTF-8", "encoding"),
+    ),
+    case(
+        "data-mixed-types",
+        *VD,
+        "--data",
+        "$corpus/data/mixed_types.csv",
+        needles=("mixed_types.csv", "forty", "`age`"),
+    ),
     case("data-all-nan", *VD, "--data", "$corpus/data/all_nan.csv", needles=("all_nan.csv", "no values")),
-    case("data-duplicated-columns", *VD, "--data", "$corpus/data/duplicated_columns.csv", needles=("`age` appears twice", "rename")),
+    case(
+        "data-duplicated-columns",
+        *VD,
+        "--data",
+        "$corpus/data/duplicated_columns.csv",
+        needles=("`age` appears twice", "rename"),
+    ),
     case(
         "data-corrupt-parquet",
         *VD,
@@ -111,7 +150,15 @@ CASES = [
         needles=("mixed_types.csv",),
     ),  # fmt: skip
     # --- schemas ---
-    case("schema-malformed-yaml", *VD, "--data", "$ok_csv", "--schema", "$corpus/schemas/malformed.yaml", needles=("malformed.yaml",)),
+    case(
+        "schema-malformed-yaml",
+        *VD,
+        "--data",
+        "$ok_csv",
+        "--schema",
+        "$corpus/schemas/malformed.yaml",
+        needles=("malformed.yaml",),
+    ),
     case(
         "schema-unknown-check",
         *VD,
@@ -131,16 +178,60 @@ CASES = [
         needles=("future_pandera.yaml", "installed"),
     ),  # fmt: skip
     case(
-        "schema-not-a-mapping", *VD, "--data", "$ok_csv", "--schema", "$corpus/schemas/not_a_mapping.yaml", needles=("not_a_mapping.yaml",)
+        "schema-not-a-mapping",
+        *VD,
+        "--data",
+        "$ok_csv",
+        "--schema",
+        "$corpus/schemas/not_a_mapping.yaml",
+        needles=("not_a_mapping.yaml",),
     ),
-    case("schema-missing", *VD, "--data", "$ok_csv", "--schema", "$work/absent.yaml", needles=("absent.yaml",)),
+    case(
+        "schema-missing", *VD, "--data", "$ok_csv", "--schema", "$work/absent.yaml", needles=("absent.yaml",)
+    ),
     # --- configs (mlcicd.yaml; every stage validates every section) ---
-    case("config-unknown-key", "validate-data", "--config", "$corpus/configs/unknown_key.yaml", needles=("drift-treshold", "did you mean")),
-    case("config-unknown-section", "promote", "--config", "$corpus/configs/unknown_section.yaml", needles=("`deploy` is not a stage",)),
-    case("config-wrong-type", "validate-data", "--config", "$corpus/configs/wrong_type.yaml", needles=("drift-threshold", "'high'")),
-    case("config-negative-interval", "canary-shift", "--config", "$corpus/configs/negative_interval.yaml", needles=("interval", "-5m")),
-    case("config-weights-over-100", "canary-shift", "--config", "$corpus/configs/weights_over_100.yaml", needles=("steps", "150")),
-    case("config-max-model-size-5XB", "check-gates", "--config", "$corpus/configs/size_5XB.yaml", needles=("max-model-size", "5XB")),
+    case(
+        "config-unknown-key",
+        "validate-data",
+        "--config",
+        "$corpus/configs/unknown_key.yaml",
+        needles=("drift-treshold", "did you mean"),
+    ),
+    case(
+        "config-unknown-section",
+        "promote",
+        "--config",
+        "$corpus/configs/unknown_section.yaml",
+        needles=("`deploy` is not a stage",),
+    ),
+    case(
+        "config-wrong-type",
+        "validate-data",
+        "--config",
+        "$corpus/configs/wrong_type.yaml",
+        needles=("drift-threshold", "'high'"),
+    ),
+    case(
+        "config-negative-interval",
+        "canary-shift",
+        "--config",
+        "$corpus/configs/negative_interval.yaml",
+        needles=("interval", "-5m"),
+    ),
+    case(
+        "config-weights-over-100",
+        "canary-shift",
+        "--config",
+        "$corpus/configs/weights_over_100.yaml",
+        needles=("steps", "150"),
+    ),
+    case(
+        "config-max-model-size-5XB",
+        "check-gates",
+        "--config",
+        "$corpus/configs/size_5XB.yaml",
+        needles=("max-model-size", "5XB"),
+    ),
     case(
         "config-yaml-bomb",
         "canary-shift",
@@ -149,14 +240,48 @@ CASES = [
         needles=("bomb_in_value.yaml", "aliases"),
         memory_limit=True,
     ),  # fmt: skip
-    case("config-duplicate-key", "canary-shift", "--config", "$corpus/configs/duplicate_key.yaml", needles=("`interval` is given twice",)),
-    case("config-not-utf8", "train-gpu", "--config", "$corpus/configs/latin1.yaml", needles=("latin1.yaml", "UTF-8")),
-    case("config-top-level-list", "check-gates", "--config", "$corpus/configs/top_level_list.yaml", needles=("top_level_list.yaml",)),
-    case("config-wrong-boolean", "canary-shift", "--config", "$corpus/configs/wrong_boolean.yaml", needles=("dry-run", "maybe")),
     case(
-        "config-list-for-scalar", "promote", "--config", "$corpus/configs/list_for_scalar.yaml", needles=("promote.alias", "single value")
+        "config-duplicate-key",
+        "canary-shift",
+        "--config",
+        "$corpus/configs/duplicate_key.yaml",
+        needles=("`interval` is given twice",),
     ),
-    case("config-router-unknown-key", "canary-shift", "--config", "$corpus/configs/router_unknown_key.yaml", needles=("router.weight",)),
+    case(
+        "config-not-utf8",
+        "train-gpu",
+        "--config",
+        "$corpus/configs/latin1.yaml",
+        needles=("latin1.yaml", "UTF-8"),
+    ),
+    case(
+        "config-top-level-list",
+        "check-gates",
+        "--config",
+        "$corpus/configs/top_level_list.yaml",
+        needles=("top_level_list.yaml",),
+    ),
+    case(
+        "config-wrong-boolean",
+        "canary-shift",
+        "--config",
+        "$corpus/configs/wrong_boolean.yaml",
+        needles=("dry-run", "maybe"),
+    ),
+    case(
+        "config-list-for-scalar",
+        "promote",
+        "--config",
+        "$corpus/configs/list_for_scalar.yaml",
+        needles=("promote.alias", "single value"),
+    ),
+    case(
+        "config-router-unknown-key",
+        "canary-shift",
+        "--config",
+        "$corpus/configs/router_unknown_key.yaml",
+        needles=("router.weight",),
+    ),
     case(
         "config-checks-unknown-key",
         "canary-shift",
@@ -165,7 +290,11 @@ CASES = [
         needles=("metrics.checks.conversion.tolerence", "did you mean `tolerance`"),
     ),  # fmt: skip
     case(
-        "config-checks-not-a-list", "canary-shift", "--config", "$corpus/configs/checks_not_a_list.yaml", needles=("metrics.checks", "list")
+        "config-checks-not-a-list",
+        "canary-shift",
+        "--config",
+        "$corpus/configs/checks_not_a_list.yaml",
+        needles=("metrics.checks", "list"),
     ),
     case(
         "config-checks-bad-number",
@@ -174,12 +303,31 @@ CASES = [
         "$corpus/configs/checks_bad_values.yaml",
         needles=("checks.scores.max-psi", "lots"),
     ),  # fmt: skip
-    case("config-too-large", "promote", "--config", "$made", needles=("too large", "1 MiB"), make="big_config"),
+    case(
+        "config-too-large", "promote", "--config", "$made", needles=("too large", "1 MiB"), make="big_config"
+    ),
     case("config-nested-too-deep", "promote", "--config", "$made", needles=("nest",), make="deep_config"),
-    case("config-missing", "promote", "--config", "$work/mlcicd.yml", needles=("mlcicd.yml", "does not exist")),
+    case(
+        "config-missing", "promote", "--config", "$work/mlcicd.yml", needles=("mlcicd.yml", "does not exist")
+    ),
     # --- stage options given as inputs ---
-    case("input-negative-interval", "canary-shift", "--router", HAPROXY, "--interval=-30s", needles=("interval", "-30s")),
-    case("input-weights-over-100", "canary-shift", "--router", HAPROXY, "--steps", "50,101", needles=("steps", "101")),
+    case(
+        "input-negative-interval",
+        "canary-shift",
+        "--router",
+        HAPROXY,
+        "--interval=-30s",
+        needles=("interval", "-30s"),
+    ),
+    case(
+        "input-weights-over-100",
+        "canary-shift",
+        "--router",
+        HAPROXY,
+        "--steps",
+        "50,101",
+        needles=("steps", "101"),
+    ),
     case(
         "input-checks-pairwise-with-tolerance",
         *CANARY,
@@ -209,7 +357,15 @@ CASES = [
         "{name: s, kind: drift, query: 'y{variant}'}]}",
         needles=("two checks are named `s`",),
     ),  # fmt: skip
-    case("input-max-model-size-5XB", *GATES, "--model-uri", "models:/churn/1", "--max-model-size", "5XB", needles=("5XB",)),
+    case(
+        "input-max-model-size-5XB",
+        *GATES,
+        "--model-uri",
+        "models:/churn/1",
+        "--max-model-size",
+        "5XB",
+        needles=("5XB",),
+    ),
     case(
         "input-router-yaml-bomb",
         *CANARY,
@@ -265,11 +421,37 @@ CASES = [
     ),  # fmt: skip
     # --- model URIs ---
     case("gates-model-uri-missing", *GATES, needles=("model-uri",)),
-    case("gates-model-uri-malformed", *GATES, "--model-uri", "s3://bucket/model", needles=("s3://bucket/model",)),
-    case("gates-model-unknown-version", *GATES, "--model-uri", "models:/churn/99", needles=("models:/churn/99",)),
-    case("gates-wrong-alias", *GATES, "--model-uri", "models:/churn@champion", needles=("models:/churn@champion",)),
-    case("gates-corrupted-artifact", *GATES, "--model-uri", "models:/truncated/1", needles=("models:/truncated/1", "does not load")),
-    case("gates-corrupted-mlmodel", *GATES, "--model-uri", "models:/garbled/1", needles=("models:/garbled/1",)),
+    case(
+        "gates-model-uri-malformed",
+        *GATES,
+        "--model-uri",
+        "s3://bucket/model",
+        needles=("s3://bucket/model",),
+    ),
+    case(
+        "gates-model-unknown-version",
+        *GATES,
+        "--model-uri",
+        "models:/churn/99",
+        needles=("models:/churn/99",),
+    ),
+    case(
+        "gates-wrong-alias",
+        *GATES,
+        "--model-uri",
+        "models:/churn@champion",
+        needles=("models:/churn@champion",),
+    ),
+    case(
+        "gates-corrupted-artifact",
+        *GATES,
+        "--model-uri",
+        "models:/truncated/1",
+        needles=("models:/truncated/1", "does not load"),
+    ),
+    case(
+        "gates-corrupted-mlmodel", *GATES, "--model-uri", "models:/garbled/1", needles=("models:/garbled/1",)
+    ),
     case(
         "promote-wrong-alias",
         "promote",
@@ -280,11 +462,35 @@ CASES = [
         needles=("unknown alias", "champion"),
     ),  # fmt: skip
     case("promote-unknown-model", "promote", "--model-uri", "models:/ghost/1", needles=("ghost",)),
-    case("promote-malformed-uri", "promote", "--model-name", "churn", "--model-uri", "churn:latest", needles=("churn:latest",)),
     case(
-        "promote-reserved-alias", "promote", "--model-name", "churn", "--version", "2", "--alias", "latest", needles=("latest", "reserved")
+        "promote-malformed-uri",
+        "promote",
+        "--model-name",
+        "churn",
+        "--model-uri",
+        "churn:latest",
+        needles=("churn:latest",),
     ),
-    case("promote-unknown-version", "promote", "--model-name", "churn", "--version", "42", needles=("no version 42",)),
+    case(
+        "promote-reserved-alias",
+        "promote",
+        "--model-name",
+        "churn",
+        "--version",
+        "2",
+        "--alias",
+        "latest",
+        needles=("latest", "reserved"),
+    ),
+    case(
+        "promote-unknown-version",
+        "promote",
+        "--model-name",
+        "churn",
+        "--version",
+        "42",
+        needles=("no version 42",),
+    ),
     case(
         "promote-ungated-to-production",
         "promote",
@@ -297,9 +503,33 @@ CASES = [
         needles=("gates", "version 2"),
         rc=1,
     ),  # fmt: skip
-    case("canary-force-without-reason", *CANARY, "--router", HAPROXY, "--force", "true", needles=("force", "reason")),
-    case("canary-deploy-command-without-model", *CANARY, "--router", HAPROXY, "--deploy-command", "true", needles=("model-name",)),
-    case("canary-abort-without-model", *CANARY, "--router", HAPROXY, "--mode", "abort", needles=("abort", "model-name")),
+    case(
+        "canary-force-without-reason",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--force",
+        "true",
+        needles=("force", "reason"),
+    ),
+    case(
+        "canary-deploy-command-without-model",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--deploy-command",
+        "true",
+        needles=("model-name",),
+    ),
+    case(
+        "canary-abort-without-model",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--mode",
+        "abort",
+        needles=("abort", "model-name"),
+    ),
     case(
         "canary-rollback-without-deploy-command",
         *CANARY,
@@ -430,7 +660,13 @@ CASES = [
         needles=("router.address",),
     ),  # fmt: skip
     case(
-        "metrics-refused", *CANARY, "--router", HAPROXY, "--metrics", PROMETHEUS_DOWN, needles=("metrics source unreachable", "$refused")
+        "metrics-refused",
+        *CANARY,
+        "--router",
+        HAPROXY,
+        "--metrics",
+        PROMETHEUS_DOWN,
+        needles=("metrics source unreachable", "$refused"),
     ),  # fmt: skip
     case(
         "metrics-timeout",
@@ -469,8 +705,22 @@ CASES = [
         needles=("metrics source unreachable",),
     ),  # fmt: skip
     # --- mlcicd local (your repository through act) ---
-    case("local-no-workflows", "local", "--repo", "$work", "--print", needles=("no workflows", ".github/workflows")),
-    case("local-not-a-git-repository", "local", "--repo", "$corpus/local", "--print", needles=("not a git repository", "git init")),
+    case(
+        "local-no-workflows",
+        "local",
+        "--repo",
+        "$work",
+        "--print",
+        needles=("no workflows", ".github/workflows"),
+    ),
+    case(
+        "local-not-a-git-repository",
+        "local",
+        "--repo",
+        "$corpus/local",
+        "--print",
+        needles=("not a git repository", "git init"),
+    ),
     # --- Kubernetes routers (objects on the stand-in API server; nothing may change before exit 2) ---
     case(
         "kube-object-missing",
@@ -536,9 +786,18 @@ CASES = [
         "{type: gateway-api, namespace: ml, name: churn, kubeconfig: '$kubeconfig_refused', timeout: 1}",
         needles=("router unreachable", "did not answer"),
     ),
-    case("kube-router-unknown-key", *KUBE, "{type: istio, namespace: ml, name: churn, host: churn}", needles=("router.host",)),
     case(
-        "kube-router-without-name", "canary-shift", "--config", "$corpus/configs/kube_router_without_name.yaml", needles=("needs `name`",)
+        "kube-router-unknown-key",
+        *KUBE,
+        "{type: istio, namespace: ml, name: churn, host: churn}",
+        needles=("router.host",),
+    ),
+    case(
+        "kube-router-without-name",
+        "canary-shift",
+        "--config",
+        "$corpus/configs/kube_router_without_name.yaml",
+        needles=("needs `name`",),
     ),
 ]
 
@@ -547,7 +806,9 @@ CASES = [
 
 
 def wide_csv(path: Path) -> None:
-    path.write_text(",".join(f"c{i}" for i in range(WIDE_COLUMNS)) + "\n" + ",".join("1" * WIDE_COLUMNS) + "\n")
+    path.write_text(
+        ",".join(f"c{i}" for i in range(WIDE_COLUMNS)) + "\n" + ",".join("1" * WIDE_COLUMNS) + "\n"
+    )
 
 
 def big_config(path: Path) -> None:
@@ -558,7 +819,11 @@ def deep_config(path: Path) -> None:
     path.write_text("promote:\n  reason: " + "[" * 5000 + "]" * 5000 + "\n")
 
 
-MAKERS = {"wide_csv": (wide_csv, "wide.csv"), "big_config": (big_config, "big.yaml"), "deep_config": (deep_config, "deep.yaml")}
+MAKERS = {
+    "wide_csv": (wide_csv, "wide.csv"),
+    "big_config": (big_config, "big.yaml"),
+    "deep_config": (deep_config, "deep.yaml"),
+}
 
 
 # --- the world the cases run against -------------------------------------------------------------
@@ -627,7 +892,11 @@ def make_registry(home: Path, work: Path) -> None:
             copy = work / name
             shutil.copytree(local, copy)
             target = copy / damage
-            target.write_bytes(target.read_bytes()[: target.stat().st_size // 2] if damage.endswith(".pkl") else b"{{{ not: [yaml")
+            target.write_bytes(
+                target.read_bytes()[: target.stat().st_size // 2]
+                if damage.endswith(".pkl")
+                else b"{{{ not: [yaml"
+            )
             client.create_registered_model(name)
             client.create_model_version(name, str(copy), run_id=None)
     finally:
@@ -681,19 +950,35 @@ def world(tmp_path_factory):
             "kubeconfig_readonly": str(api.kubeconfig(root / "kubeconfig-readonly", "viewer")),
             "kubeconfig_refused": str(api.kubeconfig(root / "kubeconfig-refused", "deployer", f"http://127.0.0.1:{free_port()}")),
         }  # fmt: skip
-        yield World(home, places, lambda: {"haproxy": lb.weights(), "kube": json.loads(json.dumps([*api.objects.values()]))}, lb.set_weight)
+        yield World(
+            home,
+            places,
+            lambda: {"haproxy": lb.weights(), "kube": json.loads(json.dumps([*api.objects.values()]))},
+            lb.set_weight,
+        )
 
 
 @contextlib.contextmanager
 def kube_stand_in():
     """HTTPRoutes, VirtualServices and an InferenceService that a rollout cannot use, on the stand-in API server."""
-    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"namespace": "ml"}}
-    service = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"namespace": "ml"}}
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"namespace": "ml"},
+    }
+    service = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"namespace": "ml"},
+    }
     with KubeApiServer() as api:
         for name, rules in {
             "churn": [{"backendRefs": [{"name": "stable", "weight": 100}, {"name": "canary", "weight": 0}]}],
             "stable-only": [{"backendRefs": [{"name": "stable", "port": 80}]}],
-            "canary-alone": [{"backendRefs": [{"name": "stable"}, {"name": "canary", "weight": 0}]}, {"backendRefs": [{"name": "canary"}]}],
+            "canary-alone": [
+                {"backendRefs": [{"name": "stable"}, {"name": "canary", "weight": 0}]},
+                {"backendRefs": [{"name": "canary"}]},
+            ],
         }.items():
             api.apply({**route, "metadata": {"namespace": "ml", "name": name}, "spec": {"rules": rules}})
             api.grant("deployer", ("get", "patch"), "httproutes", name)
@@ -719,7 +1004,12 @@ def stage_env(world: World, work: Path) -> dict[str, str]:
     out.touch()
     summary.touch()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "MLFLOW_"))}
-    env.update(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(out), GITHUB_STEP_SUMMARY=str(summary), MLCICD_HOME=str(world.home))
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(out),
+        GITHUB_STEP_SUMMARY=str(summary),
+        MLCICD_HOME=str(world.home),
+    )
     return env
 
 
@@ -727,9 +1017,21 @@ def run_isolated(args: list[str], world: World, work: Path) -> Result:
     """In a process of its own under a memory limit: for inputs that could take the test run down with them."""
     env = stage_env(world, work)
     proc = subprocess.run(
-        [sys.executable, "-m", "mlcicd", *args], capture_output=True, text=True, env=env, cwd=work, timeout=120, preexec_fn=limit_memory
+        [sys.executable, "-m", "mlcicd", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        timeout=120,
+        preexec_fn=limit_memory,
     )
-    return Result(proc.returncode, proc.stdout, proc.stderr, parse_outputs((work / "output").read_text()), (work / "summary").read_text())
+    return Result(
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        parse_outputs((work / "output").read_text()),
+        (work / "summary").read_text(),
+    )
 
 
 class Records(logging.Handler):
@@ -762,7 +1064,11 @@ def run_in_process(args: list[str], world: World, work: Path) -> Result:
     for logger in loggers:
         logger.addHandler(records)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(stderr),
+        ):
             warnings.simplefilter("ignore")  # library deprecation noise; pytest would turn it into errors
             rc = cli.main(args)
     finally:
@@ -774,7 +1080,13 @@ def run_in_process(args: list[str], world: World, work: Path) -> Result:
         signal.signal(signal.SIGTERM, saved_term)
         mlflow.set_tracking_uri(None)
     log = stderr.getvalue() + "".join(line + "\n" for line in records.lines)
-    return Result(rc, stdout.getvalue(), log, parse_outputs((work / "output").read_text()), (work / "summary").read_text())
+    return Result(
+        rc,
+        stdout.getvalue(),
+        log,
+        parse_outputs((work / "output").read_text()),
+        (work / "summary").read_text(),
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -799,7 +1111,9 @@ def test_bad_input(case: Case, world: World, tmp_path: Path):
     error = result.errors[0]
     for needle in case.needles:
         assert Template(needle).safe_substitute(places).lower() in error.lower(), error
-    assert FIX.search(error.partition("::")[2].partition("::")[2]), f"the message says what failed but not what to do: {error}"
+    assert FIX.search(error.partition("::")[2].partition("::")[2]), (
+        f"the message says what failed but not what to do: {error}"
+    )
     assert "Traceback" not in result.log, result.log
     assert after == before, "the registry or the router changed"
 
@@ -825,7 +1139,11 @@ def assert_masked_first(result: Result, names: tuple[str, ...]) -> None:
         shown = [i for i, line in enumerate(lines) if secret in line and not line.startswith("::add-mask::")]
         assert all(i > mask for i in shown), f"{name} printed before it was masked"
     for secret in SECRETS.values():
-        assert secret not in result.stderr and secret not in result.summary and secret not in json.dumps(result.outputs)
+        assert (
+            secret not in result.stderr
+            and secret not in result.summary
+            and secret not in json.dumps(result.outputs)
+        )
 
 
 def test_planted_secrets_are_masked_first_and_stored_nowhere(mlflow_server, tmp_path):
@@ -838,7 +1156,13 @@ def test_planted_secrets_are_masked_first_and_stored_nowhere(mlflow_server, tmp_
     shutil.copy(CORPUS.parent / "fixtures" / "train_tiny.py", tmp_path / "train_tiny.py")
     (tmp_path / "params.yaml").write_text("lr: 0.05\nepochs: 20\n")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "MLFLOW_"))}
-    env = {**base, **SECRETS, "MLFLOW_TRACKING_URI": mlflow_server, "MLFLOW_TRACKING_USERNAME": "ci", "MLCICD_HOME": str(tmp_path / "home")}
+    env = {
+        **base,
+        **SECRETS,
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "MLFLOW_TRACKING_USERNAME": "ci",
+        "MLCICD_HOME": str(tmp_path / "home"),
+    }
 
     def stage(*args: str) -> Result:
         work = tmp_path / f"step-{len(list(tmp_path.glob('step-*')))}"
@@ -846,11 +1170,23 @@ def test_planted_secrets_are_masked_first_and_stored_nowhere(mlflow_server, tmp_
         out, summary = work / "output", work / "summary"
         out.touch()
         summary.touch()
-        step_env = {**env, "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(summary)}
+        step_env = {
+            **env,
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_OUTPUT": str(out),
+            "GITHUB_STEP_SUMMARY": str(summary),
+        }
         proc = subprocess.run(
-            [sys.executable, "-m", "mlcicd", *args], env=step_env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "mlcicd", *args],
+            env=step_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
-        return Result(proc.returncode, proc.stdout, proc.stderr, parse_outputs(out.read_text()), summary.read_text())
+        return Result(
+            proc.returncode, proc.stdout, proc.stderr, parse_outputs(out.read_text()), summary.read_text()
+        )
 
     # A careless training script prints its token: after the mask, where the runner hides it.
     careless = (
@@ -867,7 +1203,13 @@ def test_planted_secrets_are_masked_first_and_stored_nowhere(mlflow_server, tmp_
     assert f"using token {SECRETS['MLFLOW_TRACKING_TOKEN']}" in trained.stdout  # the script really printed it
     assert_masked_first(trained, TRACKING_SECRETS)
     promoted = stage(
-        "promote", "--model-uri", trained.outputs["model-uri"], "--model-name", model, "--report", str(reports / "promote.json")
+        "promote",
+        "--model-uri",
+        trained.outputs["model-uri"],
+        "--model-name",
+        model,
+        "--report",
+        str(reports / "promote.json"),
     )
     assert promoted.rc == 0, promoted.log
     assert_masked_first(promoted, TRACKING_SECRETS)
@@ -889,5 +1231,8 @@ def test_planted_secrets_are_masked_first_and_stored_nowhere(mlflow_server, tmp_
     artifacts = Path(client.download_artifacts(run.info.run_id, "mlcicd", str(tmp_path / "artifacts")))
     stored += [f.read_text(errors="replace") for f in artifacts.rglob("*") if f.is_file()]
     registered = client.get_registered_model(model)
-    stored += [json.dumps(registered.tags), json.dumps([dict(v.tags) for v in client.search_model_versions(f"name = '{model}'")])]
+    stored += [
+        json.dumps(registered.tags),
+        json.dumps([dict(v.tags) for v in client.search_model_versions(f"name = '{model}'")]),
+    ]
     assert len(stored) > 5 and not [text for text in stored for secret in SECRETS.values() if secret in text]

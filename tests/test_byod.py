@@ -50,7 +50,11 @@ jobs:
 
 def test_mlcicd_local_runs_a_consumer_repository_whose_data_is_not_in_git(tmp_path):
     repo, home = tmp_path / "repo", tmp_path / "home"
-    shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns(".demo", "data", "reference.json", "__pycache__", "serving", ".github"))
+    shutil.copytree(
+        EXAMPLES,
+        repo,
+        ignore=shutil.ignore_patterns(".demo", "data", "reference.json", "__pycache__", "serving", ".github"),
+    )
     (repo / ".gitignore").write_text("data/\nreference.json\n")
     (repo / ".github" / "workflows").mkdir(parents=True)
     (repo / ".github" / "workflows" / "byod.yml").write_text(CALLER)

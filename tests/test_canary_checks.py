@@ -142,12 +142,20 @@ RATE = Check("conversion", "rate", "c{variant}", denominator="n{variant}", bette
 def test_rate_check_fails_only_when_worse_significantly_and_beyond_the_band():
     stable = Sample(950, 1000)  # 95 %
     assert judge_check(RATE, Sample(903, 1000), stable, 0.001, 100).verdict == FAIL  # 5 % lower, p ~ 1e-5
-    assert judge_check(RATE, Sample(9, 10), Sample(950, 1000), 0.001, 5).verdict == PASS  # worse, not significant
-    assert judge_check(RATE, Sample(940, 1000), stable, 0.5, 100).verdict == PASS  # 1 % lower: inside the 2 % band
+    assert (
+        judge_check(RATE, Sample(9, 10), Sample(950, 1000), 0.001, 5).verdict == PASS
+    )  # worse, not significant
+    assert (
+        judge_check(RATE, Sample(940, 1000), stable, 0.5, 100).verdict == PASS
+    )  # 1 % lower: inside the 2 % band
     assert judge_check(RATE, Sample(903, 1000), stable, 0.001, 5000).verdict == INCONCLUSIVE  # too few
-    assert judge_check(RATE, Sample(None, None), stable, 0.001, 100).verdict == INCONCLUSIVE  # no answer: never a pass
+    assert (
+        judge_check(RATE, Sample(None, None), stable, 0.001, 100).verdict == INCONCLUSIVE
+    )  # no answer: never a pass
     counts = Check("clicks", "rate", "c{variant}", denominator="n{variant}", better="higher", tolerance=0.1)
-    assert judge_check(counts, Sample(1500, 1000), Sample(3000, 1000), 0.001, 100).verdict == FAIL  # Poisson rates
+    assert (
+        judge_check(counts, Sample(1500, 1000), Sample(3000, 1000), 0.001, 100).verdict == FAIL
+    )  # Poisson rates
     limit = Check("agree", "rate", "a", denominator="n", better="higher", limit=0.95)
     assert judge_check(limit, Sample(500, 1000), None, 0.001, 100).verdict == FAIL
     assert judge_check(limit, Sample(990, 1000), None, 0.001, 100).verdict == PASS
@@ -170,15 +178,25 @@ def test_output_drift_needs_significance_and_an_effect_size():
     drift = Check("scores", "drift", "s{variant}")
     bins = tuple((b / 10, 250.0 if b <= 4 else 0.0) for b in range(1, 11))
     shifted = tuple((b / 10, 250.0 if 4 <= b <= 7 else 0.0) for b in range(1, 11))
-    failed = compare_outputs(drift, Sample(count=1000, bins=shifted), Sample(count=1000, bins=bins), 0.001, 100)
+    failed = compare_outputs(
+        drift, Sample(count=1000, bins=shifted), Sample(count=1000, bins=bins), 0.001, 100
+    )
     assert failed.verdict == FAIL and failed.statistics["psi"] > 0.2, failed
     nudged = tuple((b, c + (3 if i == 0 else -1 if i < 4 else 0)) for i, (b, c) in enumerate(bins))
-    assert compare_outputs(drift, Sample(count=1000, bins=nudged), Sample(count=1000, bins=bins), 0.001, 100).verdict == PASS
+    assert (
+        compare_outputs(
+            drift, Sample(count=1000, bins=nudged), Sample(count=1000, bins=bins), 0.001, 100
+        ).verdict
+        == PASS
+    )
     classes = Check("share", "drift", "c{variant}", label="class")
     big = compare_outputs(classes, Sample(classes=(("churn", 600000.0), ("stay", 400000.0))),
                           Sample(classes=(("churn", 606000.0), ("stay", 394000.0))), 0.001, 100)  # fmt: skip
     assert big.verdict == PASS and big.p_value < 0.001  # significant, but 0.6 points: below the floor
-    assert compare_outputs(classes, Sample(classes=(("churn", 10.0),)), Sample(), 0.001, 100).verdict == INCONCLUSIVE
+    assert (
+        compare_outputs(classes, Sample(classes=(("churn", 10.0),)), Sample(), 0.001, 100).verdict
+        == INCONCLUSIVE
+    )
 
 
 def test_deploy_command_gets_the_models_commit_and_tags(tmp_path):
@@ -245,12 +263,16 @@ def rollout(rig: Rig, run_cli, tmp_path: Path, *extra: str):
         "--steps", "50", "--alpha", "0.05", "--max-inconclusive", "8",
     ]  # fmt: skip
     result = run_cli("canary-shift", *args, *extra, cwd=tmp_path)
-    report = json.loads((tmp_path / result.outputs["report"]).read_text()) if "report" in result.outputs else {}
+    report = (
+        json.loads((tmp_path / result.outputs["report"]).read_text()) if "report" in result.outputs else {}
+    )
     return result, report
 
 
 def decided(report: dict) -> dict:
-    return next(c for s in reversed(report["steps"]) for c in reversed(s["checks"]) if c["counted_as"] != "watching")
+    return next(
+        c for s in reversed(report["steps"]) for c in reversed(s["checks"]) if c["counted_as"] != "watching"
+    )
 
 
 def outcomes(check: dict) -> dict[str, dict]:
@@ -261,10 +283,16 @@ def test_healthy_canary_is_promoted_with_every_check_passing(live, run_cli, tmp_
     result, report = rollout(live, run_cli, tmp_path)
     assert result.rc == 0 and result.outputs["result"] == "promoted", result.log
     found = outcomes(decided(report))
-    assert set(found) == {c["name"] for c in CHECKS} and all(o["verdict"] == PASS for o in found.values()), found
-    assert found["conversion"]["canary"] == pytest.approx(0.98, abs=0.01) and found["conversion"]["stable"] == pytest.approx(0.98, abs=0.01)
+    assert set(found) == {c["name"] for c in CHECKS} and all(o["verdict"] == PASS for o in found.values()), (
+        found
+    )
+    assert found["conversion"]["canary"] == pytest.approx(0.98, abs=0.01) and found["conversion"][
+        "stable"
+    ] == pytest.approx(0.98, abs=0.01)
     assert [c["name"] for c in report["checks"]] == [c["name"] for c in CHECKS]
-    assert report["limits"]["alpha"] == pytest.approx(0.05 / (4 + 4))  # the checks share the rollout's alpha budget
+    assert report["limits"]["alpha"] == pytest.approx(
+        0.05 / (4 + 4)
+    )  # the checks share the rollout's alpha budget
     assert "Custom checks" in result.summary and "`conversion` (rate)" in result.summary
     assert live.canary_weight() == 100
 
@@ -277,18 +305,26 @@ def test_canary_answering_differently_is_rolled_back_by_output_drift(live, run_c
     check = decided(report)
     found = outcomes(check)
     assert found["scores"]["verdict"] == FAIL and found["churn-share"]["verdict"] == FAIL, found
-    assert found["scores"]["statistics"]["psi"] > 0.2 and found["conversion"]["verdict"] != FAIL  # (or too few yet)
-    assert not [f for f in check["findings"] if f["judge"] != "check" and f["verdict"] == FAIL]  # not errors, not latency
+    assert (
+        found["scores"]["statistics"]["psi"] > 0.2 and found["conversion"]["verdict"] != FAIL
+    )  # (or too few yet)
+    assert not [
+        f for f in check["findings"] if f["judge"] != "check" and f["verdict"] == FAIL
+    ]  # not errors, not latency
     assert len(result.errors) == 1 and "check scores" in result.errors[0]
     assert check["window_s"] >= 6 and report["judge"] == "sequential"
     polls = [c for c in report["steps"][0]["checks"] if c["counted_as"] == "watching"]
-    assert polls and all(outcomes(p)["scores"]["verdict"] == INCONCLUSIVE for p in polls), polls  # undecided until then
+    assert polls and all(outcomes(p)["scores"]["verdict"] == INCONCLUSIVE for p in polls), (
+        polls
+    )  # undecided until then
     assert any(outcomes(p)["scores"].get("pending_verdict") == FAIL for p in polls), polls
     assert live.canary_weight() == 0
 
 
 def test_canary_with_5_percent_fewer_conversions_is_rolled_back(live, run_cli, tmp_path):
-    set_answers(live.servers.canary, conversion_rate=0.98 * 0.95)  # 5 % fewer conversions per answered request
+    set_answers(
+        live.servers.canary, conversion_rate=0.98 * 0.95
+    )  # 5 % fewer conversions per answered request
     result, report = rollout(live, run_cli, tmp_path)
     assert result.rc == 1 and result.outputs["result"] == "rolled-back", result.log
     found = outcomes(decided(report))
@@ -341,6 +377,8 @@ def test_shadow_whose_model_disagrees_is_not_promoted(tmp_path, run_cli):
         assert check["shadow"] == 100
         found = outcomes(check)
         assert found["agreement"]["verdict"] == FAIL and 0.3 < found["agreement"]["canary"] < 0.7, found
-        assert found["score-gap"]["verdict"] == PASS and found["agreement"]["stable"] is None  # one figure for the pair
+        assert (
+            found["score-gap"]["verdict"] == PASS and found["agreement"]["stable"] is None
+        )  # one figure for the pair
         assert "check agreement" in result.errors[0]
         assert router.weights()["canary"] == 0 and router.weights()["shadow"] == 0

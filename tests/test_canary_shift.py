@@ -26,7 +26,17 @@ from mlcicd.errors import UsageError
 from mlcicd.stages.canary_shift import DEFAULT_STEPS, PlanOptions, per_test_alpha, steps_list
 from mlcicd.stages.canary_shift import make_plan as plan_of
 
-from canary_rig import HAProxy, HttpRouter, LoadGenerator, ModelServers, Prometheus, haproxy, http_router, model_servers, prometheus
+from canary_rig import (
+    HAProxy,
+    HttpRouter,
+    LoadGenerator,
+    ModelServers,
+    Prometheus,
+    haproxy,
+    http_router,
+    model_servers,
+    prometheus,
+)
 from conftest import assert_one_clear_error, parse_outputs
 from test_actions import act_self_test
 
@@ -46,14 +56,21 @@ def test_alpha_is_the_budget_of_the_whole_rollout():
     three_steps = make_plan(PLAN_DEFAULTS)  # 5, 25, 50 judged, then 100
     assert per_test_alpha(0.01, three_steps, "both") == pytest.approx(0.01 / 12)
     assert per_test_alpha(0.01, three_steps, "statistical") == pytest.approx(0.01 / 6)
-    assert per_test_alpha(0.01, make_plan({**PLAN_DEFAULTS, "strategy": "blue-green"}), "threshold") == pytest.approx(0.005)
+    assert per_test_alpha(
+        0.01, make_plan({**PLAN_DEFAULTS, "strategy": "blue-green"}), "threshold"
+    ) == pytest.approx(0.005)
 
 
 def test_plans_of_each_strategy():
     assert plan() == [(w, 0) for w in DEFAULT_STEPS]
     assert plan(steps=(10, 40)) == [(10, 0), (40, 0), (100, 0)]  # the switch to 100 is added
     assert plan(strategy="linear") == [(10, 0), (20, 0), (30, 0), (40, 0), (50, 0), (100, 0)]
-    assert plan(strategy="linear", **{"step-weight": 30, "max-weight": 100}) == [(30, 0), (60, 0), (90, 0), (100, 0)]
+    assert plan(strategy="linear", **{"step-weight": 30, "max-weight": 100}) == [
+        (30, 0),
+        (60, 0),
+        (90, 0),
+        (100, 0),
+    ]
     assert plan(**{"step-weight": 25}) == [(25, 0), (50, 0), (100, 0)]
     assert plan(strategy="blue-green") == [(5, 0), (100, 0)]
     assert plan(strategy="blue-green", steps=(20,)) == [(20, 0), (100, 0)]
@@ -83,7 +100,13 @@ def test_option_parsers():
     for bad in ("5,3", "0,50", "5,150", "5,x", "2.5,10"):
         with pytest.raises(ValueError):
             steps_list(bad)
-    assert duration("30s") == 30 and duration("5m") == 300 and duration("1h") == 3600 and duration("250ms") == 0.25 and duration(2) == 2
+    assert (
+        duration("30s") == 30
+        and duration("5m") == 300
+        and duration("1h") == 3600
+        and duration("250ms") == 0.25
+        and duration(2) == 2
+    )
     for bad in ("-5m", "0s", "5 minutes", "", True):
         with pytest.raises(ValueError):
             duration(bad)
@@ -98,13 +121,22 @@ PROMETHEUS = "{type: prometheus, address: 'http://127.0.0.1:1'}"
     [
         ([], ["missing router"]),
         (["--router", "{type: nginx, address: x}"], ["router.type", "http, haproxy"]),
-        (["--router", "{type: haproxy, address: '127.0.0.1:1', backnd: model}"], ["router.backnd", "did you mean `backend`"]),
-        (["--router", "{type: haproxy, address: '127.0.0.1:1', route: model}"], ["router.route", "only the http router"]),
+        (
+            ["--router", "{type: haproxy, address: '127.0.0.1:1', backnd: model}"],
+            ["router.backnd", "did you mean `backend`"],
+        ),
+        (
+            ["--router", "{type: haproxy, address: '127.0.0.1:1', route: model}"],
+            ["router.route", "only the http router"],
+        ),
         (["--router", "{type: haproxy, address: '127.0.0.1:1'}"], ["needs `backend`"]),
         (["--router", "{type: http, address: 'lb:80', route: m}"], ["http:// or https://"]),
         (["--router", "[1, 2"], ["router", "YAML mapping"]),
         (["--router", HAPROXY], ["missing metrics"]),
-        (["--router", HAPROXY, "--metrics", "{type: prometheus, address: 'http://p', queries: {p99: x}}"], ["metrics.queries.p99"]),
+        (
+            ["--router", HAPROXY, "--metrics", "{type: prometheus, address: 'http://p', queries: {p99: x}}"],
+            ["metrics.queries.p99"],
+        ),
         (["--router", HAPROXY, "--metrics", PROMETHEUS, "--steps", "50,20"], ["steps", "must increase"]),
         (["--router", HAPROXY, "--metrics", PROMETHEUS, "--interval=-1m"], ["interval", "30s"]),
         (["--router", HAPROXY, "--metrics", PROMETHEUS, "--strategy", "shadow"], ["cannot mirror"]),
@@ -117,8 +149,12 @@ def test_bad_input_is_one_clear_error(run_cli, args, needles):
 
 
 def test_config_section_is_checked_strictly(run_cli, tmp_path):
-    (tmp_path / "mlcicd.yaml").write_text("canary-shift:\n  router:\n    type: haproxy\n    adress: 127.0.0.1:9999\n    backend: model\n")
-    assert_one_clear_error(run_cli("canary-shift", cwd=tmp_path), "router.adress", "did you mean `address`", "mlcicd.yaml")
+    (tmp_path / "mlcicd.yaml").write_text(
+        "canary-shift:\n  router:\n    type: haproxy\n    adress: 127.0.0.1:9999\n    backend: model\n"
+    )
+    assert_one_clear_error(
+        run_cli("canary-shift", cwd=tmp_path), "router.adress", "did you mean `address`", "mlcicd.yaml"
+    )
 
 
 # --- against real HAProxy, Prometheus and model servers ----------------------------------------------
@@ -154,7 +190,11 @@ class Rig:
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory) -> Iterator[Rig]:
     root = tmp_path_factory.mktemp("canary-rig")
-    with model_servers(root, delay_ms=5) as servers, haproxy(root, *servers) as lb, prometheus(root, list(servers)) as prom:
+    with (
+        model_servers(root, delay_ms=5) as servers,
+        haproxy(root, *servers) as lb,
+        prometheus(root, list(servers)) as prom,
+    ):
         yield Rig(servers, lb, prom, root)
 
 
@@ -177,7 +217,9 @@ def model_version(embedded_home) -> tuple[str, str]:
         client = MlflowClient()
         client.create_registered_model("churn")
         version = client.create_model_version("churn", source=str(embedded_home), run_id=None)
-        client.set_model_version_tag("churn", version.version, "mlcicd.gates.passed", "true")  # what check-gates records
+        client.set_model_version_tag(
+            "churn", version.version, "mlcicd.gates.passed", "true"
+        )  # what check-gates records
         return "churn", str(version.version)
     finally:
         mlflow.set_tracking_uri(None)
@@ -220,7 +262,9 @@ def test_healthy_canary_reaches_100_percent(live, model_version, embedded_home, 
     assert rig.canary_weight() == 100
     report = report_of(result, rig.root)
     assert [s["weight"] for s in report["steps"]] == [20, 50, 100]
-    assert all(c["verdict"] == "pass" for s in report["steps"] for c in s["checks"] if c["counted_as"] == "pass")
+    assert all(
+        c["verdict"] == "pass" for s in report["steps"] for c in s["checks"] if c["counted_as"] == "pass"
+    )
     assert_split_matches_weights(report, load)
     tags = version_tags(embedded_home, name, version)
     assert tags["mlcicd.canary.state"] == "promoted" and tags["mlcicd.canary.weight"] == "100"
@@ -234,13 +278,19 @@ def test_canary_with_errors_is_rolled_back(live, model_version, embedded_home, r
     name, version = model_version
     # 4 s at 20 %: about 200 canary requests, 10 errors; 5 % against stable's 0 % fails the first check
     # but for a draw of 3 errors or fewer (~1 %), and then the 50 % step fails.
-    result = run_cli("canary-shift", *rig.args("--model-name", name, "--version", version, "--interval", "4s"), cwd=rig.root)
+    result = run_cli(
+        "canary-shift",
+        *rig.args("--model-name", name, "--version", version, "--interval", "4s"),
+        cwd=rig.root,
+    )
     assert result.rc == 1, result.log
     assert result.outputs["result"] == "rolled-back" and result.outputs["final-weight"] == "0"
     assert rig.canary_weight() == 0
     assert len(result.errors) == 1 and "error rate" in result.errors[0]
     report = report_of(result, rig.root)
-    assert report["steps"][-1]["weight"] in (20, 50) and report["steps"][-1]["checks"][-1]["verdict"] == "fail"
+    assert (
+        report["steps"][-1]["weight"] in (20, 50) and report["steps"][-1]["checks"][-1]["verdict"] == "fail"
+    )
     assert_split_matches_weights(report, load)
     assert version_tags(embedded_home, name, version)["mlcicd.canary.state"] == "rolled-back"
     # After the rollback the canary gets nothing.
@@ -256,7 +306,10 @@ def test_slow_canary_is_rolled_back_by_the_comparison(live, run_cli):
     assert result.rc == 1, result.log
     assert result.outputs["result"] == "rolled-back"
     check = report_of(result, rig.root)["steps"][-1]["checks"][-1]
-    assert any(f["judge"] == "statistical" and f["metric"] == "p99" and f["verdict"] == "fail" for f in check["findings"]), check
+    assert any(
+        f["judge"] == "statistical" and f["metric"] == "p99" and f["verdict"] == "fail"
+        for f in check["findings"]
+    ), check
     assert not any(f["judge"] == "threshold" and f["verdict"] == "fail" for f in check["findings"]), check
     assert rig.canary_weight() == 0
 
@@ -300,7 +353,10 @@ def test_metrics_source_down_mid_shift_is_inconclusive_then_rolled_back(live, tm
             metrics=f"{{type: prometheus, address: '{prom.url}'}}",
         )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlcicd", "canary-shift", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [sys.executable, "-m", "mlcicd", "canary-shift", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.monotonic() + 60
         while rig.canary_weight() != 20:
@@ -319,14 +375,33 @@ def test_cancelled_job_restores_stable_before_exit(live, model_version, embedded
     rig, load = live
     name, version = model_version
     env = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_")}
-    env.update(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(tmp_path / "out"), GITHUB_STEP_SUMMARY=str(tmp_path / "summary"))
-    args = rig.args("--interval", "30s", "--model-name", name, "--version", version, "--report", str(tmp_path / "report.json"))
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(tmp_path / "out"),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "summary"),
+    )
+    args = rig.args(
+        "--interval",
+        "30s",
+        "--model-name",
+        name,
+        "--version",
+        version,
+        "--report",
+        str(tmp_path / "report.json"),
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlcicd", "canary-shift", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "mlcicd", "canary-shift", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while rig.canary_weight() != 20:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            proc.stdout.read() if proc.poll() is not None else "timeout"
+        )
         time.sleep(0.1)
     time.sleep(1)
     assert load.canary_share(time.time() - 0.8) > 0.1  # the canary really serves traffic now
@@ -345,7 +420,11 @@ def test_router_killed_mid_shift_fails_loudly_and_restore_works_once_it_is_back(
     rig, load = live
     args = rig.args("--interval", "4s")
     env = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_")}
-    env.update(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(tmp_path / "out"), GITHUB_STEP_SUMMARY=str(tmp_path / "summary"))
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(tmp_path / "out"),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "summary"),
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlcicd", "canary-shift", *args, "--report", str(tmp_path / "r.json")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -360,7 +439,9 @@ def test_router_killed_mid_shift_fails_loudly_and_restore_works_once_it_is_back(
     errors = [line for line in out.splitlines() if line.startswith("::error")]
     assert len(errors) == 1 and "traffic state unknown" in errors[0] and "mode: restore" in errors[0], out
     outputs = parse_outputs((tmp_path / "out").read_text())
-    assert outputs["traffic-changed"] == "true" and "result" not in outputs  # the action's restore step runs on this
+    assert (
+        outputs["traffic-changed"] == "true" and "result" not in outputs
+    )  # the action's restore step runs on this
     # While the router is down, restore cannot do anything and says so.
     down = run_cli("canary-shift", *rig.args("--mode", "restore"), cwd=rig.root)
     assert_one_clear_error(down, "router unreachable")
@@ -384,7 +465,9 @@ def test_invalid_promql_is_a_usage_error_before_any_change(live, run_cli):
     rig, load = live
     metrics = f"{{type: prometheus, address: '{rig.prom.url}', queries: {{requests: 'sum(rate(x{{{{v=\"{{variant}}\"}}}}[{{window}}]'}}}}"
     assert_one_clear_error(
-        run_cli("canary-shift", *rig.args(metrics=metrics), cwd=rig.root), "invalid metrics query", "nothing was changed"
+        run_cli("canary-shift", *rig.args(metrics=metrics), cwd=rig.root),
+        "invalid metrics query",
+        "nothing was changed",
     )
     assert rig.canary_weight() == 0
 
@@ -402,7 +485,9 @@ def sequential_args(rig: Rig, *extra: str) -> list[str]:
     return [*rig.args("--judge", "sequential", "--poll", "2s", "--steps", "5"), *extra]
 
 
-def test_sequential_rolls_back_5_percent_errors_at_6_requests_a_second_within_the_first_interval(trickle, run_cli):
+def test_sequential_rolls_back_5_percent_errors_at_6_requests_a_second_within_the_first_interval(
+    trickle, run_cli
+):
     rig, load = trickle
     rig.servers.canary.set_fault(error_rate=0.05)
     # Expected counts cross the bound after ~30 s (about 9 errors in 180 canary requests against none in 3,400);
@@ -415,9 +500,15 @@ def test_sequential_rolls_back_5_percent_errors_at_6_requests_a_second_within_th
     decided = step["checks"][-1]
     assert decided["counted_as"] == "fail" and decided["window_s"] < 90, decided
     assert all(c["counted_as"] == "watching" for c in step["checks"][:-1])  # every poll is in the report
-    evidence = next(f["evidence"] for f in decided["findings"] if f["metric"] == "error rate" and f["judge"] == "sequential")
+    evidence = next(
+        f["evidence"]
+        for f in decided["findings"]
+        if f["metric"] == "error rate" and f["judge"] == "sequential"
+    )
     assert evidence["decision"] == "worse" and evidence["lower"] > report["limits"]["error_rate_tolerance"]
-    assert report["poll_s"] == 2 and report["sizing"]["rate_per_s"] > 0  # measured before the rollout (the load only just began)
+    assert (
+        report["poll_s"] == 2 and report["sizing"]["rate_per_s"] > 0
+    )  # measured before the rollout (the load only just began)
     assert "Sequential judge, error rate" in result.summary and "Traffic sizing" in result.summary
 
 
@@ -464,16 +555,30 @@ def test_http_router_shadow_mirrors_then_switches(tmp_path, run_cli):
         assert shadow_step["checks"][-1]["canary"]["requests"] >= 20
         # Masked first (the runner hides it from then on), and never written anywhere else.
         assert result.stdout.splitlines()[0] == "::add-mask::s3cret-token"
-        assert not [line for line in result.log.splitlines() if "s3cret-token" in line and not line.startswith("::add-mask::")]
+        assert not [
+            line
+            for line in result.log.splitlines()
+            if "s3cret-token" in line and not line.startswith("::add-mask::")
+        ]
         assert "s3cret-token" not in json.dumps(report) and "s3cret-token" not in result.summary
 
 
 def test_http_router_retries_and_verifies(tmp_path, run_cli):
     with model_servers(tmp_path) as servers:
-        with http_router(tmp_path, *servers, "--fail-puts", "2") as router, LoadGenerator(router.url, rate=150, threads=4):
-            result = run_cli("canary-shift", *http_args(router, "--judge", "threshold", "--strategy", "blue-green"), cwd=tmp_path)
+        with (
+            http_router(tmp_path, *servers, "--fail-puts", "2") as router,
+            LoadGenerator(router.url, rate=150, threads=4),
+        ):
+            result = run_cli(
+                "canary-shift",
+                *http_args(router, "--judge", "threshold", "--strategy", "blue-green"),
+                cwd=tmp_path,
+            )
             assert result.rc == 0 and result.outputs["result"] == "promoted", result.log
-            assert [s["weight"] for s in report_of(result, tmp_path)["steps"]] == [30, 100]  # warm-up share, then the switch
+            assert [s["weight"] for s in report_of(result, tmp_path)["steps"]] == [
+                30,
+                100,
+            ]  # warm-up share, then the switch
         with http_router(tmp_path, *servers, "--ignore-puts") as router:
             result = run_cli("canary-shift", *http_args(router), cwd=tmp_path)
             assert result.rc == 1 and result.outputs["result"] == "rolled-back", result.log
@@ -482,7 +587,15 @@ def test_http_router_retries_and_verifies(tmp_path, run_cli):
 
 @pytest.mark.act
 def test_canary_shift_action(tmp_path):
-    with model_servers(tmp_path) as servers, http_router(tmp_path, *servers) as router, LoadGenerator(router.url, rate=150, threads=4):
-        log = act_self_test("tests/workflows/canary-shift.yml", MLCICD_TEST_ROUTER=router.url, MLCICD_TEST_CANARY=servers.canary.url)
+    with (
+        model_servers(tmp_path) as servers,
+        http_router(tmp_path, *servers) as router,
+        LoadGenerator(router.url, rate=150, threads=4),
+    ):
+        log = act_self_test(
+            "tests/workflows/canary-shift.yml",
+            MLCICD_TEST_ROUTER=router.url,
+            MLCICD_TEST_CANARY=servers.canary.url,
+        )
     assert "healthy: promoted 100" in log and "frozen: failure frozen 30" in log
     assert "::error title=canary-shift%3A frozen" in log

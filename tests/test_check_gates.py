@@ -42,11 +42,15 @@ def store(tmp_path_factory):
 
     torch.manual_seed(0)
     x, y = make_data(4000, seed=1)
-    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2), torch.nn.Softmax(dim=1))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2), torch.nn.Softmax(dim=1)
+    )
     optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
     for _ in range(300):
         optimizer.zero_grad()
-        torch.nn.functional.nll_loss(torch.log(net(torch.from_numpy(x)) + 1e-9), torch.from_numpy(y)).backward()
+        torch.nn.functional.nll_loss(
+            torch.log(net(torch.from_numpy(x)) + 1e-9), torch.from_numpy(y)
+        ).backward()
         optimizer.step()
     net.eval()
 
@@ -59,7 +63,9 @@ def store(tmp_path_factory):
     def register(module: torch.nn.Module, name: str, alias: str | None = None, pickle: bool = True) -> str:
         with mlflow.start_run(experiment_id=experiment) as run:
             kwargs = {"serialization_format": "pickle"} if pickle else {}
-            info = mlflow.pytorch.log_model(module, name="model", input_example=test_x[:2], pip_requirements=["torch"], **kwargs)
+            info = mlflow.pytorch.log_model(
+                module, name="model", input_example=test_x[:2], pip_requirements=["torch"], **kwargs
+            )
         if not client.search_registered_models(f"name='{name}'"):
             client.create_registered_model(name)
         version = str(client.create_model_version(name, info.model_uri, run_id=run.info.run_id).version)
@@ -68,7 +74,14 @@ def store(tmp_path_factory):
         return version
 
     healthy = gate_models.Imputing(net)  # NaN cells become 0: passes the missing-values probe
-    yield {"home": home, "data": data, "net": healthy, "register": register, "client": client, "rows": (test_x, test_y)}
+    yield {
+        "home": home,
+        "data": data,
+        "net": healthy,
+        "register": register,
+        "client": client,
+        "rows": (test_x, test_y),
+    }
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -108,11 +121,20 @@ def test_first_run_passes_or_fails_as_configured(run_cli, store):
 def test_better_candidate_passes_and_promote_accepts_it(run_cli, store):
     store["register"](gate_candidates.Blind(store["net"]), "better", alias="production")
     candidate = store["register"](store["net"], "better")
-    result = gates(run_cli, store, "better", candidate, "--min-improvement", "0.05", "--require-significance", "true")
+    result = gates(
+        run_cli, store, "better", candidate, "--min-improvement", "0.05", "--require-significance", "true"
+    )
     assert result.rc == 0, result.log
     assert "| f1 vs baseline |" in result.summary
     promoted = run_cli(
-        "promote", "--model-name", "better", "--version", candidate, "--alias", "production", env={"MLCICD_HOME": str(store["home"])}
+        "promote",
+        "--model-name",
+        "better",
+        "--version",
+        candidate,
+        "--alias",
+        "production",
+        env={"MLCICD_HOME": str(store["home"])},
     )
     assert promoted.rc == 0, promoted.log  # promote's require-gates reads the tag check-gates wrote
 
@@ -130,10 +152,21 @@ def test_worse_candidate_fails_the_relative_gate(run_cli, store):
 def test_improvement_within_noise_fails_only_with_require_significance(run_cli, store):
     store["register"](store["net"], "noise", alias="production")
     candidate = store["register"](gate_candidates.FlipRare(store["net"], RARE), "noise")
-    plain = gates(run_cli, store, "noise", candidate, "--min-improvement", "0", "--primary-metric", "accuracy")
+    plain = gates(
+        run_cli, store, "noise", candidate, "--min-improvement", "0", "--primary-metric", "accuracy"
+    )
     assert plain.rc == 0, plain.log  # it is better, by a few rows
     strict = gates(
-        run_cli, store, "noise", candidate, "--min-improvement", "0", "--primary-metric", "accuracy", "--require-significance", "true"
+        run_cli,
+        store,
+        "noise",
+        candidate,
+        "--min-improvement",
+        "0",
+        "--primary-metric",
+        "accuracy",
+        "--require-significance",
+        "true",
     )
     assert strict.rc == 1 and json.loads(strict.outputs["failed-gates"]) == ["accuracy vs baseline"]
     assert "not significant" in strict.errors[0]
@@ -141,7 +174,10 @@ def test_improvement_within_noise_fails_only_with_require_significance(run_cli, 
 
 @pytest.mark.parametrize(
     ("module", "failed"),
-    [(gate_models.NanOnLarge, "robustness: extreme values"), (gate_models.OneClass, "robustness: class collapse")],
+    [
+        (gate_models.NanOnLarge, "robustness: extreme values"),
+        (gate_models.OneClass, "robustness: class collapse"),
+    ],
     ids=["nan-on-extreme-input", "single-class"],
 )
 def test_robustness_failures(run_cli, store, module, failed):
@@ -154,19 +190,43 @@ def test_robustness_failures(run_cli, store, module, failed):
 def test_slow_candidate_fails_the_latency_gates_and_seed_flags_work(run_cli, store):
     store["register"](store["net"], "slow", alias="production")
     candidate = store["register"](gate_models.Slow(store["net"]), "slow")
-    result = gates(run_cli, store, "slow", candidate, "--max-latency-regression", "1.5", "--max-latency-p99", "1")
+    result = gates(
+        run_cli, store, "slow", candidate, "--max-latency-regression", "1.5", "--max-latency-p99", "1"
+    )
     assert result.rc == 1, result.log
     failed = json.loads(result.outputs["failed-gates"])
     assert "latency p99 @ batch 1" in failed and "latency regression @ batch 1" in failed
     assert "### Latency (ms)" in result.summary
     fast = store["register"](store["net"], "slow")
-    seed = gates(run_cli, store, "slow", fast, "--min-accuracy", "0.92", "--max-latency-p99", "100", "--max-model-size", "500MB")
+    seed = gates(
+        run_cli,
+        store,
+        "slow",
+        fast,
+        "--min-accuracy",
+        "0.92",
+        "--max-latency-p99",
+        "100",
+        "--max-model-size",
+        "500MB",
+    )
     assert seed.rc == 0, seed.log
 
 
 def test_serve_check_round_trip(run_cli, store):
     version = store["register"](store["net"], "served", pickle=False)
-    result = gates(run_cli, store, "served", version, "--serve-check", "true", "--robustness", "false", "--compare-to", "none")
+    result = gates(
+        run_cli,
+        store,
+        "served",
+        version,
+        "--serve-check",
+        "true",
+        "--robustness",
+        "false",
+        "--compare-to",
+        "none",
+    )
     assert result.rc == 0, result.log
     assert "rows over HTTP match in-process predictions" in result.summary
 
@@ -175,7 +235,14 @@ def test_serve_only_checks_serving_and_leaves_the_verdict_alone(run_cli, store, 
     """deploy.yml's serve check: only the round trip, with limits that would fail if they were judged again."""
     version = store["register"](store["net"], "deployed", pickle=False)
     store["client"].set_model_version_tag("deployed", version, "mlcicd.gates.passed", "true")
-    limits = ["--min-accuracy", "0.9999", "--max-latency-p99", "0.001", "--report", str(tmp_path / "serve.json")]
+    limits = [
+        "--min-accuracy",
+        "0.9999",
+        "--max-latency-p99",
+        "0.001",
+        "--report",
+        str(tmp_path / "serve.json"),
+    ]
     result = gates(run_cli, store, "deployed", version, "--serve-only", "true", *limits)
     assert result.rc == 0, result.log
     report = json.loads((tmp_path / "serve.json").read_text())
@@ -195,7 +262,15 @@ def test_serve_only_checks_serving_and_leaves_the_verdict_alone(run_cli, store, 
         (["--custom-metrics", "nosuchmodule:fn"], ["nosuchmodule"]),
         (["--alpha", "1"], ["alpha"]),
     ],
-    ids=["size-5XB", "unknown-metric", "target-missing", "bad-batch-size", "metric-of-other-task", "custom-metric-import", "alpha-1"],
+    ids=[
+        "size-5XB",
+        "unknown-metric",
+        "target-missing",
+        "bad-batch-size",
+        "metric-of-other-task",
+        "custom-metric-import",
+        "alpha-1",
+    ],
 )
 def test_bad_input_is_one_clear_error(run_cli, store, args, needles):
     version = store["register"](store["net"], "badinput", pickle=False) if not hasattr(store, "bad") else "1"
@@ -204,11 +279,29 @@ def test_bad_input_is_one_clear_error(run_cli, store, args, needles):
 
 def test_unresolvable_model_and_unreadable_data(run_cli, store):
     env = stage_env(store)
-    missing = run_cli("check-gates", "--model-uri", "models:/nope/9", "--test-data", str(store["data"]), "--target", "label", env=env)
+    missing = run_cli(
+        "check-gates",
+        "--model-uri",
+        "models:/nope/9",
+        "--test-data",
+        str(store["data"]),
+        "--target",
+        "label",
+        env=env,
+    )
     assert_one_clear_error(missing, "models:/nope/9")
     garbage = store["home"] / "garbage.parquet"
     garbage.write_bytes(b"not parquet at all")
-    unreadable = run_cli("check-gates", "--model-uri", "models:/first/1", "--test-data", str(garbage), "--target", "label", env=env)
+    unreadable = run_cli(
+        "check-gates",
+        "--model-uri",
+        "models:/first/1",
+        "--test-data",
+        str(garbage),
+        "--target",
+        "label",
+        env=env,
+    )
     assert_one_clear_error(unreadable, "garbage.parquet")
 
 

@@ -31,7 +31,9 @@ def test_defaults_without_config(tmp_path, monkeypatch):
 
 def test_precedence_default_config_input_flag(tmp_path):
     config = "validate-data:\n  drift-threshold: 0.01\n  min-psi: 0.3\n  fail-on: schema\n"
-    values = resolve_vd(tmp_path, config, flags={"fail-on": "none"}, env={"INPUT_MIN_PSI": "0.4", "INPUT_FAIL_ON": "drift"})
+    values = resolve_vd(
+        tmp_path, config, flags={"fail-on": "none"}, env={"INPUT_MIN_PSI": "0.4", "INPUT_FAIL_ON": "drift"}
+    )
     assert values["drift-threshold"] == 0.01  # from the file
     assert values["min-psi"] == 0.4  # action input beats the file
     assert values["fail-on"] == "none"  # CLI flag beats the input
@@ -46,7 +48,9 @@ def test_empty_action_input_means_unset(tmp_path):
 def test_paths_in_config_are_relative_to_the_file(tmp_path):
     sub = tmp_path / "repo"
     sub.mkdir()
-    (sub / "mlcicd.yaml").write_text("validate-data:\n  data: data/x.csv\n  schema: mypkg.schemas:customers\n")
+    (sub / "mlcicd.yaml").write_text(
+        "validate-data:\n  data: data/x.csv\n  schema: mypkg.schemas:customers\n"
+    )
     values = resolve("validate-data", OPTIONS, SECTIONS, {"config": str(sub / "mlcicd.yaml")}, {})
     assert values["data"] == str(sub / "data" / "x.csv")
     assert values["schema"] == "mypkg.schemas:customers"  # module:attribute is not a path
@@ -65,9 +69,15 @@ def test_a_list_of_paths_in_config_is_relative_to_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("config", "needles"),
     [
-        ("validate-data:\n  drift-treshold: 0.1\n", ["validate-data.drift-treshold", "did you mean `drift-threshold`"]),
+        (
+            "validate-data:\n  drift-treshold: 0.1\n",
+            ["validate-data.drift-treshold", "did you mean `drift-threshold`"],
+        ),
         ("validate_data:\n  data: x\n", ["`validate_data` is not a stage", "did you mean `validate-data`"]),
-        ("validate-data:\n  drift-threshold: abc\n", ["validate-data.drift-threshold", "'abc' is not a number"]),
+        (
+            "validate-data:\n  drift-threshold: abc\n",
+            ["validate-data.drift-threshold", "'abc' is not a number"],
+        ),
         ("validate-data:\n  drift-threshold: 2\n", ["above the maximum 1"]),
         ("validate-data:\n  fail-on: always\n", ["not one of: both, schema, drift, none"]),
         ("validate-data: [1, 2]\n", ["must be a mapping"]),

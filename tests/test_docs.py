@@ -12,7 +12,9 @@ import yaml
 from conftest import ROOT
 
 DOCS = ROOT / "docs"
-ACTIONS = {"setup": ROOT / "action.yml"} | {p.parent.name: p for p in sorted(ROOT.glob("actions/*/action.yml"))}
+ACTIONS = {"setup": ROOT / "action.yml"} | {
+    p.parent.name: p for p in sorted(ROOT.glob("actions/*/action.yml"))
+}
 FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
@@ -75,7 +77,9 @@ def section_table(page: Path, heading: str) -> tuple[list[str], list[list[str]]]
             break  # the first table ended
     assert len(table) >= 2, f"{page.relative_to(ROOT)}: no table under `{heading}`"
     header, separator, *rows = (split_row(line) for line in table)
-    assert all(re.fullmatch(r":?-{3,}:?", cell) for cell in separator), f"{page.relative_to(ROOT)}: `{heading}` table has no separator row"
+    assert all(re.fullmatch(r":?-{3,}:?", cell) for cell in separator), (
+        f"{page.relative_to(ROOT)}: `{heading}` table has no separator row"
+    )
     return header, rows
 
 
@@ -84,7 +88,9 @@ def table_names(page: Path, heading: str) -> list[str]:
     names = []
     for row in rows:
         match = NAME_CELL.match(row[0])
-        assert match, f"{page.relative_to(ROOT)}: `{heading}` row {row[0]!r} does not start with a `name` cell"
+        assert match, (
+            f"{page.relative_to(ROOT)}: `{heading}` row {row[0]!r} does not start with a `name` cell"
+        )
         names.append(match.group(1))
     assert len(names) == len(set(names)), f"{page.relative_to(ROOT)}: `{heading}` lists a name twice: {names}"
     return names
@@ -177,7 +183,13 @@ def local_target(page: Path, target: str) -> Path | None:
 
 def test_every_action_and_workflow_page_is_linked_from_the_readme_or_getting_started():
     entry_points = [ROOT / "README.md", DOCS / "getting-started.md"]
-    linked = {target for page in entry_points if page.is_file() for link in links(page) if (target := local_target(page, link))}
+    linked = {
+        target
+        for page in entry_points
+        if page.is_file()
+        for link in links(page)
+        if (target := local_target(page, link))
+    }
     pages = sorted([*(DOCS / "actions").glob("*.md"), *(DOCS / "workflows").glob("*.md")])
     missing = [str(p.relative_to(ROOT)) for p in pages if p.resolve() not in linked]
     assert not missing, f"not linked from README.md or docs/getting-started.md: {missing}"

@@ -118,7 +118,10 @@ def check_call(call: dict[str, Any]) -> list[str]:
 
 def test_yaml_snippets_call_the_workflows_and_actions_as_they_are_declared():
     checked, problems = 0, []
-    sources = [*blocks(("yaml", "yml")), *((p, p.read_text()) for p in sorted(EXAMPLES.glob(".github/workflows/*.yml")))]
+    sources = [
+        *blocks(("yaml", "yml")),
+        *((p, p.read_text()) for p in sorted(EXAMPLES.glob(".github/workflows/*.yml"))),
+    ]
     for page, text in sources:
         try:
             doc = yaml.safe_load(text)
@@ -163,7 +166,11 @@ def test_every_mlcicd_command_the_docs_show_has_real_flags():
             problems.append(f"{page.relative_to(ROOT)}: unknown subcommand in {' '.join(words)}")
             continue
         flags = [w.split("=")[0] for w in words[2:] if w.startswith("-") and w != "--"]
-        problems += [f"{page.relative_to(ROOT)}: `mlcicd {words[1]}` has no {f}" for f in flags if f not in known[words[1]]]
+        problems += [
+            f"{page.relative_to(ROOT)}: `mlcicd {words[1]}` has no {f}"
+            for f in flags
+            if f not in known[words[1]]
+        ]
     assert seen >= 10, seen
     assert not problems, "\n".join(problems)
 
@@ -174,13 +181,19 @@ def test_every_train_py_command_takes_the_example_train_py_flags():
     for page in PAGES:
         for match in re.finditer(r"python3? train\.py((?: --?[\w-]+(?: [\w./-]+)?)*)", page.read_text()):
             used = re.findall(r"(--?[\w-]+)", match.group(1))
-            problems += [f"{page.relative_to(ROOT)}: train.py has no {u}" for u in used if u.startswith("-") and u not in flags]
+            problems += [
+                f"{page.relative_to(ROOT)}: train.py has no {u}"
+                for u in used
+                if u.startswith("-") and u not in flags
+            ]
     assert not problems, "\n".join(problems)
 
 
 def test_the_tracking_uri_is_a_secret_everywhere():
     for path in [*PAGES, *ROOT.glob(".github/workflows/*.yml"), *EXAMPLES.glob(".github/workflows/*.yml")]:
-        assert "vars.MLFLOW_" not in path.read_text(), f"{path.relative_to(ROOT)}: the workflows take MLFLOW_* as secrets"
+        assert "vars.MLFLOW_" not in path.read_text(), (
+            f"{path.relative_to(ROOT)}: the workflows take MLFLOW_* as secrets"
+        )
 
 
 def test_figures_the_docs_quote_are_the_codes():
@@ -239,6 +252,10 @@ def test_the_terminal_commands_of_the_docs_run_against_the_example(example_copy:
     ]
     bin_dir = Path(sys.executable).parent
     for command in dict.fromkeys(commands):
-        local = re.sub(r"^mlcicd ", f"{bin_dir / 'mlcicd'} ", re.sub(r"^python ", f"{sys.executable} ", command))
-        proc = subprocess.run(local, shell=True, cwd=example_copy, capture_output=True, text=True, timeout=300)
+        local = re.sub(
+            r"^mlcicd ", f"{bin_dir / 'mlcicd'} ", re.sub(r"^python ", f"{sys.executable} ", command)
+        )
+        proc = subprocess.run(
+            local, shell=True, cwd=example_copy, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"

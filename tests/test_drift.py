@@ -69,7 +69,10 @@ def test_fifth_sigma_shift_is_flagged_on_small_data_too():
 
 
 def test_no_false_alarm_on_small_samples():
-    flagged = sum(is_failure(verdict(numeric(1_000, seed=100 + i), numeric(1_000, seed=200 + i), "x")) for i in range(100))
+    flagged = sum(
+        is_failure(verdict(numeric(1_000, seed=100 + i), numeric(1_000, seed=200 + i), "x"))
+        for i in range(100)
+    )
     assert flagged <= 1
 
 
@@ -78,7 +81,9 @@ def test_a_fifth_sigma_mean_shift_on_a_thousand_rows_is_found_by_welch_where_ks_
     missed_by_ks = 0
     for i in range(40):
         result = verdict(numeric(1_000, seed=300 + i), numeric(1_000, seed=400 + i, shift=0.2), "x")
-        assert result["p_value"] == pytest.approx(min(1.0, 2 * min(result["ks_p_value"], result["welch_p_value"])))
+        assert result["p_value"] == pytest.approx(
+            min(1.0, 2 * min(result["ks_p_value"], result["welch_p_value"]))
+        )
         missed_by_ks += result["ks_p_value"] >= T.alpha / 2 and result["status"] == "DRIFT"
     assert missed_by_ks >= 1
 
@@ -97,7 +102,9 @@ def test_categorical_same_shares_pass():
 
 
 def test_two_point_share_move_on_a_million_rows_is_not_flagged():
-    result = verdict(categorical(1_000_000, 1, [0.5, 0.3, 0.2]), categorical(1_000_000, 4, [0.48, 0.32, 0.2]), "c")
+    result = verdict(
+        categorical(1_000_000, 1, [0.5, 0.3, 0.2]), categorical(1_000_000, 4, [0.48, 0.32, 0.2]), "c"
+    )
     assert result["p_value"] < 1e-10 and result["status"] == "OK"
 
 
@@ -165,14 +172,20 @@ def test_profile_is_small_for_wide_large_data(tmp_path):
 scipy_stats = pytest.importorskip("scipy.stats")
 
 
-@pytest.mark.parametrize(("x", "dof"), [(0.5, 1), (3.84, 1), (10, 3), (100, 50), (1000, 999), (1e-3, 2), (50, 2), (2000, 1000)])
+@pytest.mark.parametrize(
+    ("x", "dof"), [(0.5, 1), (3.84, 1), (10, 3), (100, 50), (1000, 999), (1e-3, 2), (50, 2), (2000, 1000)]
+)
 def test_chi2_sf_matches_scipy(x, dof):
     assert drift.chi2_sf(x, dof) == pytest.approx(scipy_stats.chi2.sf(x, dof), rel=1e-9, abs=1e-300)
 
 
-@pytest.mark.parametrize(("t", "dof"), [(0.1, 5), (2, 10), (2.5, 1998), (4, 30), (10, 3), (0, 100), (30, 1e6), (1.96, 1e5)])
+@pytest.mark.parametrize(
+    ("t", "dof"), [(0.1, 5), (2, 10), (2.5, 1998), (4, 30), (10, 3), (0, 100), (30, 1e6), (1.96, 1e5)]
+)
 def test_t_p_value_matches_scipy(t, dof):
-    assert drift.t_two_sided_p(t, dof) == pytest.approx(2 * scipy_stats.t.sf(abs(t), dof), rel=1e-8, abs=1e-300)
+    assert drift.t_two_sided_p(t, dof) == pytest.approx(
+        2 * scipy_stats.t.sf(abs(t), dof), rel=1e-8, abs=1e-300
+    )
 
 
 @pytest.mark.parametrize("x", [0.05, 0.3, 0.5, 0.8, 0.99, 1.0, 1.2, 1.63, 2, 3])
@@ -185,7 +198,9 @@ def test_normal_sf_matches_scipy():
         assert drift.normal_sf(z) == pytest.approx(scipy_stats.norm.sf(z), rel=1e-12)
 
 
-@pytest.mark.parametrize(("n1", "n2", "shift"), [(20, 30, 0.5), (50, 80, 0.3), (100, 100, 0.3), (300, 200, 0.0), (1000, 1000, 0.1)])
+@pytest.mark.parametrize(
+    ("n1", "n2", "shift"), [(20, 30, 0.5), (50, 80, 0.3), (100, 100, 0.3), (300, 200, 0.0), (1000, 1000, 0.1)]
+)
 def test_ks_on_small_samples_is_close_to_the_exact_p_value(n1, n2, shift):
     rng = np.random.default_rng(n1 + n2)
     a, b = rng.normal(0, 1, n1), rng.normal(shift, 1, n2)
@@ -198,7 +213,10 @@ def test_ks_on_small_samples_is_close_to_the_exact_p_value(n1, n2, shift):
 
 def test_ks_on_large_samples_matches_scipy_with_ties():
     rng = np.random.default_rng(7)
-    a, b = rng.poisson(4.0, 10_000).astype(float), rng.poisson(4.05, 50_000).astype(float)  # integers: many ties
+    a, b = (
+        rng.poisson(4.0, 10_000).astype(float),
+        rng.poisson(4.05, 50_000).astype(float),
+    )  # integers: many ties
     statistic, w = drift.ks_wasserstein(a, b)
     asymp = scipy_stats.ks_2samp(a, b, method="asymp")
     assert statistic == pytest.approx(asymp.statistic, abs=1e-12)

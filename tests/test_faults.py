@@ -37,14 +37,22 @@ def stage_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_stage(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180, preexec_fn=None) -> Result:
+def run_stage(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180, preexec_fn=None
+) -> Result:
     """The CLI in a process of its own, as Actions runs it (GITHUB_ACTIONS=true, real output files)."""
     out, summary = cwd / f"output-{time.monotonic_ns()}", cwd / f"summary-{time.monotonic_ns()}"
     out.touch()
     summary.touch()
     env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(summary), **env}
     proc = subprocess.run(
-        [sys.executable, "-m", "mlcicd", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn
+        [sys.executable, "-m", "mlcicd", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
     )
     summary_text = summary.read_text() if summary.is_file() else ""
     return Result(proc.returncode, proc.stdout, proc.stderr, parse_outputs(out.read_text()), summary_text)
@@ -119,7 +127,9 @@ def tracking(tmp_path_factory):
         Path(sys.executable).with_name("mlflow"), "server", "--host", "127.0.0.1", "--port", port, "--workers", "1",
         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", root / "artifacts",
     ]  # fmt: skip
-    with start_process(argv, url=f"{uri}/health", timeout=120, log_path=root / "server.log", cwd=root) as server:
+    with start_process(
+        argv, url=f"{uri}/health", timeout=120, log_path=root / "server.log", cwd=root
+    ) as server:
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -127,7 +137,9 @@ def tracking(tmp_path_factory):
         experiment = client.create_experiment("faults")
         for _ in range(2):  # promote moves aliases by version number: the versions need no model files
             run = client.create_run(experiment)
-            version = client.create_model_version("churn", f"{run.info.artifact_uri}/model", run_id=run.info.run_id).version
+            version = client.create_model_version(
+                "churn", f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+            ).version
             client.set_model_version_tag("churn", version, "mlcicd.gates.passed", "true")
         client.set_registered_model_alias("churn", PRODUCTION, "1")
         yield server, uri, root
@@ -146,7 +158,9 @@ def promotion_crash(tracking):
     try:
         proxy.armed = True
         # No client retries: the server stays down, the step must fail now and say so.
-        env = stage_env(MLFLOW_TRACKING_URI=proxy.url, MLCICD_HOME=str(root / "home"), MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+        env = stage_env(
+            MLFLOW_TRACKING_URI=proxy.url, MLCICD_HOME=str(root / "home"), MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"
+        )
         crashed = run_stage(promote_to_production("churn"), root, env)
     finally:
         proxy.close()
@@ -187,18 +201,34 @@ def registered_version(embedded_home) -> tuple[str, str]:
         client = mlflow.MlflowClient()
         client.create_registered_model("churn")
         version = str(client.create_model_version("churn", source=str(embedded_home), run_id=None).version)
-        client.set_model_version_tag("churn", version, "mlcicd.gates.passed", "true")  # a rollout needs a passed verdict
+        client.set_model_version_tag(
+            "churn", version, "mlcicd.gates.passed", "true"
+        )  # a rollout needs a passed verdict
         return "churn", version
     finally:
         mlflow.set_tracking_uri(None)
 
 
-def test_router_killed_mid_canary_then_a_restore_rerun_puts_stable_back(tmp_path, embedded_home, registered_version):
+def test_router_killed_mid_canary_then_a_restore_rerun_puts_stable_back(
+    tmp_path, embedded_home, registered_version
+):
     name, version = registered_version
     env = stage_env(MLCICD_HOME=str(embedded_home))
     with model_servers(tmp_path) as servers, haproxy(tmp_path, *servers) as lb, prometheus(tmp_path) as prom:
         router = f"{{type: haproxy, address: '{lb.admin_address}', backend: model, timeout: 1}}"
-        args = ["canary-shift", "--router", router, "--model-name", name, "--version", version, "--steps", "30,60", "--interval", "5s"]
+        args = [
+            "canary-shift",
+            "--router",
+            router,
+            "--model-name",
+            name,
+            "--version",
+            version,
+            "--steps",
+            "30,60",
+            "--interval",
+            "5s",
+        ]
         metrics = ["--metrics", f"{{type: prometheus, address: '{prom.url}'}}"]
         out = tmp_path / "out"
         proc = subprocess.Popen(
@@ -208,26 +238,36 @@ def test_router_killed_mid_canary_then_a_restore_rerun_puts_stable_back(tmp_path
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while lb.weights()["canary"] != 30:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                proc.stdout.read() if proc.poll() is not None else "timeout"
+            )
             time.sleep(0.05)
         lb.kill()
         log, _ = proc.communicate(timeout=60)
         assert proc.returncode == 1, log
         errors = [line for line in log.splitlines() if line.startswith("::error")]
         assert len(errors) == 1 and "traffic state unknown" in errors[0] and "mode: restore" in errors[0], log
-        assert "result" not in parse_outputs(out.read_text())  # the action's restore step keys on an empty result
+        assert "result" not in parse_outputs(
+            out.read_text()
+        )  # the action's restore step keys on an empty result
         recorded = version_tags(embedded_home, name, version)
         assert recorded["mlcicd.canary.state"] == "failed" and recorded["mlcicd.canary.weight"] == "30"
 
         lb.restart()
         lb.set_weight("canary", 30)  # its state survived the restart (server-state-file)
         lb.set_weight("stable", 70)
-        restored = run_stage([*args, "--mode", "restore", "--report", str(tmp_path / "restore.json")], tmp_path, env)
-        assert restored.rc == 0 and restored.outputs["result"] == "rolled-back" and not restored.errors, restored.log
+        restored = run_stage(
+            [*args, "--mode", "restore", "--report", str(tmp_path / "restore.json")], tmp_path, env
+        )
+        assert restored.rc == 0 and restored.outputs["result"] == "rolled-back" and not restored.errors, (
+            restored.log
+        )
         assert lb.weights()["canary"] == 0
         report = json.loads((tmp_path / "restore.json").read_text())
         assert report["recorded_state"]["state"] == "failed" and report["recorded_state"]["weight"] == "30"
-        assert "had canary 30 %" in report["message"] and "recorded `failed` at canary 30 %" in report["message"]
+        assert (
+            "had canary 30 %" in report["message"] and "recorded `failed` at canary 30 %" in report["message"]
+        )
         after = version_tags(embedded_home, name, version)
         assert after["mlcicd.canary.state"] == "rolled-back" and after["mlcicd.canary.weight"] == "0"
 
@@ -244,14 +284,20 @@ def corrupted_candidate(embedded_home, tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{embedded_home / 'mlflow.db'}")
     try:
         client = mlflow.MlflowClient()
-        experiment = client.create_experiment("faults", artifact_location=(embedded_home / "artifacts").as_uri())
+        experiment = client.create_experiment(
+            "faults", artifact_location=(embedded_home / "artifacts").as_uri()
+        )
         client.create_registered_model("churn")
         net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Softmax(dim=1))
         versions, model_ids = [], []
         for _ in range(2):
             with mlflow.start_run(experiment_id=experiment) as run:
-                info = mlflow.pytorch.log_model(net, name="model", pip_requirements=["torch"], serialization_format="pickle")
-            versions.append(client.create_model_version("churn", info.model_uri, run_id=run.info.run_id).version)
+                info = mlflow.pytorch.log_model(
+                    net, name="model", pip_requirements=["torch"], serialization_format="pickle"
+                )
+            versions.append(
+                client.create_model_version("churn", info.model_uri, run_id=run.info.run_id).version
+            )
             model_ids.append(info.model_id)
         client.set_registered_model_alias("churn", PRODUCTION, versions[0])
         client.set_model_version_tag("churn", versions[0], "mlcicd.gates.passed", "true")
@@ -265,14 +311,28 @@ def corrupted_candidate(embedded_home, tmp_path):
     return data
 
 
-def test_corrupted_artifact_fails_the_gates_cleanly_and_nothing_is_promoted(embedded_home, corrupted_candidate, tmp_path):
+def test_corrupted_artifact_fails_the_gates_cleanly_and_nothing_is_promoted(
+    embedded_home, corrupted_candidate, tmp_path
+):
     env = stage_env(MLCICD_HOME=str(embedded_home))
     before = registry_of(f"sqlite:///{embedded_home / 'mlflow.db'}", "churn")
     gates = run_stage(
-        ["check-gates", "--model-uri", "models:/churn/2", "--test-data", str(corrupted_candidate), "--target", "label"], tmp_path, env
+        [
+            "check-gates",
+            "--model-uri",
+            "models:/churn/2",
+            "--test-data",
+            str(corrupted_candidate),
+            "--target",
+            "label",
+        ],
+        tmp_path,
+        env,
     )
     assert_one_clear_error(gates, "models:/churn/2", "does not load")
-    promoted = run_stage(["promote", "--model-name", "churn", "--version", "2", "--alias", PRODUCTION], tmp_path, env)
+    promoted = run_stage(
+        ["promote", "--model-name", "churn", "--version", "2", "--alias", PRODUCTION], tmp_path, env
+    )
     assert promoted.rc == 1 and len(promoted.errors) == 1 and "gates" in promoted.errors[0], promoted.log
     after = registry_of(f"sqlite:///{embedded_home / 'mlflow.db'}", "churn")
     assert after[0] == before[0] == {PRODUCTION: "1"}
@@ -288,7 +348,17 @@ def oom_killed(tmp_path_factory):
     home, work = tmp_path_factory.mktemp("oom-home"), tmp_path_factory.mktemp("oom-work")
     command = f"{sys.executable} -c \"import os, signal; print('allocating the batch', flush=True); os.kill(os.getpid(), signal.SIGKILL)\""
     result = run_stage(
-        ["train-gpu", "--command", command, "--model-name", "churn", "--require-gpu", "false", "--report", str(work / "train.json")],
+        [
+            "train-gpu",
+            "--command",
+            command,
+            "--model-name",
+            "churn",
+            "--require-gpu",
+            "false",
+            "--report",
+            str(work / "train.json"),
+        ],
         work,
         stage_env(MLCICD_HOME=str(home)),
     )
@@ -331,7 +401,11 @@ def small_data(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.parametrize(
     "report, limit, needles",
     [
-        ("/sys/mlcicd-report.json", None, ["/sys/mlcicd-report.json", "report not writable"]),  # a read-only mount, even for root
+        (
+            "/sys/mlcicd-report.json",
+            None,
+            ["/sys/mlcicd-report.json", "report not writable"],
+        ),  # a read-only mount, even for root
         ("/dev/full", None, ["/dev/full", "not a regular file"]),
         ("{work}/quota/report.json", limit_file_size, ["report.json", "File too large"]),
     ],
@@ -341,16 +415,29 @@ def test_unwritable_report_is_exit_2_naming_the_path(small_data, tmp_path, repor
     data, schema = small_data
     report = report.format(work=tmp_path)
     result = run_stage(
-        ["validate-data", "--data", str(data), "--schema", str(schema), "--report", report], tmp_path, stage_env(), preexec_fn=limit
+        ["validate-data", "--data", str(data), "--schema", str(schema), "--report", report],
+        tmp_path,
+        stage_env(),
+        preexec_fn=limit,
     )
     assert_one_clear_error(result, *[n.format(work=tmp_path) for n in needles])
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)  # never replaced by a report file
 
 
-def test_unwritable_report_stops_check_gates_before_the_verdict_is_recorded(embedded_home, corrupted_candidate, tmp_path):
+def test_unwritable_report_stops_check_gates_before_the_verdict_is_recorded(
+    embedded_home, corrupted_candidate, tmp_path
+):
     env = stage_env(MLCICD_HOME=str(embedded_home))
     before = registry_of(f"sqlite:///{embedded_home / 'mlflow.db'}", "churn")
-    args = ["check-gates", "--model-uri", "models:/churn/1", "--test-data", str(corrupted_candidate), "--target", "label"]
+    args = [
+        "check-gates",
+        "--model-uri",
+        "models:/churn/1",
+        "--test-data",
+        str(corrupted_candidate),
+        "--target",
+        "label",
+    ]
     result = run_stage([*args, "--report", "/sys/gates.json"], tmp_path, env)
     assert_one_clear_error(result, "/sys/gates.json")
     assert registry_of(f"sqlite:///{embedded_home / 'mlflow.db'}", "churn") == before

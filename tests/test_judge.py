@@ -29,11 +29,15 @@ BOUNDS = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0, math.inf)
 
 def histogram(samples_ms: np.ndarray) -> tuple[tuple[float, float], ...]:
     edges = [-math.inf, *BOUNDS]
-    counts = [int(((samples_ms > lo) & (samples_ms <= hi)).sum()) for lo, hi in zip(edges, edges[1:], strict=False)]
+    counts = [
+        int(((samples_ms > lo) & (samples_ms <= hi)).sum()) for lo, hi in zip(edges, edges[1:], strict=False)
+    ]
     return tuple(zip(BOUNDS, map(float, counts), strict=True))
 
 
-def variant(requests: int, errors: int, latencies_ms: np.ndarray | None = None, p99: float | None = None) -> Figures:
+def variant(
+    requests: int, errors: int, latencies_ms: np.ndarray | None = None, p99: float | None = None
+) -> Figures:
     bins = histogram(latencies_ms) if latencies_ms is not None else None
     if p99 is None and latencies_ms is not None:
         p99 = float(np.quantile(latencies_ms, 0.99))
@@ -47,8 +51,12 @@ def test_binned_mann_whitney_matches_scipy_on_the_same_ties():
     # Expand the bins to samples that tie within a bin: scipy's tie-corrected asymptotic test is the reference.
     canary = np.repeat(np.arange(6), canary_bins)
     stable = np.repeat(np.arange(6), stable_bins)
-    expected = mannwhitneyu(canary, stable, alternative="greater", method="asymptotic", use_continuity=True).pvalue
-    assert mann_whitney_greater(canary_bins.tolist(), stable_bins.tolist()) == pytest.approx(expected, rel=1e-9)
+    expected = mannwhitneyu(
+        canary, stable, alternative="greater", method="asymptotic", use_continuity=True
+    ).pvalue
+    assert mann_whitney_greater(canary_bins.tolist(), stable_bins.tolist()) == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -69,20 +77,28 @@ def test_fisher_one_sided():
     assert fisher_greater(50, 1000, 10, 1000) < 1e-6
     assert fisher_greater(10, 1000, 50, 1000) > 0.99
     assert fisher_greater(0, 1000, 0, 1000) == 1.0
-    assert fisher_greater(2.6, 99.7, 0.0, 100.2) == pytest.approx(fisher_greater(3, 100, 0, 100))  # extrapolated counts
+    assert fisher_greater(2.6, 99.7, 0.0, 100.2) == pytest.approx(
+        fisher_greater(3, 100, 0, 100)
+    )  # extrapolated counts
 
 
 def test_quantile_from_bins_interpolates_like_histogram_quantile():
     bins = ((10.0, 50.0), (20.0, 50.0), (math.inf, 0.0))
     assert quantile_from_bins(bins, 0.5) == pytest.approx(10.0)
     assert quantile_from_bins(bins, 0.99) == pytest.approx(19.8)
-    assert quantile_from_bins(((10.0, 0.0), (math.inf, 5.0)), 0.99) == 10.0  # the +Inf bucket: the highest finite bound
+    assert (
+        quantile_from_bins(((10.0, 0.0), (math.inf, 5.0)), 0.99) == 10.0
+    )  # the +Inf bucket: the highest finite bound
     assert quantile_from_bins(((10.0, 0.0),), 0.5) is None
     assert quantile_from_bins(None, 0.5) is None
 
 
 def test_bins_from_cumulative_sorts_and_never_goes_negative():
-    assert bins_from_cumulative([(math.inf, 10.0), (5.0, 4.0), (10.0, 3.9)]) == ((5.0, 4.0), (10.0, 0.0), (math.inf, 6.0))
+    assert bins_from_cumulative([(math.inf, 10.0), (5.0, 4.0), (10.0, 3.9)]) == (
+        (5.0, 4.0),
+        (10.0, 0.0),
+        (math.inf, 6.0),
+    )
 
 
 def test_threshold_judge():
@@ -125,7 +141,10 @@ def test_too_few_requests_or_no_data_is_inconclusive_never_pass():
     assert few.verdict == INCONCLUSIVE and "fewer than min-requests 100" in few.reasons[0]
     assert judge("both", Figures(None), Figures(None), LIMITS).verdict == INCONCLUSIVE
     # A healthy canary but a stable with no traffic: the comparison has nothing to compare with.
-    assert judge("statistical", variant(500, 0, np.full(500, 20.0)), variant(0, 0), LIMITS).verdict == INCONCLUSIVE
+    assert (
+        judge("statistical", variant(500, 0, np.full(500, 20.0)), variant(0, 0), LIMITS).verdict
+        == INCONCLUSIVE
+    )
 
 
 def test_statistical_judge_fails_only_a_significant_difference_beyond_the_band():

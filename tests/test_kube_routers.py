@@ -87,7 +87,9 @@ class Reconciler:
                     canary, status = getattr(self, document["kind"].lower())(document)
                     self.lb.set_weight("canary", canary)
                     self.lb.set_weight("stable", 100 - canary)
-                    self.api.write_status(key, {**status, "observedGeneration": document["metadata"]["generation"]})
+                    self.api.write_status(
+                        key, {**status, "observedGeneration": document["metadata"]["generation"]}
+                    )
 
     def httproute(self, route: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         refs = {ref["name"]: ref.get("weight", 1) for ref in route["spec"]["rules"][0]["backendRefs"]}
@@ -106,7 +108,10 @@ class Reconciler:
         return round(100 * refs.get("canary", 0) / sum(refs.values())), {"parents": [parent]}
 
     def virtualservice(self, service: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        route = {item["destination"]["subset"]: item.get("weight", 0) for item in service["spec"]["http"][0]["route"]}
+        route = {
+            item["destination"]["subset"]: item.get("weight", 0)
+            for item in service["spec"]["http"][0]["route"]
+        }
         return route.get("canary", 0), {"conditions": [{"type": "Reconciled", "status": "True"}]}
 
     def inferenceservice(self, isvc: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -121,7 +126,9 @@ class Reconciler:
             self.revisions.append(name)
         latest = self.revisions[-1]
         if percent is not None and self.rolled_out and self.rolled_out != latest:
-            traffic = [(latest, True, percent)] + ([(self.rolled_out, False, 100 - percent)] if percent < 100 else [])
+            traffic = [(latest, True, percent)] + (
+                [(self.rolled_out, False, 100 - percent)] if percent < 100 else []
+            )
         else:
             traffic = [(latest, True, 100)]
         if traffic[0][2] == 100 and self.rolled_out != latest:
@@ -199,7 +206,10 @@ def live(cluster) -> Iterator[tuple[Cluster, LoadGenerator]]:
 
 
 def route_weights(api: KubeApiServer) -> dict[str, int]:
-    return {ref["name"]: ref["weight"] for ref in api.read(GATEWAY, "ml", "httproutes", "churn")["spec"]["rules"][0]["backendRefs"]}
+    return {
+        ref["name"]: ref["weight"]
+        for ref in api.read(GATEWAY, "ml", "httproutes", "churn")["spec"]["rules"][0]["backendRefs"]
+    }
 
 
 def service_weights(api: KubeApiServer) -> dict[str, int]:
@@ -215,7 +225,9 @@ def test_a_healthy_canary_is_promoted_and_a_bad_one_rolled_back(kind, live, mode
     cluster, load = live
     name, version = model_version
     deployed = tmp_path / "deployed"
-    cluster.api.conflicts = 2  # another writer changes the object twice under the first patch: 409, re-read, retry
+    cluster.api.conflicts = (
+        2  # another writer changes the object twice under the first patch: 409, re-read, retry
+    )
     deploy = [
         "--deploy-command",
         f'echo "$DEPLOY_TARGET" >> {deployed}',
@@ -233,7 +245,9 @@ def test_a_healthy_canary_is_promoted_and_a_bad_one_rolled_back(kind, live, mode
     assert steps[0]["checks"][-1]["canary"]["requests"] >= 20  # judged on real traffic the reconciler routed
     statuses = [code for method, _, code in cluster.api.log if method == "PATCH"]
     assert statuses.count(409) == 2 and statuses.count(200) >= 4, statuses
-    assert {content for method, content, _ in cluster.api.log if method == "PATCH"} == {"application/json-patch+json"}
+    assert {content for method, content, _ in cluster.api.log if method == "PATCH"} == {
+        "application/json-patch+json"
+    }
 
     cluster.servers.canary.set_fault(error_rate=0.3)
     bad = run_cli(*cluster.args(kind), cwd=tmp_path)
@@ -244,7 +258,9 @@ def test_a_healthy_canary_is_promoted_and_a_bad_one_rolled_back(kind, live, mode
     assert load.split(time.time() - 0.5).get("canary", 0) == 0
 
 
-def test_kserve_deploys_the_registry_version_promotes_it_and_rolls_a_bad_one_back(live, model_version, embedded_home, run_cli):
+def test_kserve_deploys_the_registry_version_promotes_it_and_rolls_a_bad_one_back(
+    live, model_version, embedded_home, run_cli
+):
     cluster, load = live
     name, version = model_version
     import mlflow
@@ -264,9 +280,14 @@ def test_kserve_deploys_the_registry_version_promotes_it_and_rolls_a_bad_one_bac
     assert healthy.rc == 0 and healthy.outputs["result"] == "promoted", healthy.log
     isvc = cluster.api.read(KSERVE, "ml", "inferenceservices", "churn")
     predictor = isvc["status"]["components"]["predictor"]
-    assert isvc["spec"]["predictor"]["model"]["storageUri"] == uri and "canaryTrafficPercent" not in isvc["spec"]["predictor"]
+    assert (
+        isvc["spec"]["predictor"]["model"]["storageUri"] == uri
+        and "canaryTrafficPercent" not in isvc["spec"]["predictor"]
+    )
     assert predictor["latestRolledoutRevision"] == "churn-predictor-00002" == predictor["latestReadyRevision"]
-    assert predictor["traffic"] == [{"revisionName": "churn-predictor-00002", "latestRevision": True, "percent": 100, "tag": "latest"}]
+    assert predictor["traffic"] == [
+        {"revisionName": "churn-predictor-00002", "latestRevision": True, "percent": 100, "tag": "latest"}
+    ]
     steps = json.loads((cluster.root / healthy.outputs["report"]).read_text())["steps"]
     assert [s["weight"] for s in steps] == [30, 100, 0] and steps[0]["checks"][-1]["canary"]["requests"] >= 20
     assert cluster.canary_weight() == 0
@@ -276,8 +297,13 @@ def test_kserve_deploys_the_registry_version_promotes_it_and_rolls_a_bad_one_bac
     assert bad.rc == 1 and bad.outputs["result"] == "rolled-back", bad.log
     isvc = cluster.api.read(KSERVE, "ml", "inferenceservices", "churn")
     predictor = isvc["status"]["components"]["predictor"]
-    assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 0 and isvc["spec"]["predictor"]["model"]["storageUri"] == uri2
-    assert predictor["latestRolledoutRevision"] == "churn-predictor-00002"  # the previous revision keeps everything
+    assert (
+        isvc["spec"]["predictor"]["canaryTrafficPercent"] == 0
+        and isvc["spec"]["predictor"]["model"]["storageUri"] == uri2
+    )
+    assert (
+        predictor["latestRolledoutRevision"] == "churn-predictor-00002"
+    )  # the previous revision keeps everything
     assert {t["revisionName"]: t["percent"] for t in predictor["traffic"]} == {
         "churn-predictor-00003": 0,
         "churn-predictor-00002": 100,
@@ -297,7 +323,9 @@ def test_api_server_lost_mid_rollout_then_restore_puts_stable_back(live, tmp_pat
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while cluster.canary_weight() != 30:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            proc.stdout.read() if proc.poll() is not None else "timeout"
+        )
         time.sleep(0.05)
     cluster.api.stop()
     try:
@@ -330,7 +358,9 @@ def test_shadow_mirrors_through_the_route_filter_and_the_virtual_service(tmp_pat
         api.apply(VIRTUAL_SERVICE)
         config = api.kubeconfig(tmp_path / "kubeconfig", TOKEN)
         for kind in ("gateway-api", "istio"):
-            router = make_router(router_spec(f"{{type: {kind}, namespace: ml, name: churn, kubeconfig: '{config}'}}"))
+            router = make_router(
+                router_spec(f"{{type: {kind}, namespace: ml, name: churn, kubeconfig: '{config}'}}")
+            )
             assert router.supports_shadow and router.set(Weights(0, shadow=100)) == Weights(0, shadow=100)
             if kind == "gateway-api":
                 rule = api.read(GATEWAY, "ml", "httproutes", "churn")["spec"]["rules"][0]
@@ -342,7 +372,9 @@ def test_shadow_mirrors_through_the_route_filter_and_the_virtual_service(tmp_pat
                 ]
             else:
                 http = api.read(ISTIO, "ml", "virtualservices", "churn")["spec"]["http"][0]
-                assert http["mirror"] == {"host": "churn", "subset": "canary"} and http["mirrorPercentage"] == {"value": 100.0}
+                assert http["mirror"] == {"host": "churn", "subset": "canary"} and http[
+                    "mirrorPercentage"
+                ] == {"value": 100.0}
             assert router.set(Weights(100)) == Weights(100)
             assert router.set(Weights(0)) == Weights(0)
         assert (

@@ -25,7 +25,18 @@ if str(FIXTURES) not in sys.path:
 import gate_models  # noqa: E402
 
 FEATURES = 4
-STATS = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "throughput_rows_per_s", "iterations", "device", "timer", "warnings")
+STATS = (
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "mean_ms",
+    "throughput_rows_per_s",
+    "iterations",
+    "device",
+    "timer",
+    "warnings",
+)
 
 
 def labelled_data(rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +81,13 @@ def models(tmp_path_factory):
         with mlflow.start_run(experiment_id=experiment) as run:
             # healthy and offset go through the default pt2 (torch.export) format; the others are pickled
             # because their Python-side branches and sleeps would be traced away
-            for name, module in {"healthy": gate_models.Imputing(inner), "offset": gate_models.Offset(inner)}.items():
-                uris[name] = mlflow.pytorch.log_model(module, name=name, input_example=example, pip_requirements=["torch"]).model_uri
+            for name, module in {
+                "healthy": gate_models.Imputing(inner),
+                "offset": gate_models.Offset(inner),
+            }.items():
+                uris[name] = mlflow.pytorch.log_model(
+                    module, name=name, input_example=example, pip_requirements=["torch"]
+                ).model_uri
             pickled = {
                 "plain": inner,
                 "rejecting": gate_models.RejectsMissing(inner),
@@ -82,13 +98,19 @@ def models(tmp_path_factory):
             }
             for name, module in pickled.items():
                 uris[name] = mlflow.pytorch.log_model(
-                    module, name=name, input_example=example, pip_requirements=["torch"], serialization_format="pickle"
+                    module,
+                    name=name,
+                    input_example=example,
+                    pip_requirements=["torch"],
+                    serialization_format="pickle",
                 ).model_uri
             with warnings.catch_warnings():
                 # TorchScript is deprecated, and MLflow's check of the serving example loads it through torch.load,
                 # which warns; as errors these would only make MLflow skip that check. train-gpu still logs TorchScript.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                warnings.filterwarnings("ignore", message="'torch.load' received a zip file that looks like a TorchScript archive")
+                warnings.filterwarnings(
+                    "ignore", message="'torch.load' received a zip file that looks like a TorchScript archive"
+                )
                 uris["scripted"] = mlflow.pytorch.log_model(
                     torch.jit.script(inner),
                     name="scripted",
@@ -97,11 +119,16 @@ def models(tmp_path_factory):
                     serialization_format="pickle",
                 ).model_uri
             uris["pyfunc"] = mlflow.pyfunc.log_model(
-                name="pyfunc", python_model=gate_models.Doubler(), input_example=example, pip_requirements=["numpy"]
+                name="pyfunc",
+                python_model=gate_models.Doubler(),
+                input_example=example,
+                pip_requirements=["numpy"],
             ).model_uri
             # The signature is spelled out: inferring it from an integer column warns (about missing values),
             # filterwarnings=error turns that into an exception, and MLflow then logs no signature at all.
-            columns = Schema([ColSpec("float", "a"), ColSpec("float", "b"), ColSpec("float", "c"), ColSpec("long", "n")])
+            columns = Schema(
+                [ColSpec("float", "a"), ColSpec("float", "b"), ColSpec("float", "c"), ColSpec("long", "n")]
+            )
             uris["pyfunc_columns"] = mlflow.pyfunc.log_model(
                 name="pyfunc_columns",
                 python_model=gate_models.Doubler(),
@@ -138,15 +165,21 @@ def test_pytorch_flavour_loads_as_the_native_module(models, loaded):
 
     for name in ("healthy", "offset", "plain", "scripted", "registered"):
         model = loaded[name]
-        assert model.flavor == "pytorch" and model.device == ("cuda:0" if torch.cuda.is_available() else "cpu"), name
+        assert model.flavor == "pytorch" and model.device == (
+            "cuda:0" if torch.cuda.is_available() else "cpu"
+        ), name
         assert isinstance(model.torch_module, torch.nn.Module)
-    assert isinstance(loaded["plain"].torch_module, torch.nn.Sequential)  # pickle: the very class that was logged
+    assert isinstance(
+        loaded["plain"].torch_module, torch.nn.Sequential
+    )  # pickle: the very class that was logged
     x, _ = labelled_data(8)
     out = loaded["healthy"].predict(x.astype(np.float64))  # cast to float32 on the way in
     assert out.shape == (8, 2) and out.dtype == np.float32
     np.testing.assert_allclose(out, loaded["plain"].predict(x), rtol=1e-5)  # pt2 and pickle: the same network
     np.testing.assert_allclose(loaded["registered"].predict(x), out)  # models:/<name>/<version> resolves too
-    assert isinstance(loaded["scripted"].torch_module, torch.jit.ScriptModule)  # as train-gpu logs a TorchScript handover
+    assert isinstance(
+        loaded["scripted"].torch_module, torch.jit.ScriptModule
+    )  # as train-gpu logs a TorchScript handover
     np.testing.assert_allclose(loaded["scripted"].predict(x), loaded["plain"].predict(x), rtol=1e-6)
 
 
@@ -155,9 +188,13 @@ def test_pyfunc_only_model_loads_through_pyfunc(loaded):
 
     model = loaded["pyfunc"]
     assert model.flavor == "pyfunc" and model.torch_module is None and model.device == "cpu"
-    x = np.arange(8, dtype=np.float64).reshape(2, FEATURES)  # float64 into a float32 tensor signature: cast, not refused
+    x = np.arange(8, dtype=np.float64).reshape(
+        2, FEATURES
+    )  # float64 into a float32 tensor signature: cast, not refused
     np.testing.assert_allclose(model.predict(x), x * 2)
-    by_columns = loaded["pyfunc_columns"]  # a column signature: float32 a, b, c and int64 n, all strictly enforced
+    by_columns = loaded[
+        "pyfunc_columns"
+    ]  # a column signature: float32 a, b, c and int64 n, all strictly enforced
     assert by_columns.flavor == "pyfunc"
     np.testing.assert_allclose(by_columns.predict(x), x * 2)
     x[0, 3] = np.nan  # NaN in an integer column: refused by MLflow's schema enforcement, as serving would
@@ -192,7 +229,9 @@ def test_pt2_model_moves_with_the_tensors_its_graph_creates(models):
     uri = models["uris"]["offset"]
     x = torch.zeros(3, FEATURES, device="meta")
     with pytest.raises(RuntimeError, match="device"):
-        mlflow.pytorch.load_model(uri).to("meta")(x)  # why .to() is not enough: torch.ones(2) stays on the CPU
+        mlflow.pytorch.load_model(uri).to("meta")(
+            x
+        )  # why .to() is not enough: torch.ones(2) stays on the CPU
     module = _load_torch_module(uri, mlflow.models.get_model_info(uri).flavors["pytorch"], "meta")
     out = module(x)
     assert out.device.type == "meta" and tuple(out.shape) == (3, 2)
@@ -216,7 +255,10 @@ def test_model_whose_class_is_gone_does_not_load(models, monkeypatch):
     with pytest.raises(UsageError) as caught:
         load_model(uri)
     assert caught.value.title == "model does not load"
-    assert "ModuleNotFoundError: No module named 'gate_models_gone'" in caught.value.message and "code_paths" in caught.value.message
+    assert (
+        "ModuleNotFoundError: No module named 'gate_models_gone'" in caught.value.message
+        and "code_paths" in caught.value.message
+    )
 
 
 def test_asking_for_a_gpu_that_is_not_there_is_a_usage_error(models):
@@ -236,7 +278,9 @@ def test_latency_results_are_complete_and_ordered(loaded):
 
     gpu = torch.cuda.is_available()
     x, _ = labelled_data(10)  # fewer rows than the larger batch: tiled
-    results = measure_latency({"candidate": loaded["healthy"], "baseline": loaded["plain"]}, x, batch_sizes=(1, 32))
+    results = measure_latency(
+        {"candidate": loaded["healthy"], "baseline": loaded["plain"]}, x, batch_sizes=(1, 32)
+    )
     assert set(results) == {"candidate", "baseline"}
     for name, per_size in results.items():
         assert set(per_size) == {1, 32}
@@ -244,7 +288,9 @@ def test_latency_results_are_complete_and_ordered(loaded):
             assert set(r) == set(STATS), (name, size)
             assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] <= r["max_ms"], r
             assert r["throughput_rows_per_s"] > 0 and r["iterations"] == 100
-            assert r["device"] == ("cuda:0" if gpu else "cpu") and r["timer"] == ("cuda-events" if gpu else "perf_counter")
+            assert r["device"] == ("cuda:0" if gpu else "cpu") and r["timer"] == (
+                "cuda-events" if gpu else "perf_counter"
+            )
             assert r["warnings"] == []
     print(
         f"\nhealthy (pt2) vs plain (pickle), {'GPU' if gpu else 'CPU'}:",
@@ -267,7 +313,13 @@ def one_thread():
 
 def test_a_slower_model_shows_as_a_regression_when_interleaved(loaded, one_thread):
     x, _ = labelled_data(32)
-    results = measure_latency({"candidate": loaded["slow"], "baseline": loaded["healthy"]}, x, batch_sizes=(1, 32), warmup=3, iterations=30)
+    results = measure_latency(
+        {"candidate": loaded["slow"], "baseline": loaded["healthy"]},
+        x,
+        batch_sizes=(1, 32),
+        warmup=3,
+        iterations=30,
+    )
     for size in (1, 32):
         ratio = regression_ratio(results, "candidate", "baseline", size, stat="p50_ms")
         print(f"\nslow vs healthy, batch {size}: p50 {results['candidate'][size]['p50_ms']:.3f} ms vs "
@@ -295,7 +347,9 @@ def test_models_run_interleaved_in_rotating_order():
     log: list[str] = []
     models = {n: LoadedModel("pyfunc", "cpu", pyfunc_model=Recorder(n, log)) for n in ("a", "b")}
     measure_latency(models, np.ones((1, 3)), batch_sizes=(2,), warmup=2, iterations=4)
-    assert "".join(log) == "ab" + "ba" + "ab" + "ba" + "ab" + "ba"  # warmup, then the timed calls, first one alternating
+    assert (
+        "".join(log) == "ab" + "ba" + "ab" + "ba" + "ab" + "ba"
+    )  # warmup, then the timed calls, first one alternating
 
 
 def test_latency_rejects_bad_arguments(loaded):
@@ -315,8 +369,12 @@ def test_model_size_is_the_sum_of_its_artifacts(models, loaded):
 
     uri = models["uris"]["healthy"]
     size = model_size_bytes(uri)
-    downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(models["tmp"] / "download")))
-    files = [p for p in downloaded.rglob("*") if p.is_file() and p.name != "registered_model_meta"]  # MLflow's, written on download
+    downloaded = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(models["tmp"] / "download"))
+    )
+    files = [
+        p for p in downloaded.rglob("*") if p.is_file() and p.name != "registered_model_meta"
+    ]  # MLflow's, written on download
     assert size == sum(p.stat().st_size for p in files)  # the listing agrees with a download
     assert model_size_bytes(models["uris"]["registered"]) == size  # however the URI names it
     weights = sum(p.numel() * p.element_size() for p in loaded["plain"].torch_module.parameters())
@@ -331,14 +389,24 @@ def test_model_size_is_the_sum_of_its_artifacts(models, loaded):
 def test_healthy_model_passes_every_check(loaded, missing):
     x, y = labelled_data(64)
     checks = robustness(loaded["healthy"], x, y, "classification", missing)
-    assert [c.name for c in checks] == ["zeros input", "extreme values", "determinism", "class collapse", "missing values"]
+    assert [c.name for c in checks] == [
+        "zeros input",
+        "extreme values",
+        "determinism",
+        "class collapse",
+        "missing values",
+    ]
     assert failed(checks) == set(), checks
 
 
 def test_regression_and_no_labels_leave_out_class_collapse(loaded):
     x, y = labelled_data(64)
-    assert "class collapse" not in {c.name for c in robustness(loaded["healthy"], x, None, "classification", "reject")}
-    assert "class collapse" not in {c.name for c in robustness(loaded["healthy"], x, y, "regression", "reject")}
+    assert "class collapse" not in {
+        c.name for c in robustness(loaded["healthy"], x, None, "classification", "reject")
+    }
+    assert "class collapse" not in {
+        c.name for c in robustness(loaded["healthy"], x, y, "regression", "reject")
+    }
 
 
 def test_nan_for_large_inputs_fails_extreme_values(loaded):
@@ -406,7 +474,13 @@ class Labels:
 
 def test_class_collapse_with_string_labels():
     x, y = labelled_data(16)
-    checks = robustness(LoadedModel("pyfunc", "cpu", pyfunc_model=Labels()), x, np.where(y == 1, "yes", "no"), "classification", "reject")
+    checks = robustness(
+        LoadedModel("pyfunc", "cpu", pyfunc_model=Labels()),
+        x,
+        np.where(y == 1, "yes", "no"),
+        "classification",
+        "reject",
+    )
     assert failed(checks) == {"class collapse"}
     assert "never ['yes']" in next(c.detail for c in checks if c.name == "class collapse")
 

@@ -56,7 +56,9 @@ def test_accuracy_and_macro_f1(y_true, y_pred, accuracy, f1):
 def test_binary_auc_by_hand(y_true, scores, auc):
     y_true, scores = np.array(y_true), np.array(scores)
     one_d = classification_metrics(y_true, (scores > 0.5).astype(int), proba=scores)
-    two_col = classification_metrics(y_true, (scores > 0.5).astype(int), proba=np.column_stack([1 - scores, scores]))
+    two_col = classification_metrics(
+        y_true, (scores > 0.5).astype(int), proba=np.column_stack([1 - scores, scores])
+    )
     assert one_d["roc_auc"] == pytest.approx(auc)
     assert two_col["roc_auc"] == pytest.approx(auc)
 
@@ -73,7 +75,9 @@ def test_labels_give_the_column_order_of_proba():
     y_true = np.array(["dog", "cat", "cat", "dog", "cat"])
     p_dog = np.array([0.9, 0.2, 0.6, 0.4, 0.1])
     sorted_order = classification_metrics(y_true, y_true, proba=np.column_stack([1 - p_dog, p_dog]))
-    reversed_order = classification_metrics(y_true, y_true, proba=np.column_stack([p_dog, 1 - p_dog]), labels=["dog", "cat"])
+    reversed_order = classification_metrics(
+        y_true, y_true, proba=np.column_stack([p_dog, 1 - p_dog]), labels=["dog", "cat"]
+    )
     assert sorted_order["roc_auc"] == pytest.approx(5 / 6)
     # with labels reversed the positive class is "cat": AUC of the cat score for cat is the same ranking
     assert reversed_order["roc_auc"] == pytest.approx(5 / 6)
@@ -92,9 +96,20 @@ def test_auc_is_none_with_a_single_true_class():
         ({"y_true": [0, 1, 2], "y_pred": [0, 1, 1], "proba": np.eye(3)[:, :2]}, "pass labels="),
         ({"y_true": [0, 1], "y_pred": [0, 1], "proba": [0.1, math.nan]}, "NaN"),
         ({"y_true": [0, 1], "y_pred": [0, 1], "proba": [0.1]}, "one row per test row"),
-        ({"y_true": [0, 1, 2], "y_pred": [0, 1, 2], "proba": np.eye(3)[:, :2], "labels": [0, 1]}, "not among the classes"),
+        (
+            {"y_true": [0, 1, 2], "y_pred": [0, 1, 2], "proba": np.eye(3)[:, :2], "labels": [0, 1]},
+            "not among the classes",
+        ),
     ],
-    ids=["length", "empty", "1d-proba-multiclass", "proba-columns", "nan-proba", "proba-rows", "label-outside-labels"],
+    ids=[
+        "length",
+        "empty",
+        "1d-proba-multiclass",
+        "proba-columns",
+        "nan-proba",
+        "proba-rows",
+        "label-outside-labels",
+    ],
 )
 def test_classification_input_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -188,7 +203,9 @@ def metric_dir(tmp_path, monkeypatch):
         "    return 'good'\n"
     )
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "score.py").write_text("def neg_mae(y_true, y_pred):\n    return -abs(y_true - y_pred).mean()\n")
+    (tmp_path / "sub" / "score.py").write_text(
+        "def neg_mae(y_true, y_pred):\n    return -abs(y_true - y_pred).mean()\n"
+    )
     (tmp_path / "broken.py").write_text("raise RuntimeError('no GPU here')\n")
     yield name
     monkeypatch.delitem(sys.modules, name, raising=False)
@@ -216,7 +233,10 @@ def test_custom_metric_from_file_path(metric_dir):
         (":hit_rate", "expected 'module:function'"),
         ("{m}:1st", "expected 'module:function'"),
         ("my-metrics:f", "is not a module name"),
-        ("no_such_module_xyz:f", "cannot import custom metric module 'no_such_module_xyz'.*ModuleNotFoundError"),
+        (
+            "no_such_module_xyz:f",
+            "cannot import custom metric module 'no_such_module_xyz'.*ModuleNotFoundError",
+        ),
         ("broken:f", "cannot import.*RuntimeError: no GPU here"),
         ("sub/missing.py:f", "cannot import.*no such file"),
         ("{m}:nothing", "has no attribute 'nothing'"),
@@ -320,7 +340,9 @@ def test_bootstrap_is_deterministic_for_a_seed(classifier_pair):
     assert (
         first["delta"]
         == other["delta"]
-        == pytest.approx(classification_metrics(y, candidate)["f1"] - classification_metrics(y, baseline)["f1"])
+        == pytest.approx(
+            classification_metrics(y, candidate)["f1"] - classification_metrics(y, baseline)["f1"]
+        )
     )
     assert first["n_resamples"] == 300
 
@@ -345,7 +367,9 @@ def test_an_equal_candidate_is_rarely_significantly_better():
         y = (rng.random(1000) < 0.3).astype(int)
         right = rng.random((2, 1000)) < 0.9
         a, b = np.where(right[0], y, 1 - y), np.where(right[1], y, 1 - y)
-        result = paired_bootstrap("f1", y, a, b, higher_is_better=True, n_resamples=200, seed=int(rng.integers(1 << 30)))
+        result = paired_bootstrap(
+            "f1", y, a, b, higher_is_better=True, n_resamples=200, seed=int(rng.integers(1 << 30))
+        )
         passed.append(result["p_value"] < 0.05 and result["delta"] > 0)
     assert np.mean(passed) <= 0.05
 
@@ -374,7 +398,9 @@ def test_bootstrap_interval_covers_the_true_delta():
         y = rng.integers(0, 3, 1000)
         cand = np.where(rng.random(1000) < 0.90, y, (y + 1) % 3)
         base = np.where(rng.random(1000) < 0.86, y, (y + 1) % 3)
-        result = paired_bootstrap("accuracy", y, cand, base, higher_is_better=True, n_resamples=500, seed=seed)
+        result = paired_bootstrap(
+            "accuracy", y, cand, base, higher_is_better=True, n_resamples=500, seed=seed
+        )
         covered += result["ci_low"] <= 0.04 <= result["ci_high"]
     assert covered >= 17  # a 95 % interval: 19 expected of 20
 
@@ -402,7 +428,9 @@ def test_vectorised_bootstrap_equals_calling_the_metric_per_resample(metric):
             return classification_metrics(t, p)[metric]
 
     higher = METRICS[metric].higher_is_better
-    vectorised = paired_bootstrap(metric, y, cand, base, higher_is_better=higher, n_resamples=60, seed=9, labels=[0, 1, 2])
+    vectorised = paired_bootstrap(
+        metric, y, cand, base, higher_is_better=higher, n_resamples=60, seed=9, labels=[0, 1, 2]
+    )
     looped = paired_bootstrap(reference, y, cand, base, higher_is_better=higher, n_resamples=60, seed=9)
     assert vectorised == pytest.approx(looped)
 
@@ -435,7 +463,14 @@ def test_bootstrap_rejects_bad_metric(metric, higher, message):
     [
         ("f1", 0.912, 0.905, {"min_improvement": 0.01}, False, "f1 0.912 vs 0.905 (+0.773 %, needs ≥ +1 %)"),
         ("f1", 0.92, 0.905, {"min_improvement": 0.01}, True, "f1 0.92 vs 0.905 (+1.66 %, needs ≥ +1 %)"),
-        ("f1", 0.909, 0.9, {"min_improvement": 0.01}, True, "(+1 %, needs ≥ +1 %)"),  # exactly 1 %, despite float error
+        (
+            "f1",
+            0.909,
+            0.9,
+            {"min_improvement": 0.01},
+            True,
+            "(+1 %, needs ≥ +1 %)",
+        ),  # exactly 1 %, despite float error
         ("rmse", 0.95, 1.0, {"min_improvement": 0.01}, True, "rmse 0.95 vs 1 (-5 %, needs ≤ -1 %)"),
         ("rmse", 1.05, 1.0, {"min_improvement": 0.01}, False, "rmse 1.05 vs 1 (+5 %, needs ≤ -1 %)"),
         ("rmse", 0.98, 1.0, {"min_absolute_change": 0.05}, False, "rmse 0.98 vs 1 (-0.02, needs ≤ -0.05)"),
@@ -495,7 +530,9 @@ def test_compare_to_baseline(metric, candidate, baseline, kwargs, passed, detail
     ids=["not-significant", "significant", "worse", "bootstrap-metric"],
 )
 def test_compare_requires_significance(metric, candidate, p_value, passed, detail):
-    result = compare_to_baseline(metric, candidate, 0.9, min_improvement=0.01, p_value=p_value, require_significance=True)
+    result = compare_to_baseline(
+        metric, candidate, 0.9, min_improvement=0.01, p_value=p_value, require_significance=True
+    )
     assert result.passed is passed
     assert detail in result.detail
     assert result.p_value == p_value
@@ -536,7 +573,14 @@ def test_custom_metric_needs_a_direction():
         ("max-rmse", 0.8, 1.0, True, "max-rmse", "rmse 0.8 ≤ maximum 1"),
         ("mae", 3.0, 2.5, False, "max-mae", "mae 3 > maximum 2.5"),
         ("r2", 0.8, 0.5, True, "min-r2", "r2 0.8 ≥ minimum 0.5"),
-        ("min-roc-auc", None, 0.75, False, "min-roc-auc", "roc_auc could not be computed (got None), so it cannot meet the limit"),
+        (
+            "min-roc-auc",
+            None,
+            0.75,
+            False,
+            "min-roc-auc",
+            "roc_auc could not be computed (got None), so it cannot meet the limit",
+        ),
     ],
     ids=[
         "min-above",

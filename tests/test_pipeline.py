@@ -82,7 +82,9 @@ class Consumer:
         assert self.lb.weights() == {"stable": 100, "canary": 0}
         assert self.servers.stable.model_uri() == f"models:/{MODEL}/{production}"
         assert self.registry()[0]["production"] == production
-        errors = self.load.errors()  # the canary's own share is judged (and faulted on purpose once); the rest must be clean
+        errors = (
+            self.load.errors()
+        )  # the canary's own share is judged (and faulted on purpose once); the rest must be clean
         assert errors.get("stable", 0) == 0 and errors.get(None, 0) == 0, errors
 
 
@@ -118,7 +120,10 @@ def test_push_runs_the_whole_chain_to_production(consumer):
     aliases, versions = consumer.registry()
     assert versions == ["1"] and aliases == {"staging": "1", "production": "1"}
     # Handed over: v1 went onto the canary, then onto stable, which takes all traffic again.
-    assert consumer.served() == {"stable": "models:/churn-classifier/1", "canary": "models:/churn-classifier/1"}
+    assert consumer.served() == {
+        "stable": "models:/churn-classifier/1",
+        "canary": "models:/churn-classifier/1",
+    }
     consumer.assert_at_rest("1")
     assert consumer.traffic_events() == [("rollout promoted", None, "1")]
     assert "::warning title=train-gpu%3A training on CPU::" in log  # the fallback is said, not silent
@@ -142,7 +147,11 @@ def test_dispatch_with_retrain_trains_and_deploys_again(consumer):
     rc, log = consumer.run("workflow_dispatch", "--input", "retrain=true")
     assert rc == 0, log[-8000:]
     aliases, versions = consumer.registry()
-    assert versions == ["1", "2"] and aliases == {"staging": "2", "production": "2", "previous-production": "1"}
+    assert versions == ["1", "2"] and aliases == {
+        "staging": "2",
+        "production": "2",
+        "previous-production": "1",
+    }
     # The second rollout started from an empty canary and ended the same way, with v2 on stable.
     assert "canary already" not in log
     consumer.assert_at_rest("2")
@@ -151,15 +160,27 @@ def test_dispatch_with_retrain_trains_and_deploys_again(consumer):
 
 def github_api(gh: FakeGitHub) -> tuple[str, ...]:
     """act flags that point the workflow's GitHub API calls at the stand-in, with a job token it accepts."""
-    return ("--env", f"GITHUB_API_URL={gh.url}", "--env", "GITHUB_REPOSITORY=acme/churn", "-s", "GITHUB_TOKEN=good-token")
+    return (
+        "--env",
+        f"GITHUB_API_URL={gh.url}",
+        "--env",
+        "GITHUB_REPOSITORY=acme/churn",
+        "-s",
+        "GITHUB_TOKEN=good-token",
+    )
 
 
 def test_a_pull_request_is_gated_and_commented_on_never_promoted(consumer, tmp_path):
     with FakeGitHub() as gh:
         pr = gh.state.add_issue("Retune the schema bounds", pull_request=True)
         event = tmp_path / "pull_request.json"
-        head = {"ref": "tune", "repo": {"full_name": "acme/churn"}}  # a branch of the repository itself, not a fork
-        event.write_text(json.dumps({"number": pr["number"], "pull_request": {"number": pr["number"], "head": head}}))
+        head = {
+            "ref": "tune",
+            "repo": {"full_name": "acme/churn"},
+        }  # a branch of the repository itself, not a fork
+        event.write_text(
+            json.dumps({"number": pr["number"], "pull_request": {"number": pr["number"], "head": head}})
+        )
         proc = consumer.act.run("pull_request", "-e", str(event), *github_api(gh))
         rc, log = proc.returncode, proc.stdout + proc.stderr
         assert rc == 0, log[-8000:]
@@ -169,10 +190,16 @@ def test_a_pull_request_is_gated_and_commented_on_never_promoted(consumer, tmp_p
         comments = list(gh.state.comments.values())
         assert len(comments) == 1 and comments[0]["issue_number"] == pr["number"], comments
         body = comments[0]["body"]
-        assert "<!-- mlcicd-pr-report: churn-classifier -->" in body and "✅ the candidate passed the gates" in body, body
+        assert (
+            "<!-- mlcicd-pr-report: churn-classifier -->" in body
+            and "✅ the candidate passed the gates" in body
+        ), body
         assert "### Latency (ms)" in body and "Drift: 0 feature(s) drifted." in body, body
     # Judged, not shipped: nothing registered, no alias moved.
-    assert consumer.registry() == ({"staging": "2", "production": "2", "previous-production": "1"}, ["1", "2"])
+    assert consumer.registry() == (
+        {"staging": "2", "production": "2", "previous-production": "1"},
+        ["1", "2"],
+    )
 
 
 def test_scheduled_monitor_is_quiet_when_healthy_and_dispatches_a_retrain_on_drift(consumer):
@@ -191,11 +218,17 @@ def test_scheduled_monitor_is_quiet_when_healthy_and_dispatches_a_retrain_on_dri
         rc, log = proc.returncode, proc.stdout + proc.stderr
         assert rc != 0, log[-8000:]
         dispatch = next(r for r in gh.state.writes() if r.path.endswith("/dispatches"))
-        assert dispatch.path == "/repos/acme/churn/actions/workflows/ml.yml/dispatches" and dispatch.token == "good-token"
+        assert (
+            dispatch.path == "/repos/acme/churn/actions/workflows/ml.yml/dispatches"
+            and dispatch.token == "good-token"
+        )
         assert dispatch.body["inputs"] == {"retrain": "true"} and dispatch.body["ref"]
         assert [i["title"] for i in gh.state.issues.values()] == ["ml-cicd monitor: churn-classifier drift"]
         # Drift alone takes nothing down.
-        assert consumer.registry() == ({"staging": "2", "production": "2", "previous-production": "1"}, ["1", "2"])
+        assert consumer.registry() == (
+            {"staging": "2", "production": "2", "previous-production": "1"},
+            ["1", "2"],
+        )
         current.write_text(original)
         consumer.commit("back to the usual customers")
 
@@ -204,13 +237,18 @@ def test_drifted_data_stops_at_validate_data(consumer):
     import pandas as pd
 
     # validate-data checks what train.py trains on; the revert below restores it.
-    pd.read_csv(consumer.repo / "data" / "defects.csv").to_parquet(consumer.repo / "data" / "train.parquet", index=False)
+    pd.read_csv(consumer.repo / "data" / "defects.csv").to_parquet(
+        consumer.repo / "data" / "train.parquet", index=False
+    )
     consumer.commit("new batch with defects")
     rc, log = consumer.run("push")
     assert rc != 0
     results = jobs(log)
     assert results["train/validate-data"] == "failed" and "train/train-gpu" not in results, results
-    assert consumer.registry() == ({"staging": "2", "production": "2", "previous-production": "1"}, ["1", "2"])
+    assert consumer.registry() == (
+        {"staging": "2", "production": "2", "previous-production": "1"},
+        ["1", "2"],
+    )
     git(consumer.repo, "revert", "--no-edit", "HEAD")
 
 
@@ -224,7 +262,10 @@ def test_a_bad_model_stops_at_check_gates(consumer):
     results = jobs(log)
     assert results["train/train-gpu"] == "succeeded" and results["train/check-gates"] == "failed", results
     assert "train/promote" not in results or results["train/promote"] != "succeeded"
-    assert consumer.registry() == ({"staging": "2", "production": "2", "previous-production": "1"}, ["1", "2"])
+    assert consumer.registry() == (
+        {"staging": "2", "production": "2", "previous-production": "1"},
+        ["1", "2"],
+    )
     params.write_text(original)
     consumer.commit("fix training")
 
@@ -263,7 +304,9 @@ def test_a_version_whose_gates_failed_is_refused_at_deploy(consumer):
         client.set_registered_model_alias(MODEL, "staging", v4.version)
     finally:
         mlflow.set_tracking_uri(None)
-    rc, log = consumer.run("workflow_dispatch", "--input", "mode=promote", "--input", "reason=try v4", workflow="ops.yml")
+    rc, log = consumer.run(
+        "workflow_dispatch", "--input", "mode=promote", "--input", "reason=try v4", workflow="ops.yml"
+    )
     assert rc != 0
     results = jobs(log)
     assert results["ops/canary"] == "failed" and "ops/promote" not in results, results
@@ -273,7 +316,9 @@ def test_a_version_whose_gates_failed_is_refused_at_deploy(consumer):
 
 
 def test_the_operations_workflow_rolls_production_back_to_v1(consumer):
-    rc, log = consumer.run("workflow_dispatch", "--input", "mode=rollback", "--input", "reason=v2 misbehaves", workflow="ops.yml")
+    rc, log = consumer.run(
+        "workflow_dispatch", "--input", "mode=rollback", "--input", "reason=v2 misbehaves", workflow="ops.yml"
+    )
     assert rc == 0, log[-8000:]
     results = jobs(log)
     assert results["ops/operate"] == "succeeded" and results["ops/rollback-alias"] == "succeeded", results

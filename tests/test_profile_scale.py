@@ -28,7 +28,9 @@ def wide_table(rows: int, seed: int, numeric: int = 40, strings: int = 10, nulls
     return pa.table(columns)
 
 
-def profile_by_batches(table: pa.Table, sample: int, batch_rows: int = 7_777, first_row: int = 0) -> ProfileBuilder:
+def profile_by_batches(
+    table: pa.Table, sample: int, batch_rows: int = 7_777, first_row: int = 0
+) -> ProfileBuilder:
     builder = ProfileBuilder(sample, first_row=first_row)
     for batch in table.to_batches(max_chunksize=batch_rows):
         builder.add(batch, "test")
@@ -81,7 +83,9 @@ def test_a_failure_in_a_later_column_group_is_reported_with_its_row(tmp_path, mo
     table = table.set_column(table.column_names.index("f039"), "f039", pa.array(values))
     path = tmp_path / "wide.parquet"
     pq.write_table(table, path, row_group_size=8_192)
-    checks = "\n".join(f"  f{i:03d}:\n    dtype: float64\n    nullable: false\n    less_than: 1000000.0" for i in range(40))
+    checks = "\n".join(
+        f"  f{i:03d}:\n    dtype: float64\n    nullable: false\n    less_than: 1000000.0" for i in range(40)
+    )
     (tmp_path / "schema.yaml").write_text(f"columns:\n{checks}\n")
     schema = load_schema(str(tmp_path / "schema.yaml"))
     _, _, failures = scan({**SCAN_OPTIONS, "data": str(path)}, REFERENCE_SAMPLE, schema)
@@ -128,7 +132,10 @@ def test_merged_finished_profiles_are_exact_for_counts_and_moments_and_within_th
         cdf = np.searchsorted(exact, sample, side="right") / len(exact)
         ranks = np.arange(1, len(sample) + 1) / len(sample)
         assert np.max(np.abs(cdf - ranks)) < bound, name
-    assert merge_profiles(profiles)["columns"]["f001"]["sample"].tobytes() == merged["columns"]["f001"]["sample"].tobytes()
+    assert (
+        merge_profiles(profiles)["columns"]["f001"]["sample"].tobytes()
+        == merged["columns"]["f001"]["sample"].tobytes()
+    )
     # and the merged profile round-trips through JSON like any other
     assert '"rows": 85000' in to_json(merged)
 
@@ -155,11 +162,16 @@ def test_profile_cli_merges_parts_in_parallel_or_incrementally(run_cli, tmp_path
     for name in ("a", "b", "whole"):
         assert run_cli("profile", "--data", f"{name}.parquet", "--out", f"{name}.json", cwd=tmp_path).rc == 0
     parallel = run_cli("profile", "--merge", "a.json,b.json", "--out", "parallel.json", cwd=tmp_path)
-    incremental = run_cli("profile", "--data", "b.parquet", "--merge", "a.json", "--out", "incremental.json", cwd=tmp_path)
+    incremental = run_cli(
+        "profile", "--data", "b.parquet", "--merge", "a.json", "--out", "incremental.json", cwd=tmp_path
+    )
     assert parallel.rc == 0 and incremental.rc == 0, parallel.log + incremental.log
     whole = load_profile(str(tmp_path / "whole.json"))
     for name in ("parallel", "incremental"):
         merged = load_profile(str(tmp_path / f"{name}.json"))
         assert_same_profile(merged, whole)  # 10,000 rows: the samples hold every value, so they are equal too
         assert merged["data-digest"].startswith("merged:sha256:")
-    assert run_cli("validate-data", "--data", "whole.parquet", "--reference", "parallel.json", cwd=tmp_path).rc == 0
+    assert (
+        run_cli("validate-data", "--data", "whole.parquet", "--reference", "parallel.json", cwd=tmp_path).rc
+        == 0
+    )

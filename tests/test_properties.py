@@ -13,7 +13,17 @@ import yaml
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from mlcicd.config import MAX_CONFIG_VALUES, boolean, build_settings, choice, duration, expanded_size, parse_yaml, shown, whole_number
+from mlcicd.config import (
+    MAX_CONFIG_VALUES,
+    boolean,
+    build_settings,
+    choice,
+    duration,
+    expanded_size,
+    parse_yaml,
+    shown,
+    whole_number,
+)
 from mlcicd.errors import UsageError
 from mlcicd.metric_sources import metrics_spec
 from mlcicd.routers import ROUTER_KEYS, router_spec
@@ -36,7 +46,11 @@ SCALARS = st.one_of(
     st.sampled_from(["", " ", "5m", "-1", "1e309", "nan", "0x10"]),
 )
 VALUES = st.recursive(
-    SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
 )
 
 
@@ -59,7 +73,11 @@ def test_parsers_return_or_raise_value_error_only(raw):
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "": 1}
 
 
-@given(st.decimals(min_value=0, max_value=10**6, places=3, allow_nan=False), st.sampled_from(list(UNITS)), st.sampled_from(["", " "]))
+@given(
+    st.decimals(min_value=0, max_value=10**6, places=3, allow_nan=False),
+    st.sampled_from(list(UNITS)),
+    st.sampled_from(["", " "]),
+)
 def test_duration_scales_by_its_unit(amount, unit, space):
     text = f"{amount}{space}{unit}"
     seconds = float(amount) * UNITS[unit]
@@ -76,7 +94,11 @@ def test_duration_is_never_zero_or_negative(seconds):
         duration(f"{seconds}s")
 
 
-@given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=1000), st.integers(min_value=0, max_value=2000))
+@given(
+    st.integers(min_value=0, max_value=10**6),
+    st.integers(min_value=0, max_value=1000),
+    st.integers(min_value=0, max_value=2000),
+)
 def test_whole_number_round_trips_within_its_bounds(value, minimum, span):
     parse = whole_number(minimum=minimum, maximum=minimum + span)
     inside = minimum <= value <= minimum + span
@@ -98,7 +120,18 @@ def test_boolean_words_in_any_case(word, upper):
     assert boolean(word.upper() if upper else word) is (word in ("true", "yes", "1", "on"))
 
 
-SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
 
 
 @given(st.integers(min_value=0, max_value=10**6), st.sampled_from(list(SIZE_UNITS)), st.booleans())
@@ -145,13 +178,17 @@ def test_canary_steps_round_trip(steps, separator, percent):
 
 @given(st.lists(st.integers(min_value=-200, max_value=300), min_size=2, max_size=6))
 def test_canary_steps_outside_1_to_100_or_not_increasing_are_rejected(steps):
-    assume(any(not 1 <= s <= 100 for s in steps) or any(b <= a for a, b in zip(steps, steps[1:], strict=False)))
+    assume(
+        any(not 1 <= s <= 100 for s in steps) or any(b <= a for a, b in zip(steps, steps[1:], strict=False))
+    )
     with pytest.raises(ValueError):
         steps_list(",".join(map(str, steps)))
 
 
 PLANS = st.one_of(
-    STEPS.map(lambda steps: {"strategy": "canary", "steps": tuple(steps), "step-weight": 0, "max-weight": 50}),
+    STEPS.map(
+        lambda steps: {"strategy": "canary", "steps": tuple(steps), "step-weight": 0, "max-weight": 50}
+    ),
     st.integers(min_value=1, max_value=100).flatmap(
         lambda size: st.integers(min_value=size, max_value=100).map(
             lambda top: {"strategy": "linear", "steps": (), "step-weight": size, "max-weight": top}
@@ -181,17 +218,29 @@ def test_blue_green_warm_up_of_100_is_refused():
 HOSTS = st.from_regex(r"[a-z][a-z0-9-]{0,15}(\.[a-z]{2,5})?", fullmatch=True)
 
 
-@given(HOSTS, st.integers(min_value=1, max_value=65535), st.sampled_from(sorted(ROUTER_KEYS)), st.floats(min_value=0.01, max_value=300))
+@given(
+    HOSTS,
+    st.integers(min_value=1, max_value=65535),
+    st.sampled_from(sorted(ROUTER_KEYS)),
+    st.floats(min_value=0.01, max_value=300),
+)
 def test_router_mapping_round_trips_as_yaml_text(host, port, kind, timeout):
     if kind in ("http", "haproxy"):
-        spec = {"type": kind, "address": f"http://{host}:{port}" if kind == "http" else f"{host}:{port}", "timeout": timeout}
+        spec = {
+            "type": kind,
+            "address": f"http://{host}:{port}" if kind == "http" else f"{host}:{port}",
+            "timeout": timeout,
+        }
         spec["route" if kind == "http" else "backend"] = "model"
     else:  # the Kubernetes routers name an object
         spec = {"type": kind, "namespace": host, "name": f"model-{port}", "timeout": timeout}
     assert router_spec(yaml.safe_dump(spec, default_flow_style=True)) == spec == router_spec(spec)
 
 
-@given(st.sampled_from(sorted(ROUTER_KEYS)), st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12))
+@given(
+    st.sampled_from(sorted(ROUTER_KEYS)),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12),
+)
 def test_router_rejects_every_unknown_key(kind, key):
     assume(key not in ROUTER_KEYS[kind])
     valid = {
@@ -214,7 +263,9 @@ def test_router_timeout_must_be_within_0_and_300_seconds(timeout):
 
 JSONISH = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10)),
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(min_size=1, max_size=6), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(min_size=1, max_size=6), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 

@@ -17,9 +17,13 @@ PR_ENV = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_RUN_ID": "4711", "GITHUB_
 
 def test_read_only_is_on_for_pull_request_events_and_on_request():
     assert readonly.active({"GITHUB_EVENT_NAME": "pull_request"})
-    assert readonly.active({"GITHUB_EVENT_NAME": "pull_request_target", readonly.ENV: "false"})  # cannot be turned off
+    assert readonly.active(
+        {"GITHUB_EVENT_NAME": "pull_request_target", readonly.ENV: "false"}
+    )  # cannot be turned off
     assert readonly.active({"GITHUB_EVENT_NAME": "push", readonly.ENV: "true"})
-    assert not readonly.active({"GITHUB_EVENT_NAME": "push", readonly.ENV: "false"}) and not readonly.active({})
+    assert not readonly.active({"GITHUB_EVENT_NAME": "push", readonly.ENV: "false"}) and not readonly.active(
+        {}
+    )
     assert readonly.sandbox_key({"GITHUB_RUN_ID": "12/../x", "GITHUB_RUN_ATTEMPT": "2"}) == "run-12x-2"
 
 
@@ -73,21 +77,36 @@ def test_a_pull_requests_code_and_the_toolkit_cannot_write_the_embedded_registry
         sys.exit(code)
     """)
     env = {"MLCICD_HOME": str(home), "PATH": str(Path(sys.executable).parent), **PR_ENV}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     sandbox = home / "pull-requests" / "run-4711-1" / "mlflow.db"
     assert f"URI sqlite:///{sandbox}" in proc.stdout
     assert "WROTE 2" in proc.stdout  # the code ran against what it took for the registry: the copy
-    assert "PRODUCTION 2" in proc.stdout  # the toolkit reads the same copy: whatever the code did stays in its run
+    assert (
+        "PRODUCTION 2" in proc.stdout
+    )  # the toolkit reads the same copy: whatever the code did stays in its run
     assert "REFUSED UsageError registry is read-only in a pull request" in proc.stdout
     assert (home / "mlflow.db").read_bytes() == before
     assert state(home / "mlflow.db") == ({"production": "1"}, ["1"])
     assert state(sandbox) == ({"production": "2"}, ["1", "2"])
 
     # promote, as a job of the pull request would run it: exit 2, one annotation, nothing changed.
-    result = run_cli("promote", "--model-name", "churn", "--version", "1", "--alias", "staging", env={"MLCICD_HOME": str(home), **PR_ENV})
+    result = run_cli(
+        "promote",
+        "--model-name",
+        "churn",
+        "--version",
+        "1",
+        "--alias",
+        "staging",
+        env={"MLCICD_HOME": str(home), **PR_ENV},
+    )
     assert result.rc == 2, result.log
-    assert result.stdout.count("::error") == 1 and "registry is read-only in a pull request" in result.stdout, result.log
+    assert (
+        result.stdout.count("::error") == 1 and "registry is read-only in a pull request" in result.stdout
+    ), result.log
     assert state(home / "mlflow.db") == ({"production": "1"}, ["1"])
 
 
@@ -105,10 +124,14 @@ def test_the_throwaway_copy_is_made_once_per_run_and_old_ones_go(tmp_path):
     assert readonly.make_sandbox(home / "mlflow.db", target) == target and not old.exists()
     assert state(target) == ({"production": "1"}, ["1"])
     target.write_bytes(b"the run's own state")
-    assert readonly.make_sandbox(home / "mlflow.db", target).read_bytes() == b"the run's own state"  # later jobs share it
+    assert (
+        readonly.make_sandbox(home / "mlflow.db", target).read_bytes() == b"the run's own state"
+    )  # later jobs share it
 
 
-@pytest.mark.parametrize("method", ["set_registered_model_alias", "create_model_version", "set_model_version_tag"])
+@pytest.mark.parametrize(
+    "method", ["set_registered_model_alias", "create_model_version", "set_model_version_tag"]
+)
 def test_every_registry_write_is_refused(method):
     from mlcicd.errors import UsageError
 

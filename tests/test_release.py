@@ -25,7 +25,9 @@ def clone(tmp_path: Path) -> Path:
 
 
 def make_release(repo: Path, version: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-s", "release", f"VERSION={version}", *extra], cwd=repo, capture_output=True, text=True)
+    return subprocess.run(
+        ["make", "-s", "release", f"VERSION={version}", *extra], cwd=repo, capture_output=True, text=True
+    )
 
 
 def set_version(repo: Path, version: str) -> None:
@@ -41,30 +43,43 @@ def out(repo: Path, *args: str) -> str:
 def test_release_stamps_the_fork_and_the_ref_into_every_nested_uses_and_tags(clone: Path):
     head = out(clone, "rev-parse", "HEAD")
     refused = make_release(clone, "9.8.7")
-    assert refused.returncode == 2 and "CHANGELOG.md has no `## [9.8.7]` section" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "CHANGELOG.md has no `## [9.8.7]` section" in refused.stderr, (
+        refused.stderr
+    )
     assert out(clone, "tag") == ""
 
     changelog = clone / "CHANGELOG.md"
-    changelog.write_text(changelog.read_text().replace("## [Unreleased]", "## [Unreleased]\n\n## [9.8.7] - 2026-12-05", 1))
+    changelog.write_text(
+        changelog.read_text().replace("## [Unreleased]", "## [Unreleased]\n\n## [9.8.7] - 2026-12-05", 1)
+    )
     git(clone, "commit", "-qam", "changelog 9.8.7")
     unversioned = make_release(clone, "9.8.7")
-    assert unversioned.returncode == 2 and 'set `__version__ = "9.8.7"`' in unversioned.stderr, unversioned.stderr
+    assert unversioned.returncode == 2 and 'set `__version__ = "9.8.7"`' in unversioned.stderr, (
+        unversioned.stderr
+    )
     set_version(clone, "9.8.7")
     head = out(clone, "rev-parse", "HEAD")
     done = make_release(clone, "9.8.7")
     assert done.returncode == 0, done.stderr
     assert "git push origin v9.8.7 && git push --force origin v9" in done.stdout
     assert out(clone, "rev-parse", "v9.8.7^{commit}") == out(clone, "rev-parse", "v9^{commit}")
-    assert out(clone, "rev-parse", "v9.8.7^{commit}^") == head and out(clone, "rev-parse", "HEAD") == head  # the branch keeps org/…@v1
+    assert (
+        out(clone, "rev-parse", "v9.8.7^{commit}^") == head and out(clone, "rev-parse", "HEAD") == head
+    )  # the branch keeps org/…@v1
     for name in ("train.yml", "deploy.yml", "monitor.yml"):
         released = out(clone, "show", f"v9.8.7:.github/workflows/{name}")
         uses = TOOLKIT_USES.findall(released)
         ours = [u for u in uses if not u.startswith("actions/")]
         assert ours, name
-        assert all(re.fullmatch(r"acme/ml-cicd-fork(/actions/[\w-]+)?@v9\.8\.7", u) for u in ours), (name, ours)
+        assert all(re.fullmatch(r"acme/ml-cicd-fork(/actions/[\w-]+)?@v9\.8\.7", u) for u in ours), (
+            name,
+            ours,
+        )
         assert "org/ml-cicd" not in released
         third_party = [u for u in uses if u.startswith("actions/")]
-        assert all(re.fullmatch(r"actions/[\w-]+@[0-9a-f]{40}", u) for u in third_party), third_party  # untouched SHAs
+        assert all(re.fullmatch(r"actions/[\w-]+@[0-9a-f]{40}", u) for u in third_party), (
+            third_party
+        )  # untouched SHAs
         assert released.replace("acme/ml-cicd-fork", "org/ml-cicd").replace("@v9.8.7", "@v1") == (
             clone / ".github/workflows" / name
         ).read_text().rstrip("\n")
@@ -76,6 +91,10 @@ def test_release_stamps_the_fork_and_the_ref_into_every_nested_uses_and_tags(clo
     set_version(clone, "9.9.0")
     assert make_release(clone, "9.9.0", "REPOSITORY=other/name").returncode == 0
     assert (
-        out(clone, "rev-parse", "v9^{commit}") == out(clone, "rev-parse", "v9.9.0^{commit}") != out(clone, "rev-parse", "v9.8.7^{commit}")
+        out(clone, "rev-parse", "v9^{commit}")
+        == out(clone, "rev-parse", "v9.9.0^{commit}")
+        != out(clone, "rev-parse", "v9.8.7^{commit}")
     )
-    assert "uses: other/name/actions/train-gpu@v9.9.0" in out(clone, "show", "v9.9.0:.github/workflows/train.yml")
+    assert "uses: other/name/actions/train-gpu@v9.9.0" in out(
+        clone, "show", "v9.9.0:.github/workflows/train.yml"
+    )

@@ -46,12 +46,16 @@ def test_gate_decision():
 
 def test_busy_canary_and_abort_requests():
     assert busy_canary_message(Weights(0), "r", None) is None
-    message = busy_canary_message(Weights(20), "HAProxy", {"version": "4", "state": "frozen", "weight": 20, "updated": "t"})
+    message = busy_canary_message(
+        Weights(20), "HAProxy", {"version": "4", "state": "frozen", "weight": 20, "updated": "t"}
+    )
     assert "canary 20 %" in message and "version 4 `frozen`" in message and "mode: restore" in message
     assert busy_canary_message(Weights(0, shadow=100), "r", None)
     started = time.time()
     assert not abort_applies(None, started)
-    assert not abort_applies({"requested": "2020-01-01T00:00:00+00:00"}, started)  # an old request: not this rollout's
+    assert not abort_applies(
+        {"requested": "2020-01-01T00:00:00+00:00"}, started
+    )  # an old request: not this rollout's
     assert abort_applies({"requested": "2999-01-01T00:00:00+00:00"}, started)
     assert not abort_applies({"requested": "yesterday"}, started)
 
@@ -62,7 +66,11 @@ def test_busy_canary_and_abort_requests():
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory) -> Iterator[Rig]:
     root = tmp_path_factory.mktemp("lifecycle-rig")
-    with model_servers(root, delay_ms=5) as servers, haproxy(root, *servers, check=True) as lb, prometheus(root, list(servers)) as prom:
+    with (
+        model_servers(root, delay_ms=5) as servers,
+        haproxy(root, *servers, check=True) as lb,
+        prometheus(root, list(servers)) as prom,
+    ):
         yield Rig(servers, lb, prom, root)
 
 
@@ -118,10 +126,21 @@ def rollout_record(client, name: str) -> dict:
 def test_handoff_puts_the_version_on_stable_and_leaves_the_canary_empty(live, versions, run_cli):
     rig, load = live
     name, client = versions
-    result = run_cli("canary-shift", *rig.args("--model-name", name, "--version", "2", "--deploy-command", DEPLOY), cwd=rig.root)
+    result = run_cli(
+        "canary-shift",
+        *rig.args("--model-name", name, "--version", "2", "--deploy-command", DEPLOY),
+        cwd=rig.root,
+    )
     assert result.rc == 0, result.log
-    assert result.outputs["result"] == "promoted" and result.outputs["final-weight"] == "0" and result.outputs["version"] == "2"
-    assert deploys(rig) == ["canary models:/churn/2", "stable models:/churn/2"]  # canary first, stable at the handoff
+    assert (
+        result.outputs["result"] == "promoted"
+        and result.outputs["final-weight"] == "0"
+        and result.outputs["version"] == "2"
+    )
+    assert deploys(rig) == [
+        "canary models:/churn/2",
+        "stable models:/churn/2",
+    ]  # canary first, stable at the handoff
     assert rig.lb.weights() == {"stable": 100, "canary": 0}
     report = report_of(result, rig.root)
     assert [s["weight"] for s in report["steps"]] == [20, 50, 100, 0]
@@ -131,20 +150,30 @@ def test_handoff_puts_the_version_on_stable_and_leaves_the_canary_empty(live, ve
     record = rollout_record(client, name)
     assert record["state"] == "promoted" and record["stable"] == "2" and record["weight"] == 0
     events = history(client, name)
-    assert events[-1]["alias"] == "traffic" and events[-1]["mode"] == "rollout promoted" and events[-1]["to"] == "2"
+    assert (
+        events[-1]["alias"] == "traffic"
+        and events[-1]["mode"] == "rollout promoted"
+        and events[-1]["to"] == "2"
+    )
 
 
 def rig_home(client) -> Path:
     return Path(client.tracking_uri.removeprefix("sqlite:///")).parent
 
 
-def test_a_version_without_a_passed_verdict_moves_no_traffic_unless_forced_with_a_reason(live, versions, run_cli):
+def test_a_version_without_a_passed_verdict_moves_no_traffic_unless_forced_with_a_reason(
+    live, versions, run_cli
+):
     rig, load = live
     name, client = versions
     args = rig.args("--model-name", name, "--version", "3", "--deploy-command", DEPLOY)
     refused = run_cli("canary-shift", *args, cwd=rig.root)
     assert refused.rc == 1 and refused.outputs["result"] == "refused", refused.log
-    assert len(refused.errors) == 1 and "has not passed the quality gates" in refused.errors[0] and "force: true" in refused.errors[0]
+    assert (
+        len(refused.errors) == 1
+        and "has not passed the quality gates" in refused.errors[0]
+        and "force: true" in refused.errors[0]
+    )
     assert deploys(rig) == [] and rig.lb.weights() == {"stable": 100, "canary": 0}
     assert_one_clear_error(run_cli("canary-shift", *args, "--force", "true", cwd=rig.root), "force", "reason")
 
@@ -159,7 +188,11 @@ def test_a_canary_with_traffic_is_refused_before_the_deploy_command_runs(live, v
     rig, load = live
     name, _ = versions
     rig.lb.set_weight("canary", 30)  # a rollout frozen half way, or never cleaned up
-    result = run_cli("canary-shift", *rig.args("--model-name", name, "--version", "2", "--deploy-command", DEPLOY), cwd=rig.root)
+    result = run_cli(
+        "canary-shift",
+        *rig.args("--model-name", name, "--version", "2", "--deploy-command", DEPLOY),
+        cwd=rig.root,
+    )
     assert_one_clear_error(result, "canary already has traffic", "canary 23.0769 %", "mode: restore")
     assert deploys(rig) == [] and rig.lb.weights() == {"stable": 100, "canary": 30}
 
@@ -170,7 +203,11 @@ def test_a_failed_handoff_keeps_the_judged_canary_serving(live, versions, run_cl
     args = rig.args("--model-name", name, "--version", "2", "--deploy-command", DEPLOY)
     result = run_cli("canary-shift", *args, env={"FAIL_TARGET": "stable"}, cwd=rig.root)
     assert result.rc == 1 and result.outputs["result"] == "handoff-failed", result.log
-    assert len(result.errors) == 1 and "handoff to stable failed" in result.errors[0] and "exited with 1" in result.errors[0]
+    assert (
+        len(result.errors) == 1
+        and "handoff to stable failed" in result.errors[0]
+        and "exited with 1" in result.errors[0]
+    )
     assert rig.canary_weight() == 100  # not back onto a stable server whose deploy failed
     assert rollout_record(client, name)["state"] == "handoff-failed"
 
@@ -180,7 +217,9 @@ def test_a_failed_handoff_keeps_the_judged_canary_serving(live, versions, run_cl
     rig.servers.stable.process.stop()
     try:
         # Judged on the canary's own figures: a stable server that is down has none to compare with.
-        result = run_cli("canary-shift", *args, "--judge", "threshold", cwd=rig.root, env={"FAIL_TARGET": "none"})
+        result = run_cli(
+            "canary-shift", *args, "--judge", "threshold", cwd=rig.root, env={"FAIL_TARGET": "none"}
+        )
         assert result.outputs["result"] == "handoff-failed", result.log
         assert "health checks see model/stable as stopped" in result.errors[0]
         assert rig.canary_weight() == 100
@@ -192,7 +231,11 @@ def test_a_failed_handoff_keeps_the_judged_canary_serving(live, versions, run_cl
 
 def start(args: list[str], tmp_path: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_")}
-    env.update(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(tmp_path / "out"), GITHUB_STEP_SUMMARY=str(tmp_path / "summary"))
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(tmp_path / "out"),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "summary"),
+    )
     return subprocess.Popen(
         [sys.executable, "-m", "mlcicd", "canary-shift", *args],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -202,7 +245,9 @@ def start(args: list[str], tmp_path: Path) -> subprocess.Popen:
 def wait_for_weight(rig: Rig, proc: subprocess.Popen, weight: float) -> None:
     deadline = time.monotonic() + 60
     while rig.canary_weight() != weight:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            proc.stdout.read() if proc.poll() is not None else "timeout"
+        )
         time.sleep(0.1)
 
 
@@ -210,10 +255,17 @@ def test_abort_stops_a_running_rollout_through_the_registry(live, versions, run_
     rig, load = live
     name, client = versions
     # A long first step: the abort must arrive while the rollout runs, however slowly this machine starts a process.
-    proc = start(rig.args("--model-name", name, "--version", "2", "--interval", "45s", "--deploy-command", DEPLOY), rig.root)
+    proc = start(
+        rig.args("--model-name", name, "--version", "2", "--interval", "45s", "--deploy-command", DEPLOY),
+        rig.root,
+    )
     try:
         wait_for_weight(rig, proc, 20)
-        aborted = run_cli("canary-shift", *rig.args("--mode", "abort", "--model-name", name, "--reason", "bad dashboards"), cwd=rig.root)
+        aborted = run_cli(
+            "canary-shift",
+            *rig.args("--mode", "abort", "--model-name", name, "--reason", "bad dashboards"),
+            cwd=rig.root,
+        )
         out, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -223,7 +275,9 @@ def test_abort_stops_a_running_rollout_through_the_registry(live, versions, run_
     assert rig.lb.weights() == {"stable": 100, "canary": 0}
     assert rollout_record(client, name)["state"] == "aborted"
     assert history(client, name)[-1]["mode"] == "rollout aborted"
-    assert "mlcicd.rollout.abort" not in client.get_registered_model(name).tags  # honoured, so it cannot stop the next one
+    assert (
+        "mlcicd.rollout.abort" not in client.get_registered_model(name).tags
+    )  # honoured, so it cannot stop the next one
 
 
 def test_weights_lost_by_a_router_reload_are_set_again(live, versions, run_cli):
@@ -250,8 +304,14 @@ def test_rollback_puts_previous_production_on_stable(live, versions, run_cli):
     refused = run_cli("canary-shift", *rig.args("--mode", "rollback", "--model-name", name), cwd=rig.root)
     assert_one_clear_error(refused, "deploy-command")
 
-    result = run_cli("canary-shift", *rig.args("--mode", "rollback", "--model-name", name, "--deploy-command", DEPLOY), cwd=rig.root)
-    assert result.rc == 0 and result.outputs["result"] == "rolled-back" and result.outputs["version"] == "1", result.log
+    result = run_cli(
+        "canary-shift",
+        *rig.args("--mode", "rollback", "--model-name", name, "--deploy-command", DEPLOY),
+        cwd=rig.root,
+    )
+    assert (
+        result.rc == 0 and result.outputs["result"] == "rolled-back" and result.outputs["version"] == "1"
+    ), result.log
     assert deploys(rig) == ["canary models:/churn/1", "stable models:/churn/1"]
     assert rig.lb.weights() == {"stable": 100, "canary": 0}
     assert rollout_record(client, name)["stable"] == "1"
@@ -259,8 +319,16 @@ def test_rollback_puts_previous_production_on_stable(live, versions, run_cli):
     assert event["mode"] == "rollback" and event["from"] == "2" and event["to"] == "1"
 
     client.delete_registered_model_alias(name, "previous-production")
-    nothing = run_cli("canary-shift", *rig.args("--mode", "rollback", "--model-name", name, "--deploy-command", DEPLOY), cwd=rig.root)
-    assert nothing.rc == 1 and "cannot roll back" in nothing.errors[0] and "previous-production` is not set" in nothing.errors[0]
+    nothing = run_cli(
+        "canary-shift",
+        *rig.args("--mode", "rollback", "--model-name", name, "--deploy-command", DEPLOY),
+        cwd=rig.root,
+    )
+    assert (
+        nothing.rc == 1
+        and "cannot roll back" in nothing.errors[0]
+        and "previous-production` is not set" in nothing.errors[0]
+    )
 
 
 @pytest.mark.parametrize("strategy", ["shadow", "blue-green"])
@@ -272,8 +340,21 @@ def test_the_http_router_hands_over_after_shadow_and_blue_green(strategy, versio
     with model_servers(tmp_path) as servers, http_router(tmp_path, *servers) as router:
         with LoadGenerator(router.url, rate=150, threads=4):
             args = http_args(router, "--strategy", strategy, "--latency-tolerance", "1", *extra)
-            result = run_cli("canary-shift", *args, "--model-name", name, "--version", "2", "--deploy-command", DEPLOY, cwd=tmp_path)
+            result = run_cli(
+                "canary-shift",
+                *args,
+                "--model-name",
+                name,
+                "--version",
+                "2",
+                "--deploy-command",
+                DEPLOY,
+                cwd=tmp_path,
+            )
         assert result.rc == 0 and result.outputs["result"] == "promoted", result.log
         assert router.weights() == {"canary": 0.0, "stable": 1.0, "shadow": 0.0}
-    assert (tmp_path / "deploys.log").read_text().splitlines() == ["canary models:/churn/2", "stable models:/churn/2"]
+    assert (tmp_path / "deploys.log").read_text().splitlines() == [
+        "canary models:/churn/2",
+        "stable models:/churn/2",
+    ]
     assert rollout_record(client, name)["stable"] == "2"

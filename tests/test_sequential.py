@@ -34,8 +34,12 @@ BOUNDS = (5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0, math.inf)
 
 
 def test_beta_binomial_mixture_matches_confseq():
-    assert beta_binomial_log_mixture(10, 100, 100, 0.2, 0.8, 0.05, one_sided=False) == pytest.approx(-0.6941012, abs=1e-5)
-    assert beta_binomial_log_mixture(10, 100, 100, 0.2, 0.8, 0.05, one_sided=True) == pytest.approx(-0.07134019, abs=1e-5)
+    assert beta_binomial_log_mixture(10, 100, 100, 0.2, 0.8, 0.05, one_sided=False) == pytest.approx(
+        -0.6941012, abs=1e-5
+    )
+    assert beta_binomial_log_mixture(10, 100, 100, 0.2, 0.8, 0.05, one_sided=True) == pytest.approx(
+        -0.07134019, abs=1e-5
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,7 +81,8 @@ def test_always_valid_false_alarm_rate_under_many_looks():
         trials = every * np.arange(1, looks + 1)
         # lower bound > p exactly when the mixture at p reaches 1/alpha (the bound is where it crosses)
         if any(
-            _bernoulli_log_mixture(float(s), float(n), p, 1000.0, 0.05, True) >= threshold for s, n in zip(successes, trials, strict=True)
+            _bernoulli_log_mixture(float(s), float(n), p, 1000.0, 0.05, True) >= threshold
+            for s, n in zip(successes, trials, strict=True)
         ):
             sequential += 1
         if (binom.sf(successes - 1, trials, p) < alpha).any():
@@ -94,7 +99,10 @@ def figures(requests: float, error_rate: float, p99_scale: float = 1.0) -> Figur
     from scipy.stats import norm
 
     sigma = math.log(80 / 30) / norm.isf(0.01)
-    cdf = [norm.cdf((math.log(b) - math.log(30 * p99_scale)) / sigma) if math.isfinite(b) else 1.0 for b in BOUNDS]
+    cdf = [
+        norm.cdf((math.log(b) - math.log(30 * p99_scale)) / sigma) if math.isfinite(b) else 1.0
+        for b in BOUNDS
+    ]
     bins = tuple((b, requests * (c - prev)) for b, c, prev in zip(BOUNDS, cdf, [0.0, *cdf[:-1]], strict=True))
     return Figures(requests=requests, errors=requests * error_rate, bins=bins)
 
@@ -120,21 +128,31 @@ def test_a_healthy_canary_is_shown_non_inferior_only_on_enough_requests():
 def test_no_data_is_never_a_pass_nor_undecided():
     missing = sequential_verdict(Figures(requests=None), figures(1000, 0.005), LIMITS)
     assert missing.verdict == INCONCLUSIVE and not undecided_only(missing.findings)
-    no_histogram = sequential_verdict(Figures(requests=30_000, errors=100), Figures(requests=30_000, errors=150), LIMITS)
+    no_histogram = sequential_verdict(
+        Figures(requests=30_000, errors=100), Figures(requests=30_000, errors=150), LIMITS
+    )
     assert no_histogram.verdict == INCONCLUSIVE and not undecided_only(no_histogram.findings)
     few = sequential_verdict(figures(50, 0.005), figures(950, 0.005), LIMITS)
     assert few.verdict == INCONCLUSIVE and not undecided_only(few.findings)
     enough = sequential_verdict(figures(1_000, 0.005), figures(19_000, 0.005), LIMITS)
-    assert enough.verdict == INCONCLUSIVE and undecided_only(enough.findings)  # data, nothing shown: passes at the deadline
+    assert enough.verdict == INCONCLUSIVE and undecided_only(
+        enough.findings
+    )  # data, nothing shown: passes at the deadline
     evidence = next(f.evidence for f in enough.findings if f.metric == "error rate")
-    assert evidence["lower"] < evidence["estimate"] < evidence["upper"] and evidence["margin"] == LIMITS.error_rate_tolerance
+    assert (
+        evidence["lower"] < evidence["estimate"] < evidence["upper"]
+        and evidence["margin"] == LIMITS.error_rate_tolerance
+    )
 
 
 # --- traffic sizing ------------------------------------------------------------------------------------------
 
 
 def test_sizing_shrinks_with_traffic_and_warns_when_too_little():
-    small, large = size_steps([5.0], 0.5, 300, 0.005, LIMITS)[0], size_steps([5.0], 50.0, 300, 0.005, LIMITS)[0]
+    small, large = (
+        size_steps([5.0], 0.5, 300, 0.005, LIMITS)[0],
+        size_steps([5.0], 50.0, 300, 0.005, LIMITS)[0],
+    )
     assert small.canary_requests == pytest.approx(7.5) and large.canary_requests == pytest.approx(750)
     assert large.error_excess is not None and large.slower_share is not None
     assert small.error_excess is None or small.error_excess > large.error_excess
@@ -209,7 +227,13 @@ def rollout(monkeypatch, rate: float, canary_error_rate: float | None, **options
     values = {o.name: o.default for o in OPTIONS} | {"judge": "sequential", "steps": (5, 50)} | options
     router = FakeRouter()
     settings = build_settings(Settings, values)
-    r = Rollout(settings, router, SteadySource(router, rate, canary_error_rate), make_plan(settings), RolloutRecord("", ""))
+    r = Rollout(
+        settings,
+        router,
+        SteadySource(router, rate, canary_error_rate),
+        make_plan(settings),
+        RolloutRecord("", ""),
+    )
     r.changed = True  # no `traffic-changed` output to write
     start = clock.now
     r.run()
@@ -228,7 +252,9 @@ def test_sequential_advances_early_on_much_traffic_and_at_the_deadline_otherwise
     fast, took_fast = rollout(monkeypatch, rate=2_000, canary_error_rate=0.005)
     assert fast.result == "promoted" and took_fast < 2 * 300  # early advance in at least one step
     slow, took_slow = rollout(monkeypatch, rate=20, canary_error_rate=0.005)
-    assert slow.result == "promoted" and took_slow == pytest.approx(2 * 300)  # nothing shown either way: the deadline
+    assert slow.result == "promoted" and took_slow == pytest.approx(
+        2 * 300
+    )  # nothing shown either way: the deadline
     assert [s.checks[-1].counted_as for s in slow.steps[:-1]] == [PASS, PASS]
 
 
@@ -247,14 +273,22 @@ def test_size_traffic_warns_about_little_traffic_and_a_plan_that_judges_nothing(
 
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     values = build_settings(Settings, {o.name: o.default for o in OPTIONS} | {"judge": "sequential"})
-    preflight = {"stable": Figures(requests=3_000, errors=15), "canary": Figures(requests=0, errors=0)}  # 10 requests/s
+    preflight = {
+        "stable": Figures(requests=3_000, errors=15),
+        "canary": Figures(requests=0, errors=0),
+    }  # 10 requests/s
     r = Rollout(values, FakeRouter(), None, make_plan(values), RolloutRecord("", ""))
     r.size_traffic(preflight)
     assert r.sizing["rate_per_s"] == 10 and [s["weight"] for s in r.sizing["steps"]] == [5, 25, 50]
     err = capsys.readouterr().err
-    assert "too little traffic to judge" in err and "the 5 % step gets about 150 canary requests per interval" in err
+    assert (
+        "too little traffic to judge" in err
+        and "the 5 % step gets about 150 canary requests per interval" in err
+    )
     only_switch = replace(values, steps=(100,))
-    Rollout(only_switch, FakeRouter(), None, make_plan(only_switch), RolloutRecord("", "")).size_traffic(preflight)
+    Rollout(only_switch, FakeRouter(), None, make_plan(only_switch), RolloutRecord("", "")).size_traffic(
+        preflight
+    )
     assert "nothing will be judged" in capsys.readouterr().err
 
 

@@ -97,20 +97,30 @@ def test_spark_profile_is_the_arrow_profile(spark, files):
     from mlcicd.profile import CURRENT_SAMPLE, sample_rank_error
     from mlcicd.stages.validate_data import read_data
 
-    sources, by_spark, failures, digest = read_data(values(data=str(files / "reference.parquet")), CURRENT_SAMPLE, None)
-    _, by_arrow, _, _ = read_data(values(data=str(files / "reference.parquet"), engine="arrow"), CURRENT_SAMPLE, None)
+    sources, by_spark, failures, digest = read_data(
+        values(data=str(files / "reference.parquet")), CURRENT_SAMPLE, None
+    )
+    _, by_arrow, _, _ = read_data(
+        values(data=str(files / "reference.parquet"), engine="arrow"), CURRENT_SAMPLE, None
+    )
     assert sources == [f"parquet {files / 'reference.parquet'}"] and digest.startswith("spark:sha256:")
     assert not failures.groups
     assert by_spark["rows"] == by_arrow["rows"] == ROWS
     assert by_spark["columns-fingerprint"] == by_arrow["columns-fingerprint"]
     for name, ours in by_arrow["columns"].items():
         theirs = by_spark["columns"][name]
-        assert (theirs["kind"], theirs["count"], theirs["nulls"]) == (ours["kind"], ours["count"], ours["nulls"]), name
+        assert (theirs["kind"], theirs["count"], theirs["nulls"]) == (
+            ours["kind"],
+            ours["count"],
+            ours["nulls"],
+        ), name
         if ours["kind"] == "categorical":
             assert theirs["counts"] == ours["counts"], name
         else:
             assert theirs["min"] == ours["min"] and theirs["max"] == ours["max"], name
-            assert theirs["mean"] == pytest.approx(ours["mean"], rel=1e-12) and theirs["std"] == pytest.approx(ours["std"], rel=1e-9)
+            assert theirs["mean"] == pytest.approx(ours["mean"], rel=1e-12) and theirs[
+                "std"
+            ] == pytest.approx(ours["std"], rel=1e-9)
             # both samples hold every row here (30,000 < 50,000): the same values
             np.testing.assert_array_equal(theirs["sample"], ours["sample"], err_msg=name)
     assert sample_rank_error(CURRENT_SAMPLE) < 0.01
@@ -124,10 +134,27 @@ def test_validate_data_on_spark_finds_the_drift_and_the_schema_failure(spark, fi
     monkeypatch.chdir(tmp_path)
     # the reference is built by the default engine, the current data is read by Spark: one format
     reference = str(tmp_path / "reference.json")
-    assert run_profile(values(data=str(files / "reference.parquet"), schema=str(files / "schema.yaml"), out=reference, engine="arrow")) == 0
+    assert (
+        run_profile(
+            values(
+                data=str(files / "reference.parquet"),
+                schema=str(files / "schema.yaml"),
+                out=reference,
+                engine="arrow",
+            )
+        )
+        == 0
+    )
     spark.read.parquet(str(files / "current")).createOrReplaceTempView("current_view")
     report_path = tmp_path / "report.json"
-    rc = run(values(data="table:current_view", schema=str(files / "schema.yaml"), reference=reference, report=str(report_path)))
+    rc = run(
+        values(
+            data="table:current_view",
+            schema=str(files / "schema.yaml"),
+            reference=reference,
+            report=str(report_path),
+        )
+    )
     report = json.loads(report_path.read_text())
     assert rc == 1
     assert report["data"]["rows"] == ROWS and report["data"]["files"] == ["table current_view"]

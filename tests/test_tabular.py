@@ -26,7 +26,12 @@ def customers(rows: int, seed: int) -> pd.DataFrame:
     """The example's customers, with a label that a good model predicts well (the example's own is too noisy for 0.9
     accuracy), and that depends on the string column `plan`."""
     frame = load_example_generator().customers(rows, seed=seed)
-    logit = 2.0 * (frame["support_tickets"] - 1.5) - 0.08 * (frame["tenure_months"] - 60) + 3.0 * (frame["plan"] == "basic") - 1.5
+    logit = (
+        2.0 * (frame["support_tickets"] - 1.5)
+        - 0.08 * (frame["tenure_months"] - 60)
+        + 3.0 * (frame["plan"] == "basic")
+        - 1.5
+    )
     noise = np.random.default_rng(seed + 100).logistic(size=rows)
     frame["churned"] = (3 * logit + noise > 0).astype(np.int64)
     return frame
@@ -63,25 +68,50 @@ def test_sklearn_pipeline_with_a_string_column_trains_gates_and_promotes(run_cli
     assert trained.outputs["device"] == "cpu" and trained.outputs["model-uri"].startswith("models:/m-")
 
     # No model-name: check-gates finds it on the training run, so @production of churn-sklearn is the baseline.
-    checked = gates(run_cli, churn, trained.outputs["model-uri"], *SEED_FLAGS, "--serve-check", "true", "--report", "gates.json")
+    checked = gates(
+        run_cli,
+        churn,
+        trained.outputs["model-uri"],
+        *SEED_FLAGS,
+        "--serve-check",
+        "true",
+        "--report",
+        "gates.json",
+    )
     assert checked.rc == 0, checked.log
     report = json.loads((churn / "gates.json").read_text())
     assert report["candidate"]["model_name"] == "churn-sklearn"
     assert "plan" in report["features"] and report["metrics"]["candidate"]["accuracy"] >= 0.9
     names = {g["gate"]: g for g in report["gates"]}
-    assert {"latency p99 @ batch 1", "model size", "serve check", "compare to @production"} <= set(names), sorted(names)
-    assert {f"robustness: {p}" for p in ("zeros input", "extreme values", "determinism", "class collapse", "missing values")} <= set(names)
+    assert {"latency p99 @ batch 1", "model size", "serve check", "compare to @production"} <= set(names), (
+        sorted(names)
+    )
+    assert {
+        f"robustness: {p}"
+        for p in ("zeros input", "extreme values", "determinism", "class collapse", "missing values")
+    } <= set(names)
     assert "no @production version of `churn-sklearn` yet" in names["compare to @production"]["detail"]
     assert "rows over HTTP match" in names["serve check"]["detail"]  # dataframe_split with the string columns
 
-    promoted = run_cli("promote", "--model-name", "churn-sklearn", "--model-uri", trained.outputs["model-uri"], cwd=churn)
+    promoted = run_cli(
+        "promote", "--model-name", "churn-sklearn", "--model-uri", trained.outputs["model-uri"], cwd=churn
+    )
     assert promoted.rc == 0, promoted.log
     assert promoted.outputs["version"] == "1"
 
     # Test data without the string columns the signature requires: one clear error, not a crash in the model.
-    pd.read_parquet(churn / "test.parquet").drop(columns=["plan"]).to_parquet(churn / "no-plan.parquet", index=False)
+    pd.read_parquet(churn / "test.parquet").drop(columns=["plan"]).to_parquet(
+        churn / "no-plan.parquet", index=False
+    )
     lacking = run_cli(
-        "check-gates", "--model-uri", trained.outputs["model-uri"], "--test-data", "no-plan.parquet", "--target", "churned", cwd=churn
+        "check-gates",
+        "--model-uri",
+        trained.outputs["model-uri"],
+        "--test-data",
+        "no-plan.parquet",
+        "--target",
+        "churned",
+        cwd=churn,
     )
     assert_one_clear_error(lacking, "test data lacks model inputs", "`plan`")
 
@@ -102,7 +132,9 @@ class Standardised(torch.nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
-        self.net = torch.nn.Sequential(torch.nn.Linear(len(mean), 16), torch.nn.ReLU(), torch.nn.Linear(16, 1), torch.nn.Sigmoid())
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(len(mean), 16), torch.nn.ReLU(), torch.nn.Linear(16, 1), torch.nn.Sigmoid()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
@@ -125,10 +157,14 @@ def plain_mlp(churn):
         torch.nn.functional.binary_cross_entropy(model(torch.from_numpy(x)).squeeze(1), y).backward()
         optimizer.step()
     model.eval()
-    pd.read_parquet(churn / "test.parquet", columns=[*NUMERIC, "churned"]).to_parquet(churn / "test-numeric.parquet", index=False)
+    pd.read_parquet(churn / "test.parquet", columns=[*NUMERIC, "churned"]).to_parquet(
+        churn / "test-numeric.parquet", index=False
+    )
     home.mkdir()
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
-    experiment = mlflow.MlflowClient().create_experiment("mlp", artifact_location=(home / "artifacts").as_uri())
+    experiment = mlflow.MlflowClient().create_experiment(
+        "mlp", artifact_location=(home / "artifacts").as_uri()
+    )
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.pytorch.log_model(model, name="model", input_example=x[:5], pip_requirements=["torch"])
     return {"home": home, "uri": info.model_uri, "data": churn / "test-numeric.parquet"}
@@ -156,7 +192,10 @@ def test_plain_pytorch_mlp_passes_the_seed_gates_with_a_missing_values_warning(r
         env={"MLCICD_GITHUB_TOKEN": "x", "MLCICD_HOME": str(plain_mlp["home"])},
     )  # fmt: skip
     assert comment.rc == 0, comment.log
-    assert "⚠️ warnings: robustness: missing values" in comment.summary and "| robustness: missing values |" in comment.summary
+    assert (
+        "⚠️ warnings: robustness: missing values" in comment.summary
+        and "| robustness: missing values |" in comment.summary
+    )
 
 
 @pytest.mark.parametrize(
@@ -179,14 +218,20 @@ def test_probe_levels(run_cli, plain_mlp, args, rc, missing_gate):
 
 
 def test_bad_probe_level_is_one_clear_error(run_cli, plain_mlp):
-    assert_one_clear_error(mlp_gates(run_cli, plain_mlp, "--probe-zeros", "maybe"), "probe-zeros", "fail, warn, off")
+    assert_one_clear_error(
+        mlp_gates(run_cli, plain_mlp, "--probe-zeros", "maybe"), "probe-zeros", "fail, warn, off"
+    )
 
 
-@pytest.mark.parametrize("name", ["team/churn", "churn:v2", "churn\nclassifier"], ids=["slash", "colon", "newline"])
+@pytest.mark.parametrize(
+    "name", ["team/churn", "churn:v2", "churn\nclassifier"], ids=["slash", "colon", "newline"]
+)
 def test_model_names_mlflow_refuses_are_refused_before_training(run_cli, churn, embedded_home, name):
     marker = churn / "trained.marker"
     command = f"{sys.executable} -c \"open('{marker}', 'w')\""
     result = run_cli("train-gpu", "--command", command, "--model-name", name, *CPU, cwd=churn)
     assert_one_clear_error(result, "model-name")
-    assert not marker.exists() and not (embedded_home / "mlflow.db").exists()  # nothing ran, nothing was created
+    assert (
+        not marker.exists() and not (embedded_home / "mlflow.db").exists()
+    )  # nothing ran, nothing was created
     assert_one_clear_error(gates(run_cli, churn, "models:/m-x", "--model-name", name), "model-name")

@@ -38,7 +38,9 @@ def project(tmp_path):
 
 def train(run_cli, project, mode, *args, env=None, model="tiny"):
     command = f"{sys.executable} train_tiny.py {mode}"
-    return run_cli("train-gpu", "--command", command, "--model-name", model, *CPU, *args, env=env, cwd=project)
+    return run_cli(
+        "train-gpu", "--command", command, "--model-name", model, *CPU, *args, env=env, cwd=project
+    )
 
 
 def client():
@@ -50,7 +52,9 @@ def client():
 def use_store(env: dict[str, str]):
     import mlflow
 
-    mlflow.set_tracking_uri(env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(os.environ['MLCICD_HOME']) / 'mlflow.db'}")
+    mlflow.set_tracking_uri(
+        env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(os.environ['MLCICD_HOME']) / 'mlflow.db'}"
+    )
 
 
 def test_handoff_model_is_logged_with_everything_recorded(run_cli, project, embedded_home):
@@ -63,7 +67,9 @@ def test_handoff_model_is_logged_with_everything_recorded(run_cli, project, embe
     assert out["skipped"] == "false" and out["device"] == "cpu" and out["model-uri"].startswith("models:/m-")
     assert out["fingerprint"].startswith("sha256:")
     assert "::warning title=train-gpu%3A training on CPU::" in result.stdout  # said loudly
-    assert "mode=handoff run=" + out["run-id"] in result.stdout  # the command ran inside our run, output streamed
+    assert (
+        "mode=handoff run=" + out["run-id"] in result.stdout
+    )  # the command ran inside our run, output streamed
     assert "::group::train-gpu: " in result.stdout and "::endgroup::" in result.stdout
 
     use_store({})
@@ -78,9 +84,13 @@ def test_handoff_model_is_logged_with_everything_recorded(run_cli, project, embe
     assert "mlcicd.wall_time_s" in run.data.metrics
     artifacts = {a.path for a in client().list_artifacts(out["run-id"], "mlcicd")}
     assert {"mlcicd/environment.json", "mlcicd/requirements-frozen.txt", "mlcicd/params.yaml"} <= artifacts
-    environment = json.loads(Path(client().download_artifacts(out["run-id"], "mlcicd/environment.json")).read_text())
+    environment = json.loads(
+        Path(client().download_artifacts(out["run-id"], "mlcicd/environment.json")).read_text()
+    )
     assert (
-        environment["torch"] and environment["gpu"]["count"] == 0 and environment["fingerprint_files"] == ["params.yaml", "train_tiny.py"]
+        environment["torch"]
+        and environment["gpu"]["count"] == 0
+        and environment["fingerprint_files"] == ["params.yaml", "train_tiny.py"]
     )
     assert str(embedded_home) in result.outputs.get("report", "") or (project / out["report"]).is_file()
 
@@ -97,7 +107,9 @@ def test_model_logged_by_the_script_against_a_real_server(run_cli, project, mlfl
     assert result.rc == 0, result.log
     use_store(env)
     run = client().get_run(result.outputs["run-id"])
-    assert run.data.params["lr"] == "0.05" and "loss" in run.data.metrics  # the script's own logging, same run
+    assert (
+        run.data.params["lr"] == "0.05" and "loss" in run.data.metrics
+    )  # the script's own logging, same run
     assert result.outputs["model-uri"].startswith("models:/m-")
     logged = client().get_logged_model(result.outputs["model-uri"].removeprefix("models:/"))
     assert logged.source_run_id == result.outputs["run-id"]
@@ -112,7 +124,9 @@ def test_model_logged_by_the_script_against_a_real_server(run_cli, project, mlfl
 def test_torchscript_with_signature_data(run_cli, project, embedded_home):
     import pandas as pd
 
-    pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0], "c": [5.0, 6.0], "label": [0, 1]}).to_parquet(project / "sample.parquet")
+    pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0], "c": [5.0, 6.0], "label": [0, 1]}).to_parquet(
+        project / "sample.parquet"
+    )
     result = train(run_cli, project, "jit", "--signature-data", "sample.parquet", "--target", "label")
     assert result.rc == 0, result.log
     import mlflow
@@ -137,21 +151,39 @@ def test_same_fingerprint_skips_then_retrain_forces(run_cli, project, embedded_h
     c = client()
     c.create_registered_model("skipper")
     version = c.create_model_version(
-        "skipper", first.outputs["model-uri"], run_id=first.outputs["run-id"], tags={"mlcicd.fingerprint": first.outputs["fingerprint"]}
+        "skipper",
+        first.outputs["model-uri"],
+        run_id=first.outputs["run-id"],
+        tags={"mlcicd.fingerprint": first.outputs["fingerprint"]},
     )
 
     second = train(run_cli, project, "handoff", "--fingerprint-paths", "train_tiny.py", model="skipper")
     assert second.rc == 0, second.log
     assert second.outputs["skipped"] == "true"
-    assert second.outputs["model-uri"] == f"models:/skipper/{version.version}" and second.outputs["run-id"] == first.outputs["run-id"]
+    assert (
+        second.outputs["model-uri"] == f"models:/skipper/{version.version}"
+        and second.outputs["run-id"] == first.outputs["run-id"]
+    )
     assert "mode=handoff" not in second.stdout  # nothing ran
 
-    forced = train(run_cli, project, "handoff", "--fingerprint-paths", "train_tiny.py", "--retrain", "true", model="skipper")
+    forced = train(
+        run_cli,
+        project,
+        "handoff",
+        "--fingerprint-paths",
+        "train_tiny.py",
+        "--retrain",
+        "true",
+        model="skipper",
+    )
     assert forced.outputs["skipped"] == "false" and forced.outputs["run-id"] != first.outputs["run-id"]
 
     (project / "train_tiny.py").write_text((project / "train_tiny.py").read_text() + "\n# changed\n")
     changed = train(run_cli, project, "handoff", "--fingerprint-paths", "train_tiny.py", model="skipper")
-    assert changed.outputs["skipped"] == "false" and changed.outputs["fingerprint"] != first.outputs["fingerprint"]
+    assert (
+        changed.outputs["skipped"] == "false"
+        and changed.outputs["fingerprint"] != first.outputs["fingerprint"]
+    )
 
 
 def test_failing_command_marks_the_run_failed_and_shows_the_tail(run_cli, project, embedded_home):
@@ -180,7 +212,9 @@ def test_timeout_kills_the_process_tree(run_cli, project, embedded_home):
     )
     assert result.rc == 1 and time.monotonic() - started < 120, result.log
     assert "timed out after 0.15 min" in result.errors[0]
-    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1  # nothing left running
+    assert (
+        subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1
+    )  # nothing left running
     use_store({})
     assert client().get_run(result.outputs["run-id"]).info.status == "FAILED"
 
@@ -200,7 +234,17 @@ def test_timeout_kills_torchrun_workers_that_ignore_sigterm(run_cli, project, em
     command = f"{sys.executable} {marker}.py ddpsleep"
     started = time.monotonic()
     result = run_cli(
-        "train-gpu", "--command", command, "--model-name", "tiny", *CPU, "--nproc-per-node", "2", "--timeout-minutes", "0.3", cwd=project
+        "train-gpu",
+        "--command",
+        command,
+        "--model-name",
+        "tiny",
+        *CPU,
+        "--nproc-per-node",
+        "2",
+        "--timeout-minutes",
+        "0.3",
+        cwd=project,
     )
     assert result.rc == 1, result.log
     assert "rank 1 hanging" in result.stdout and "timed out" in result.errors[0]
@@ -225,7 +269,9 @@ def test_cancelled_job_kills_the_training(project, embedded_home):
     assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1
     run_id = rest.split("run=")[1].split()[0] if "run=" in rest else None
     use_store({})
-    runs = client().search_runs(client().get_experiment_by_name("tiny").experiment_id, order_by=["start_time DESC"], max_results=1)
+    runs = client().search_runs(
+        client().get_experiment_by_name("tiny").experiment_id, order_by=["start_time DESC"], max_results=1
+    )
     assert runs[0].info.status == "KILLED" and (run_id is None or runs[0].info.run_id == run_id)
 
 
@@ -238,7 +284,14 @@ def test_no_model_explains_both_options(run_cli, project, embedded_home):
 
 @pytest.mark.skipif(has_gpu(), reason="this runner has a GPU")
 def test_require_gpu_without_gpu_names_the_runner_labels(run_cli, project, embedded_home):
-    result = run_cli("train-gpu", "--command", f"{sys.executable} train_tiny.py handoff", "--model-name", "tiny", cwd=project)
+    result = run_cli(
+        "train-gpu",
+        "--command",
+        f"{sys.executable} train_tiny.py handoff",
+        "--model-name",
+        "tiny",
+        cwd=project,
+    )
     assert_one_clear_error(result, "no GPU", "runs-on", "require-gpu: false")
     assert not (embedded_home / "mlflow.db").exists()  # failed before touching the registry
 
@@ -277,8 +330,16 @@ def not_mlflow():
         (["--command", "no-such-binary --x"], {}, ["no-such-binary", "not on PATH"]),
         (["--command", "python 'unclosed"], {}, ["command", "quote"]),
         (["--working-directory", "nope"], {}, ["nope", "not a directory"]),
-        ([], {"MLFLOW_TRACKING_URI": "http://127.0.0.1:{not_mlflow}"}, ["MLflow request failed", "127.0.0.1"]),
-        ([], {"MLFLOW_TRACKING_URI": "http://user:pw-secret@127.0.0.1:9"}, ["http://127.0.0.1:9", "did not answer"]),
+        (
+            [],
+            {"MLFLOW_TRACKING_URI": "http://127.0.0.1:{not_mlflow}"},
+            ["MLflow request failed", "127.0.0.1"],
+        ),
+        (
+            [],
+            {"MLFLOW_TRACKING_URI": "http://user:pw-secret@127.0.0.1:9"},
+            ["http://127.0.0.1:9", "did not answer"],
+        ),
     ],
     ids=[
         "fingerprint-glob",
@@ -334,7 +395,17 @@ def test_example_training_script_under_torchrun(run_cli, tmp_path, embedded_home
         shutil.copy(EXAMPLES / name, tmp_path / name)
     command = f"{sys.executable} train.py --data train.parquet --params params.yaml"
     result = run_cli(
-        "train-gpu", "--command", command, "--model-name", "churn", *CPU, "--nproc-per-node", "2", "--params", "params.yaml", cwd=tmp_path
+        "train-gpu",
+        "--command",
+        command,
+        "--model-name",
+        "churn",
+        *CPU,
+        "--nproc-per-node",
+        "2",
+        "--params",
+        "params.yaml",
+        cwd=tmp_path,
     )
     assert result.rc == 0, result.log
     use_store({})
@@ -363,7 +434,9 @@ def test_reference_profile_is_stored_with_the_run_for_monitor(run_cli, project, 
     runs_before = len(client().search_runs([client().get_experiment_by_name("tiny").experiment_id]))
     broken = train(run_cli, project, "handoff", "--reference-profile", "broken.json", "--retrain", "true")
     assert_one_clear_error(broken, "broken.json", "mlcicd profile")
-    assert len(client().search_runs([client().get_experiment_by_name("tiny").experiment_id])) == runs_before, "no run was created"
+    assert (
+        len(client().search_runs([client().get_experiment_by_name("tiny").experiment_id])) == runs_before
+    ), "no run was created"
 
 
 def test_changing_only_the_training_data_retrains(run_cli, project, embedded_home):
@@ -377,7 +450,15 @@ def test_changing_only_the_training_data_retrains(run_cli, project, embedded_hom
     )
 
     def once():
-        return run_cli("train-gpu", "--command", f"{sys.executable} train_tiny.py handoff", *CPU, "--config", "mlcicd.yaml", cwd=project)
+        return run_cli(
+            "train-gpu",
+            "--command",
+            f"{sys.executable} train_tiny.py handoff",
+            *CPU,
+            "--config",
+            "mlcicd.yaml",
+            cwd=project,
+        )
 
     first = once()
     assert first.rc == 0, first.log
@@ -385,14 +466,20 @@ def test_changing_only_the_training_data_retrains(run_cli, project, embedded_hom
     c = client()
     c.create_registered_model("fed")
     c.create_model_version(
-        "fed", first.outputs["model-uri"], run_id=first.outputs["run-id"], tags={"mlcicd.fingerprint": first.outputs["fingerprint"]}
+        "fed",
+        first.outputs["model-uri"],
+        run_id=first.outputs["run-id"],
+        tags={"mlcicd.fingerprint": first.outputs["fingerprint"]},
     )
     assert once().outputs["skipped"] == "true"
 
     (data / "train.csv").write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))  # half the rows
     changed = once()
     assert changed.rc == 0, changed.log
-    assert changed.outputs["skipped"] == "false" and changed.outputs["fingerprint"] != first.outputs["fingerprint"]
+    assert (
+        changed.outputs["skipped"] == "false"
+        and changed.outputs["fingerprint"] != first.outputs["fingerprint"]
+    )
     assert "mode=handoff" in changed.stdout
 
     # train-gpu's own `data` wins over validate-data's, and must exist: a clear error, before anything runs
@@ -409,4 +496,7 @@ def test_changing_only_the_training_data_retrains(run_cli, project, embedded_hom
         cwd=project,
     )  # fmt: skip
     assert other.rc == 0, other.log
-    assert "training data not validated" in other.stdout and "validate-data checks data/train.csv" in other.stdout
+    assert (
+        "training data not validated" in other.stdout
+        and "validate-data checks data/train.csv" in other.stdout
+    )

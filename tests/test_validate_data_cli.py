@@ -46,14 +46,22 @@ def test_planted_defects_are_all_reported(run_cli, workdir):
     failures = {(f["column"], f["check"]): f for f in report["schema"]["failures"]}
     assert failures[("age", "in_range(18, 120)")]["count"] == 5
     assert failures[("age", "in_range(18, 120)")]["rows"] == [0, 1, 2, 3, 4]
-    assert set(failures[("age", "in_range(18, 120)")]["examples"]) == {"-3.0", "150.0", "212.0", "-1.0", "130.0"}
+    assert set(failures[("age", "in_range(18, 120)")]["examples"]) == {
+        "-3.0",
+        "150.0",
+        "212.0",
+        "-1.0",
+        "130.0",
+    }
     assert failures[("plan", "isin(['basic', 'pro', 'enterprise'])")]["count"] == 3
     assert failures[("region", "not_nullable")]["count"] == 10
     assert ("support_tickets", "column_in_dataframe") in failures
     drift = {f["column"]: f for f in report["drift"]["features"]}
     assert drift["income"]["status"] == "DRIFT"
     assert drift["plan"]["status"] == "DRIFT"
-    assert drift["support_tickets"]["status"] == "MISSING" and drift["support_tickets"]["severity"] == "critical"
+    assert (
+        drift["support_tickets"]["status"] == "MISSING" and drift["support_tickets"]["severity"] == "critical"
+    )
     assert drift["tenure_months"]["status"] == "OK" and drift["region"]["status"] == "OK"
     assert json.loads(result.outputs["drifted-features"]) == report["drift"]["drifted"]
     assert {"income", "plan", "support_tickets"} <= set(report["drift"]["drifted"])
@@ -79,8 +87,12 @@ def test_fail_on_schema_ignores_drift(run_cli, workdir):
 
 
 def test_inputs_from_env_and_config(run_cli, workdir):
-    (workdir / "mlcicd.yaml").write_text("validate-data:\n  schema: schema.yaml\n  reference: reference.json\n  fail-on: drift\n")
-    result = run_cli("validate-data", env={"INPUT_DATA": "current.csv", "INPUT_TARGET": "churned"}, cwd=workdir)
+    (workdir / "mlcicd.yaml").write_text(
+        "validate-data:\n  schema: schema.yaml\n  reference: reference.json\n  fail-on: drift\n"
+    )
+    result = run_cli(
+        "validate-data", env={"INPUT_DATA": "current.csv", "INPUT_TARGET": "churned"}, cwd=workdir
+    )
     assert result.rc == 0, result.log
     assert result.outputs["rows"] == "2000"
 
@@ -103,7 +115,9 @@ def test_directory_and_glob_and_formats(run_cli, workdir):
 
 
 def test_schema_as_module_attribute(run_cli, workdir):
-    (workdir / "myschemas.py").write_text("import pandera.pandas as pa\nschema = pa.DataFrameSchema.from_yaml('schema.yaml')\n")
+    (workdir / "myschemas.py").write_text(
+        "import pandera.pandas as pa\nschema = pa.DataFrameSchema.from_yaml('schema.yaml')\n"
+    )
     result = run_cli("validate-data", "--data", "current.csv", "--schema", "myschemas:schema", cwd=workdir)
     assert result.rc == 0, result.log
 
@@ -150,17 +164,29 @@ def write(path, content: bytes | str):
 BAD_INPUTS = {
     "empty-file": (lambda d: write(d / "empty.csv", b""), [], ["empty.csv", "is empty"]),
     "header-only": (lambda d: write(d / "header.csv", "age,income\n"), [], ["no rows"]),
-    "wrong-delimiter": (lambda d: write(d / "semi.csv", "age;income;plan\n30;1000;pro\n40;2000;basic\n"), [], ["delimiter", "';'"]),
-    "non-utf8": (lambda d: write(d / "latin.csv", b"age,plan\n30,caf\xe9\n40,pro\n"), [], ["UTF-8", "encoding"]),
+    "wrong-delimiter": (
+        lambda d: write(d / "semi.csv", "age;income;plan\n30;1000;pro\n40;2000;basic\n"),
+        [],
+        ["delimiter", "';'"],
+    ),
+    "non-utf8": (
+        lambda d: write(d / "latin.csv", b"age,plan\n30,caf\xe9\n40,pro\n"),
+        [],
+        ["UTF-8", "encoding"],
+    ),
     "wrong-dtype": (
         lambda d: write(
-            d / "dtype.csv", "age,income,tenure_months,plan,region,monthly_spend,support_tickets,churned\nold,1,2,pro,north,3,0,1\n"
+            d / "dtype.csv",
+            "age,income,tenure_months,plan,region,monthly_spend,support_tickets,churned\nold,1,2,pro,north,3,0,1\n",
         ),
         ["--schema", "schema.yaml"],
         ["age"],
     ),
     "wrong-dtype-parquet": (
-        lambda d: (pd.read_csv(d / "current.csv").astype({"age": str}).to_parquet(d / "dtype.parquet", index=False), "dtype.parquet")[1],
+        lambda d: (
+            pd.read_csv(d / "current.csv").astype({"age": str}).to_parquet(d / "dtype.parquet", index=False),
+            "dtype.parquet",
+        )[1],
         ["--schema", "schema.yaml"],
         ["`age` is not float64", "schema"],
     ),
@@ -169,24 +195,52 @@ BAD_INPUTS = {
         [],
         ["income", "no values"],
     ),
-    "malformed-schema": (lambda d: write(d / "ok.csv", "a\n1\n"), ["--schema", "bad_schema.yaml"], ["bad_schema.yaml", "schema"]),
-    "schema-unknown-check": (lambda d: write(d / "ok.csv", "a\n1\n"), ["--schema", "unknown_check.yaml"], ["unknown_check.yaml"]),
+    "malformed-schema": (
+        lambda d: write(d / "ok.csv", "a\n1\n"),
+        ["--schema", "bad_schema.yaml"],
+        ["bad_schema.yaml", "schema"],
+    ),
+    "schema-unknown-check": (
+        lambda d: write(d / "ok.csv", "a\n1\n"),
+        ["--schema", "unknown_check.yaml"],
+        ["unknown_check.yaml"],
+    ),
     "profile-of-another-schema": (
         lambda d: "current.csv",
         ["--schema", "schema.yaml", "--reference", "other_reference.json"],
         ["another schema", "mlcicd profile"],
     ),
-    "profile-of-another-dataset": (lambda d: write(d / "ok.csv", "zzz\n1\n2\n"), ["--reference", "reference.json"], ["another dataset"]),
-    "malformed-profile": (lambda d: "current.csv", ["--reference", "garbage.json"], ["garbage.json", "not a JSON file"]),
-    "drift-threshold-abc": (lambda d: "current.csv", ["--drift-threshold", "abc"], ["drift-threshold", "'abc' is not a number"]),
+    "profile-of-another-dataset": (
+        lambda d: write(d / "ok.csv", "zzz\n1\n2\n"),
+        ["--reference", "reference.json"],
+        ["another dataset"],
+    ),
+    "malformed-profile": (
+        lambda d: "current.csv",
+        ["--reference", "garbage.json"],
+        ["garbage.json", "not a JSON file"],
+    ),
+    "drift-threshold-abc": (
+        lambda d: "current.csv",
+        ["--drift-threshold", "abc"],
+        ["drift-threshold", "'abc' is not a number"],
+    ),
     "min-psi-zero": (lambda d: "current.csv", ["--min-psi", "0"], ["min-psi", "must be greater than 0"]),
     "glob-matches-nothing": (lambda d: "nothing/*.parquet", [], ["nothing/*.parquet", "matched no file"]),
     "missing-file": (lambda d: "nope.csv", [], ["nope.csv", "does not exist"]),
     "unsupported-extension": (lambda d: write(d / "data.xlsx", b"PK"), [], ["xlsx"]),
     "target-not-in-data": (lambda d: "current.csv", ["--target", "label"], ["label"]),
     "duplicate-columns": (lambda d: write(d / "dup.csv", "a,a\n1,2\n"), [], ["appears twice"]),
-    "binary-garbage-parquet": (lambda d: write(d / "junk.parquet", np.random.default_rng(0).bytes(4096)), [], ["junk.parquet"]),
-    "config-typo": (lambda d: "current.csv", ["--config", "typo.yaml"], ["validate-data.fail_on", "did you mean `fail-on`"]),
+    "binary-garbage-parquet": (
+        lambda d: write(d / "junk.parquet", np.random.default_rng(0).bytes(4096)),
+        [],
+        ["junk.parquet"],
+    ),
+    "config-typo": (
+        lambda d: "current.csv",
+        ["--config", "typo.yaml"],
+        ["validate-data.fail_on", "did you mean `fail-on`"],
+    ),
 }
 
 
@@ -217,7 +271,10 @@ def test_entry_script_runs_the_same_stage(run_cli, workdir):
 
     script = ROOT / "scripts" / "validate-data.py"
     proc = subprocess.run(
-        [sys.executable, str(script), "--data", "current.csv", "--report", "r.json"], capture_output=True, text=True, cwd=workdir
+        [sys.executable, str(script), "--data", "current.csv", "--report", "r.json"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((workdir / "r.json").read_text())["passed"] is True
@@ -229,10 +286,26 @@ def test_profile_reads_csv_with_the_schema_types(run_cli, tmp_path):
 
     rows = "postcode,amount\n" + "".join(f"{10000 + i % 90},{i % 7}.5\n" for i in range(500))
     (tmp_path / "train.csv").write_text(rows)
-    pa.DataFrameSchema({"postcode": pa.Column(str), "amount": pa.Column(float)}).to_yaml(tmp_path / "schema.yaml")
-    assert run_cli("profile", "--data", "train.csv", "--schema", "schema.yaml", "--out", "ref.json", cwd=tmp_path).rc == 0
+    pa.DataFrameSchema({"postcode": pa.Column(str), "amount": pa.Column(float)}).to_yaml(
+        tmp_path / "schema.yaml"
+    )
+    assert (
+        run_cli(
+            "profile", "--data", "train.csv", "--schema", "schema.yaml", "--out", "ref.json", cwd=tmp_path
+        ).rc
+        == 0
+    )
     assert json.loads((tmp_path / "ref.json").read_text())["columns"]["postcode"]["kind"] == "categorical"
-    result = run_cli("validate-data", "--data", "train.csv", "--schema", "schema.yaml", "--reference", "ref.json", cwd=tmp_path)
+    result = run_cli(
+        "validate-data",
+        "--data",
+        "train.csv",
+        "--schema",
+        "schema.yaml",
+        "--reference",
+        "ref.json",
+        cwd=tmp_path,
+    )
     assert result.rc == 0, result.log
 
 
@@ -321,8 +394,15 @@ def test_arrow_schema_passes_a_batch_only_when_pandera_does(tmp_path):
         except pe.SchemaErrors:
             pandera_passes = False
         verdicts[name] = (schema.surely_passes(batch), pandera_passes)
-    assert all(pandera for ours, pandera in verdicts.values() if ours), verdicts  # never a pass pandera would fail
-    assert verdicts["clean"] == verdicts["x NaN (null, allowed)"] == verdicts["flag missing (not required)"] == (True, True)
+    assert all(pandera for ours, pandera in verdicts.values() if ours), (
+        verdicts
+    )  # never a pass pandera would fail
+    assert (
+        verdicts["clean"]
+        == verdicts["x NaN (null, allowed)"]
+        == verdicts["flag missing (not required)"]
+        == (True, True)
+    )
     assert verdicts["c large_string"] == verdicts["x all null"] == (True, True)
     assert sum(not pandera for _, pandera in verdicts.values()) >= 15  # the variants do break the schema
 
@@ -342,7 +422,10 @@ def test_arrow_schema_reports_exactly_what_pandera_reports(tmp_path):
 @pytest.mark.parametrize(
     "change",
     [
-        ("    dtype: float64\n    nullable: true\n", "    dtype: float64\n    nullable: true\n    coerce: true\n"),
+        (
+            "    dtype: float64\n    nullable: true\n",
+            "    dtype: float64\n    nullable: true\n    coerce: true\n",
+        ),
         ("in_range: {min_value: 0", "in_range: {min_value: 20"),  # an empty interval: pandera's error
         ("isin: [a, b]", "isin: [a, true]"),
         ("    dtype: bool\n", "    dtype: bool\n    unique: true\n"),
@@ -370,7 +453,9 @@ def test_arrow_schema_fingerprint_is_pandera_s(example_data):
 
     schema = load_schema(str(example_data / "schema.yaml"))
     assert isinstance(schema, ArrowSchema)
-    assert schema_columns(schema) == schema_columns(pa.DataFrameSchema.from_yaml(example_data / "schema.yaml"))
+    assert schema_columns(schema) == schema_columns(
+        pa.DataFrameSchema.from_yaml(example_data / "schema.yaml")
+    )
 
 
 def test_validate_data_of_clean_data_imports_neither_pandas_nor_pandera(workdir):
@@ -382,7 +467,9 @@ def test_validate_data_of_clean_data_imports_neither_pandas_nor_pandera(workdir)
         "except SystemExit as exc: assert exc.code in (0, None), exc.code\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pandas', 'pandera', 'scipy'}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=workdir, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=workdir, check=True
+    ).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
 
@@ -404,11 +491,15 @@ def test_parquet_strings_read_as_dictionary_change_nothing(tmp_path):
             "n": np.arange(n),
             "c": rng.choice(["a", "b"], n),
             "d": pa.array(rng.choice(["p", "q", "zz"], n), mask=rng.random(n) < 0.1),
-            "already": pa.array(rng.choice(["u", "v"], n)).dictionary_encode(),  # a categorical column stays one
+            "already": pa.array(
+                rng.choice(["u", "v"], n)
+            ).dictionary_encode(),  # a categorical column stays one
         }
     )
     pq.write_table(table, tmp_path / "t.parquet", row_group_size=2_000)
-    (tmp_path / "s.yaml").write_text(ARROW_SCHEMA.replace("less_than: 100", "less_than: 100000").replace("strict: true", ""))
+    (tmp_path / "s.yaml").write_text(
+        ARROW_SCHEMA.replace("less_than: 100", "less_than: 100000").replace("strict: true", "")
+    )
     schema = load_schema(str(tmp_path / "s.yaml"))
     files = [tmp_path / "t.parquet"]
     plain = [b for _, b in iter_batches(files)]

@@ -26,13 +26,20 @@ def main() -> int:
     parser.add_argument("--canary", required=True, help="base URL of the canary model server")
     parser.add_argument("--stable", required=True, help="base URL of the stable model server")
     parser.add_argument("--model-uri", default=os.environ.get("MODEL_URI", ""), help="default: $MODEL_URI")
-    parser.add_argument("--target", default=os.environ.get("DEPLOY_TARGET", "canary"), help="canary or stable; default: $DEPLOY_TARGET")
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("DEPLOY_TARGET", "canary"),
+        help="canary or stable; default: $DEPLOY_TARGET",
+    )
     args = parser.parse_args()
     if not args.model_uri:
         print("::error title=deploy::no model: pass --model-uri or set MODEL_URI", flush=True)
         return 2
     if args.target not in ("canary", "stable"):
-        print(f"::error title=deploy::unknown target {args.target!r}: pass --target canary or stable (or set DEPLOY_TARGET)", flush=True)
+        print(
+            f"::error title=deploy::unknown target {args.target!r}: pass --target canary or stable (or set DEPLOY_TARGET)",
+            flush=True,
+        )
         return 2
     server = args.canary if args.target == "canary" else args.stable
     request = urllib.request.Request(
@@ -45,7 +52,10 @@ def main() -> int:
         with urllib.request.urlopen(request, timeout=300) as response:
             print(f"{args.target} server {server} now serves {json.load(response)['model_uri']}", flush=True)
     except urllib.error.HTTPError as exc:
-        print(f"::error title=deploy::{server} refused {args.model_uri}: {exc.read().decode(errors='replace')[:300]}", flush=True)
+        print(
+            f"::error title=deploy::{server} refused {args.model_uri}: {exc.read().decode(errors='replace')[:300]}",
+            flush=True,
+        )
         return 1
     except OSError as exc:
         print(f"::error title=deploy::{server} unreachable: {exc}", flush=True)

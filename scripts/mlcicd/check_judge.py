@@ -58,7 +58,9 @@ class Outcome:
         unless data is missing."""
         if pending and self.verdict != INCONCLUSIVE:
             evidence = {"decision": PENDING, "note": "judged at the end of the interval"}
-            return Finding(JUDGE, self.check, INCONCLUSIVE, f"{PENDING}: {self.detail}", self.p_value, evidence)
+            return Finding(
+                JUDGE, self.check, INCONCLUSIVE, f"{PENDING}: {self.detail}", self.p_value, evidence
+            )
         return Finding(JUDGE, self.check, self.verdict, self.detail, self.p_value)
 
     def as_dict(self, *, pending: bool = False) -> dict[str, Any]:
@@ -92,7 +94,11 @@ def shortage(check: Check, samples: dict[str, Sample | None], min_count: float) 
     """Why the window cannot be judged yet (no answer, too few observations), or None."""
     need = max(check.min_count if check.min_count is not None else min_count, 1.0)
     for who, sample in samples.items():
-        if sample is None or sample.missing or (check.kind not in ("histogram", "drift") and sample.value is None):
+        if (
+            sample is None
+            or sample.missing
+            or (check.kind not in ("histogram", "drift") and sample.value is None)
+        ):
             return f"the metrics source returned nothing for {who}"
         if observations(check, sample) < need:
             return f"{who} has {observations(check, sample):,.0f} observations, fewer than {need:,.0f}"
@@ -152,13 +158,19 @@ def _mean_p(check: Check, canary: Sample, stable: Sample | None, gap: float) -> 
     return normal_sf(gap / math.sqrt(variance))
 
 
-def _against_stable(check: Check, canary: Sample, stable: Sample, alpha: float) -> tuple[str, str, float | None]:
+def _against_stable(
+    check: Check, canary: Sample, stable: Sample, alpha: float
+) -> tuple[str, str, float | None]:
     c, s = figure(check, canary), figure(check, stable)
     if c is None or s is None:
         return INCONCLUSIVE, f"no {check.kind} figure for both variants", None
     worse = _worse_by(check, c, s)
     band = check.tolerance or 0.0
-    tolerance = f"tolerance {band:.4g} {check.tolerance_type}" if check.tolerance_type == "absolute" else f"tolerance {band:.1%}"
+    tolerance = (
+        f"tolerance {band:.4g} {check.tolerance_type}"
+        if check.tolerance_type == "absolute"
+        else f"tolerance {band:.1%}"
+    )
     p: float | None
     if check.kind == "rate":
         p, test = _rate_p(check, canary, stable)
@@ -220,10 +232,14 @@ def _rate_limit_p(check: Check, sample: Sample, limit: float) -> float:
     return float(poisson.cdf(k, expected) if check.better == "higher" else poisson.sf(k - 1, expected))
 
 
-def judge_check(check: Check, canary: Sample | None, stable: Sample | None, alpha: float, min_count: float) -> Outcome:
+def judge_check(
+    check: Check, canary: Sample | None, stable: Sample | None, alpha: float, min_count: float
+) -> Outcome:
     """One look at one check (rate, mean or histogram; drift is mlcicd.output_compare.compare_outputs)."""
     who = "the pair" if check.pairwise else "the canary"
-    samples: dict[str, Sample | None] = {who: canary} if check.pairwise else {"the canary": canary, "stable": stable}
+    samples: dict[str, Sample | None] = (
+        {who: canary} if check.pairwise else {"the canary": canary, "stable": stable}
+    )
     c_figure = figure(check, canary)
     s_figure = None if check.pairwise else figure(check, stable)
     short = shortage(check, samples, min_count)
@@ -238,4 +254,6 @@ def judge_check(check: Check, canary: Sample | None, stable: Sample | None, alph
     verdict = FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
     p_values = [p for v, _, p in parts if p is not None and (v == verdict or verdict == PASS)]
     detail = "; ".join(d for _, d, _ in parts)
-    return Outcome(check.name, check.kind, c_figure, s_figure, verdict, detail, min(p_values) if p_values else None)
+    return Outcome(
+        check.name, check.kind, c_figure, s_figure, verdict, detail, min(p_values) if p_values else None
+    )

@@ -38,7 +38,10 @@ def _prometheus_sample(source: PrometheusSource, check: Check, variant: str, win
     def value(text: str) -> float | None:
         if not text:
             return None
-        found = [finite_number((s.get("value") or [None, None])[1]) for s in source.query(render(text, variant, window_s))]
+        found = [
+            finite_number((s.get("value") or [None, None])[1])
+            for s in source.query(render(text, variant, window_s))
+        ]
         numbers = [v for v in found if v is not None]
         return sum(numbers) if numbers else None
 
@@ -62,7 +65,9 @@ def _prometheus_sample(source: PrometheusSource, check: Check, variant: str, win
     if label == "le":
         bins = _bins(pairs)
         return Sample(count=sum(c for _, c in bins) if bins else None, bins=bins)
-    return Sample(count=sum(classes.values()) if classes else None, classes=tuple(classes.items()) if classes else None)
+    return Sample(
+        count=sum(classes.values()) if classes else None, classes=tuple(classes.items()) if classes else None
+    )
 
 
 def _field(document: Any, path: str, variant: str) -> Any:
@@ -76,7 +81,8 @@ def _field(document: Any, path: str, variant: str) -> Any:
 def _http_sample(document: dict[str, Any], check: Check, variant: str) -> Sample:
     if check.kind in ("rate", "mean"):
         value, count, squares = (
-            finite_number(_field(document, p, variant)) if p else None for p in (check.source, check.denominator, check.squares)
+            finite_number(_field(document, p, variant)) if p else None
+            for p in (check.source, check.denominator, check.squares)
         )
         return Sample(value, count, squares)
     found = _field(document, check.source, variant)
@@ -115,7 +121,9 @@ def read_samples(
 class CustomChecks:
     """The rollout's custom checks: read, judge, and fold into a step's verdict."""
 
-    def __init__(self, checks: tuple[Check, ...], source: Any, stable: str, canary: str, alpha: float, min_count: float) -> None:
+    def __init__(
+        self, checks: tuple[Check, ...], source: Any, stable: str, canary: str, alpha: float, min_count: float
+    ) -> None:
         self.checks, self.source, self.stable, self.canary = checks, source, stable, canary
         self.alpha, self.min_count = alpha, min_count
 
@@ -135,7 +143,9 @@ class CustomChecks:
         outcomes = []
         for check in checks:
             found = samples[check.name]
-            canary, stable = (found[PAIR], None) if check.pairwise else (found[self.canary], found[self.stable])
+            canary, stable = (
+                (found[PAIR], None) if check.pairwise else (found[self.canary], found[self.stable])
+            )
             judged = compare_outputs if check.kind == "drift" else judge_check
             outcomes.append(judged(check, canary, stable, self.alpha, self.min_count))
         return outcomes

@@ -123,7 +123,13 @@ def _number(where: str, value: Any, *, low: float, high: float) -> float:
     except (TypeError, ValueError):
         raise ValueError(f"`{where}` is {shown(value)}, not a number") from None
     if not math.isfinite(result) or not low <= result <= high:
-        span = "" if low <= -1e300 else f" at least {low:g}" if high >= 1e12 else f" between {low:g} and {high:g}"
+        span = (
+            ""
+            if low <= -1e300
+            else f" at least {low:g}"
+            if high >= 1e12
+            else f" between {low:g} and {high:g}"
+        )
         raise ValueError(f"`{where}` is {shown(value)}; give a finite number{span}")
     return result
 
@@ -149,7 +155,9 @@ def parse_check(item: Any, index: int, source_type: str) -> Check:
     spec = {str(k): v for k, v in item.items()}
     name = spec.get("name")
     if not isinstance(name, str) or not NAME.match(name):
-        raise ValueError(f"`{at}.name` is {shown(name)}; give a short name of letters, digits, `-`, `_` or `.`")
+        raise ValueError(
+            f"`{at}.name` is {shown(name)}; give a short name of letters, digits, `-`, `_` or `.`"
+        )
     at = f"metrics.checks.{name}"
     kind = _word(f"{at}.kind", spec.get("kind"), KINDS)
     key = SOURCE_KEY[source_type]
@@ -198,7 +206,9 @@ def parse_check(item: Any, index: int, source_type: str) -> Check:
 def _check_consistency(check: Check, at: str, key: str) -> None:
     if check.kind == "drift":
         if check.pairwise:
-            raise ValueError(f"`{at}.{key}` must contain `{{variant}}`: drift compares the canary's outputs with stable's")
+            raise ValueError(
+                f"`{at}.{key}` must contain `{{variant}}`: drift compares the canary's outputs with stable's"
+            )
         return
     if check.pairwise and check.tolerance is not None:
         raise ValueError(

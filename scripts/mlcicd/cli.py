@@ -28,11 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mlcicd {__version__}")
     sub = parser.add_subparsers(dest="_stage", metavar="<stage>")
     # Not a stage: mlcicd.local_run parses its own arguments (see main).
-    sub.add_parser("local", help="run your repository's workflow on this machine through act, against this toolkit", add_help=False)
+    sub.add_parser(
+        "local",
+        help="run your repository's workflow on this machine through act, against this toolkit",
+        add_help=False,
+    )
     for stage in all_stages().values():
         cmd = sub.add_parser(stage.name, help=stage.summary, description=stage.summary)
         if stage.has_config_section:
-            cmd.add_argument("--config", default=None, metavar="VALUE", help=describe(config_option(stage.name)).replace("%", "%%"))
+            cmd.add_argument(
+                "--config",
+                default=None,
+                metavar="VALUE",
+                help=describe(config_option(stage.name)).replace("%", "%%"),
+            )
         if stage.positional:
             cmd.add_argument(
                 "_positional",
@@ -48,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                 dest=option.name,
                 default=None,
                 metavar="VALUE",
-                help=describe(option).replace("%", "%%"),  # the action.yml description; argparse formats help with %
+                help=describe(option).replace(
+                    "%", "%%"
+                ),  # the action.yml description; argparse formats help with %
             )
     return parser
 
@@ -57,7 +68,14 @@ def _is_tracking_error(exc: Exception) -> bool:
     """An MLflow or HTTP error (auth, a server that is not MLflow): the user's setup, not our bug.
     Looked up in sys.modules so that a stage that never imported mlflow does not pay for it here."""
     mlflow_exceptions, requests = sys.modules.get("mlflow.exceptions"), sys.modules.get("requests")
-    types = tuple(t for t in (getattr(mlflow_exceptions, "MlflowException", None), getattr(requests, "RequestException", None)) if t)
+    types = tuple(
+        t
+        for t in (
+            getattr(mlflow_exceptions, "MlflowException", None),
+            getattr(requests, "RequestException", None),
+        )
+        if t
+    )
     return bool(types) and isinstance(exc, types)
 
 
@@ -114,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return USAGE_ERROR
         if isinstance(exc, OSError) and exc.strerror and (exc.filename or exc.errno in DISK_ERRORS):
             # A full disk, a quota, a read-only mount, a file that vanished: the runner's state, not a bug.
-            where = f"{exc.filename}: " if exc.filename else "writing a report, $GITHUB_OUTPUT or $GITHUB_STEP_SUMMARY: "
+            where = (
+                f"{exc.filename}: "
+                if exc.filename
+                else "writing a report, $GITHUB_OUTPUT or $GITHUB_STEP_SUMMARY: "
+            )
             github.error(
                 f"{where}{exc.strerror}. Free space on that disk or make the path writable, then rerun.",
                 title=f"{stage.name}: cannot write {os.path.basename(str(exc.filename or '')) or 'a file'}",

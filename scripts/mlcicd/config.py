@@ -40,7 +40,8 @@ def shown(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Option:
-    """A stage setting. `parse` turns a raw value (YAML scalar or string) into a typed one or raises ValueError."""
+    """A stage setting. `parse` turns a raw value (YAML scalar or string) into a typed one or raises
+    ValueError."""
 
     name: str
     parse: Callable[[Any], Any]
@@ -67,7 +68,9 @@ def text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def number(*, minimum: float | None = None, maximum: float | None = None, positive: bool = False) -> Callable[[Any], float]:
+def number(
+    *, minimum: float | None = None, maximum: float | None = None, positive: bool = False
+) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
         if isinstance(value, bool):
             raise ValueError("expected a number, not a boolean")
@@ -125,7 +128,9 @@ def whole_number(*, minimum: int = 0, maximum: int | None = None) -> Callable[[A
             raise ValueError(f"{shown(value)} is not a whole number ≥ {minimum}")
         if int(result) < minimum or (maximum is not None and int(result) > maximum):
             raise ValueError(
-                f"{shown(value)} is not between {minimum} and {maximum}" if maximum is not None else f"{shown(value)} is below {minimum}"
+                f"{shown(value)} is not between {minimum} and {maximum}"
+                if maximum is not None
+                else f"{shown(value)} is below {minimum}"
             )
         return int(result)
 
@@ -166,7 +171,8 @@ def parse_yaml(source: str) -> Any:
     count = expanded_size(data, MAX_CONFIG_VALUES)
     if count > MAX_CONFIG_VALUES:
         raise ValueError(
-            f"its anchors and aliases expand to more than {MAX_CONFIG_VALUES:,} values (a YAML bomb?); write the values out instead"
+            f"its anchors and aliases expand to more than {MAX_CONFIG_VALUES:,} values (a YAML bomb?); write "
+            "the values out instead"
         )
     return data
 
@@ -210,7 +216,8 @@ def _strict_loader() -> Any:
                             raise yaml.constructor.ConstructorError(
                                 None,
                                 None,
-                                f"`{key_node.value}` is given twice (first at line {first[key_node.value].line + 1}); remove one of them",
+                                f"`{key_node.value}` is given twice (first at line "
+                                f"{first[key_node.value].line + 1}); remove one of them",
                                 key_node.start_mark,
                             )
                         first[key_node.value] = key_node.start_mark
@@ -227,11 +234,16 @@ def load_config_file(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise UsageError("config file unreadable", f"{path}: {exc.strerror}. Pass an existing file as `config`.", file=str(path)) from None
+        raise UsageError(
+            "config file unreadable",
+            f"{path}: {exc.strerror}. Pass an existing file as `config`.",
+            file=str(path),
+        ) from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise UsageError(
             "config file too large",
-            f"{path} is {len(raw)} bytes; a config file is at most 1 MiB. Keep data out of it (point to files instead).",
+            f"{path} is {len(raw)} bytes; a config file is at most 1 MiB. Keep data out of it (point to "
+            "files instead).",
             file=str(path),
         )
     try:
@@ -242,46 +254,59 @@ def load_config_file(path: Path) -> dict[str, Any]:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise UsageError("config file is not valid YAML", f"{path}{line}: {problem}. Fix the YAML.", file=str(path)) from None
+        raise UsageError(
+            "config file is not valid YAML", f"{path}{line}: {problem}. Fix the YAML.", file=str(path)
+        ) from None
     except ValueError as exc:
         raise UsageError("config file too large", f"{path}: {exc}.", file=str(path)) from None
     except RecursionError:
         raise UsageError(
-            "config file nested too deeply", f"{path}: lists or mappings nest too deeply to read; flatten them.", file=str(path)
+            "config file nested too deeply",
+            f"{path}: lists or mappings nest too deeply to read; flatten them.",
+            file=str(path),
         ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UsageError(
             "config file has the wrong shape",
-            f"{path}: expected a mapping of stage sections (e.g. `validate-data:`), got {type(data).__name__}.",
+            f"{path}: expected a mapping of stage sections (e.g. `validate-data:`), got "
+            f"{type(data).__name__}.",
             file=str(path),
         )
     return data
 
 
-def check_config(data: Mapping[str, Any], sections: Mapping[str, Sequence[Option]], path: Path) -> dict[str, dict[str, Any]]:
+def check_config(
+    data: Mapping[str, Any], sections: Mapping[str, Sequence[Option]], path: Path
+) -> dict[str, dict[str, Any]]:
     """Validate every section (not only the running stage's), so a typo anywhere fails early."""
     parsed: dict[str, dict[str, Any]] = {}
     for section, values in data.items():
         if section not in sections:
             raise UsageError(
                 "unknown config section",
-                f"{path}: `{section}` is not a stage{closest(str(section), list(sections))}. Valid sections: {', '.join(sections)}; "
+                f"{path}: `{section}` is not a stage{closest(str(section), list(sections))}. Valid sections: "
+                f"{', '.join(sections)}; "
                 "rename or remove it.",
                 file=str(path),
             )
         if values is None:
             values = {}
         if not isinstance(values, dict):
-            raise UsageError("config section has the wrong shape", f"{path}: `{section}` must be a mapping of options.", file=str(path))
+            raise UsageError(
+                "config section has the wrong shape",
+                f"{path}: `{section}` must be a mapping of options.",
+                file=str(path),
+            )
         options = {opt.name: opt for opt in sections[section]}
         parsed[section] = {}
         for key, value in values.items():
             if key not in options:
                 raise UsageError(
                     "unknown config key",
-                    f"{path}: `{section}.{key}` is not an option of {section}{closest(str(key), list(options))}.",
+                    f"{path}: `{section}.{key}` is not an option of "
+                    f"{section}{closest(str(key), list(options))}.",
                     file=str(path),
                 )
             option = options[key]
@@ -291,7 +316,9 @@ def check_config(data: Mapping[str, Any], sections: Mapping[str, Sequence[Option
             if option.is_path and parsed[section][key]:
                 value = parsed[section][key]
                 parsed[section][key] = (
-                    [_relative_to(v, path.parent) for v in value] if isinstance(value, list) else _relative_to(value, path.parent)
+                    [_relative_to(v, path.parent) for v in value]
+                    if isinstance(value, list)
+                    else _relative_to(value, path.parent)
                 )
     return parsed
 
@@ -309,7 +336,9 @@ def _parse(option: Option, value: Any, where: str, file: Path | None = None) -> 
         return option.parse(value)
     except ValueError as exc:
         hint = f" Example: `{option.example}`." if option.example else ""
-        raise UsageError(f"invalid value for {option.name}", f"{where}: {exc}.{hint}", file=str(file) if file else None) from None
+        raise UsageError(
+            f"invalid value for {option.name}", f"{where}: {exc}.{hint}", file=str(file) if file else None
+        ) from None
 
 
 def resolve(
@@ -332,7 +361,8 @@ def resolve(
         if not config_path.is_file():
             raise UsageError(
                 "config file not found",
-                f"{config_path} does not exist. Pass the path of your mlcicd.yaml as `config`, or leave it empty.",
+                f"{config_path} does not exist. Pass the path of your mlcicd.yaml as `config`, or leave it "
+                "empty.",
                 file=str(config_path),
             )
         parsed = check_config(load_config_file(config_path), sections, config_path)

@@ -56,7 +56,10 @@ def data_format(path: Path) -> str:
 def resolve_files(spec: str, *, option: str = "data") -> list[Path]:
     """A file, a directory (every supported file under it) or a glob; sorted, never empty."""
     if not spec:
-        raise UsageError(f"missing {option}", f"`{option}` is required: a CSV, Parquet or JSON Lines file, a directory or a glob.")
+        raise UsageError(
+            f"missing {option}",
+            f"`{option}` is required: a CSV, Parquet or JSON Lines file, a directory or a glob.",
+        )
     path = Path(spec)
     if path.is_file():
         data_format(path)
@@ -64,26 +67,33 @@ def resolve_files(spec: str, *, option: str = "data") -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
         if not files:
-            raise UsageError(f"no data in {option}", f"{spec}: the directory holds no {', '.join(sorted(FORMATS))} files.", file=spec)
+            raise UsageError(
+                f"no data in {option}",
+                f"{spec}: the directory holds no {', '.join(sorted(FORMATS))} files.",
+                file=spec,
+            )
         return files
     if glob.has_magic(spec):
         files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
         if not files:
             raise UsageError(
                 f"{option} glob matched nothing",
-                f"`{spec}` matched no file (relative to {os.getcwd()}). Check the pattern and that the data was fetched.",
+                f"`{spec}` matched no file (relative to {os.getcwd()}). Check the pattern and that the data "
+                "was fetched.",
                 file=spec,
             )
         for file in files:
             data_format(file)
         return files
     raise UsageError(
-        f"{option} not found", f"{spec} does not exist (relative to {os.getcwd()}). Pass a file, a directory or a glob.", file=spec
+        f"{option} not found",
+        f"{spec} does not exist (relative to {os.getcwd()}). Pass a file, a directory or a glob.",
+        file=spec,
     )
 
 
 def data_digest(files: list[Path]) -> str:
-    """sha256 over each file's name and bytes, in sorted order: same files, same digest, wherever they live."""
+    """sha256 over each file's name and bytes, in sorted order: same files, same digest, wherever they are."""
     common = Path(os.path.commonpath([str(f.resolve()) for f in files]))
     overall = hashlib.sha256()
     for file in files:
@@ -102,15 +112,20 @@ def _arrow_error(path: Path, exc: Exception, columns: list[str] | None = None) -
     if columns:  # pyarrow numbers CSV columns; people know them by name
         message = re.sub(
             r"In CSV column #(\d+)",
-            lambda m: f"column `{columns[int(m.group(1))]}`" if int(m.group(1)) < len(columns) else m.group(0),
+            lambda m: (
+                f"column `{columns[int(m.group(1))]}`" if int(m.group(1)) < len(columns) else m.group(0)
+            ),
             message,
         )
     if "Empty CSV file" in message or "Empty file" in message:
-        return UsageError("empty data file", f"{path} is empty. Check the step that produced it.", file=str(path))
+        return UsageError(
+            "empty data file", f"{path} is empty. Check the step that produced it.", file=str(path)
+        )
     if "UTF8" in message or "utf-8" in message.lower():
         return UsageError(
             "data is not UTF-8",
-            f"{path}: {message}. Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`) or set `encoding` (e.g. `latin-1`).",
+            f"{path}: {message}. Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`) or set "
+            "`encoding` (e.g. `latin-1`).",
             file=str(path),
         )
     if "conversion error" in message or "Expected" in message and "columns" in message:
@@ -120,8 +135,14 @@ def _arrow_error(path: Path, exc: Exception, columns: list[str] | None = None) -
             "(a column with text in it must be `str`).",
             file=str(path),
         )
-    kind = {".parquet": "Parquet", ".pq": "Parquet", ".jsonl": "JSON Lines", ".ndjson": "JSON Lines"}.get(path.suffix.lower(), "CSV")
-    return UsageError("unreadable data", f"{path}: {message}. Check that it is a complete {kind} file (re-export it).", file=str(path))
+    kind = {".parquet": "Parquet", ".pq": "Parquet", ".jsonl": "JSON Lines", ".ndjson": "JSON Lines"}.get(
+        path.suffix.lower(), "CSV"
+    )
+    return UsageError(
+        "unreadable data",
+        f"{path}: {message}. Check that it is a complete {kind} file (re-export it).",
+        file=str(path),
+    )
 
 
 def _check_header(path: Path, schema: pa.Schema, delimiter: str) -> None:
@@ -133,14 +154,16 @@ def _check_header(path: Path, schema: pa.Schema, delimiter: str) -> None:
                 shown = "\\t" if candidate == "\t" else candidate
                 raise UsageError(
                     "wrong delimiter",
-                    f"{path} parsed as a single column `{schema.names[0][:60]}`; it looks `{shown}`-delimited. Set `delimiter: '{shown}'`.",
+                    f"{path} parsed as a single column `{schema.names[0][:60]}`; it looks "
+                    f"`{shown}`-delimited. Set `delimiter: '{shown}'`.",
                     file=str(path),
                 )
     for field in schema:
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
             raise UsageError(
                 "data is not UTF-8",
-                f"{path}: column `{field.name}` holds bytes that are not valid UTF-8. Re-encode the file as UTF-8 "
+                f"{path}: column `{field.name}` holds bytes that are not valid UTF-8. Re-encode the file as "
+                "UTF-8 "
                 "(e.g. `iconv -f latin1 -t utf-8`) or set `encoding` (e.g. `latin-1`).",
                 file=str(path),
             )
@@ -148,7 +171,9 @@ def _check_header(path: Path, schema: pa.Schema, delimiter: str) -> None:
     for name in schema.names:
         if name in seen:
             raise UsageError(
-                "duplicate column names", f"{path}: column `{name}` appears twice in the header. Rename one of them.", file=str(path)
+                "duplicate column names",
+                f"{path}: column `{name}` appears twice in the header. Rename one of them.",
+                file=str(path),
             )
         seen.add(name)
 
@@ -170,13 +195,16 @@ def _check_width(path: Path, delimiter: str) -> None:
         shown = f"{columns:,}" if b"\n" in head else f"more than {columns:,}"
         raise UsageError(
             "too many columns",
-            f"{path} has {shown} columns; at most {MAX_COLUMNS:,} are read. Select the columns the schema describes, "
+            f"{path} has {shown} columns; at most {MAX_COLUMNS:,} are read. Select the columns the schema "
+            "describes, "
             "or check the `delimiter`.",
             file=str(path),
         )
 
 
-def _csv_batches(path: Path, delimiter: str, encoding: str, column_types: Mapping[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
+def _csv_batches(
+    path: Path, delimiter: str, encoding: str, column_types: Mapping[str, pa.DataType]
+) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -202,7 +230,9 @@ def _csv_batches(path: Path, delimiter: str, encoding: str, column_types: Mappin
         raise _arrow_error(path, exc, first.schema.names) from None
 
 
-def _parquet_batches(path: Path, strings_as_dictionary: bool = False, row_groups: list[int] | None = None) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(
+    path: Path, strings_as_dictionary: bool = False, row_groups: list[int] | None = None
+) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -232,8 +262,14 @@ def _dictionary_strings(parquet: Any) -> list[str]:
     if not parquet.metadata.num_row_groups:
         return []
     group = parquet.metadata.row_group(0)
-    paths = {group.column(i).path_in_schema: group.column(i).has_dictionary_page for i in range(group.num_columns)}
-    return [f.name for f in parquet.schema_arrow if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and paths.get(f.name)]
+    paths = {
+        group.column(i).path_in_schema: group.column(i).has_dictionary_page for i in range(group.num_columns)
+    }
+    return [
+        f.name
+        for f in parquet.schema_arrow
+        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and paths.get(f.name)
+    ]
 
 
 def read_as_dictionary(batch: pa.RecordBatch) -> set[str]:
@@ -249,7 +285,10 @@ def plain_strings(batch: pa.RecordBatch) -> pa.RecordBatch:
         return batch
     import pyarrow as pa
 
-    columns = [c.dictionary_decode() if n in names else c for n, c in zip(batch.schema.names, batch.columns, strict=True)]
+    columns = [
+        c.dictionary_decode() if n in names else c
+        for n, c in zip(batch.schema.names, batch.columns, strict=True)
+    ]
     metadata = {k: v for k, v in batch.schema.metadata.items() if k != READ_AS_DICTIONARY} or None
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names, metadata=metadata)
 
@@ -259,7 +298,9 @@ def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
     import pyarrow.json as pajson
 
     if path.stat().st_size == 0:
-        raise UsageError("empty data file", f"{path} is empty. Check the step that produced it.", file=str(path))
+        raise UsageError(
+            "empty data file", f"{path} is empty. Check the step that produced it.", file=str(path)
+        )
     try:
         reader = pajson.open_json(path, read_options=pajson.ReadOptions(block_size=CSV_BLOCK_BYTES))
         _check_header(path, reader.schema, ",")
@@ -290,7 +331,8 @@ def _single(path: Path, batch: pa.RecordBatch) -> Block:
 
 
 def column_groups(sizes: Mapping[str, int], limit: int | None = None) -> list[list[str]]:
-    """Consecutive columns in groups of at most `limit` (default COLUMN_GROUP_BYTES) bytes; a larger column alone."""
+    """Consecutive columns in groups of at most `limit` (default COLUMN_GROUP_BYTES) bytes; a larger column
+    alone."""
     limit = COLUMN_GROUP_BYTES if limit is None else limit
     groups: list[list[str]] = []
     total = limit
@@ -326,7 +368,11 @@ def _parquet_blocks(path: Path, strings_as_dictionary: bool) -> Iterator[Block]:
             raise _arrow_error(path, exc) from None
         batches = table.to_batches()
         batch = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
-        return batch.replace_schema_metadata({**(batch.schema.metadata or {}), **metadata}) if metadata else batch
+        return (
+            batch.replace_schema_metadata({**(batch.schema.metadata or {}), **metadata})
+            if metadata
+            else batch
+        )
 
     for group in range(meta.num_row_groups):
         rows = meta.row_group(group).num_rows
@@ -364,7 +410,9 @@ def iter_blocks(
         if data_format(path) == "parquet":
             yield from _parquet_blocks(path, strings_as_dictionary)
             continue
-        for _, batch in iter_batches([path], delimiter=delimiter, encoding=encoding, column_types=column_types):
+        for _, batch in iter_batches(
+            [path], delimiter=delimiter, encoding=encoding, column_types=column_types
+        ):
             yield _single(path, batch)
 
 

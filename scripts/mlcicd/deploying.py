@@ -19,7 +19,10 @@ def model_env(tags: dict[str, str] | None) -> dict[str, str]:
     from mlcicd import tracking
 
     tags = dict(tags or {})
-    return {"MODEL_GIT_SHA": tags.get(tracking.TAG_GIT_SHA, ""), "MODEL_TAGS": json.dumps(tags, sort_keys=True)}
+    return {
+        "MODEL_GIT_SHA": tags.get(tracking.TAG_GIT_SHA, ""),
+        "MODEL_TAGS": json.dumps(tags, sort_keys=True),
+    }
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,26 @@ class Deployer:
         started = time.monotonic()
         try:
             # The consumer's own command, from the environment, never pasted into a script.
-            proc = subprocess.run(["bash", "-euo", "pipefail", "-c", self.command], env=env, timeout=self.timeout, check=False)
+            proc = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", self.command], env=env, timeout=self.timeout, check=False
+            )
         except subprocess.TimeoutExpired:
-            return f"the deploy command for the {target} server did not finish within {self.timeout:g} s (`deploy-timeout`)"
+            return (
+                f"the deploy command for the {target} server did not finish within {self.timeout:g} s "
+                "(`deploy-timeout`)"
+            )
         except OSError as exc:
             return f"the deploy command could not start: {exc.strerror or exc}"
         if proc.returncode != 0:
-            return f"the deploy command for the {target} server exited with {proc.returncode} (its output is above)"
-        print(f"[canary-shift] {target} server: {self.model_uri} deployed in {time.monotonic() - started:.1f} s", flush=True)
+            return (
+                f"the deploy command for the {target} server exited with {proc.returncode} (its output is "
+                "above)"
+            )
+        print(
+            f"[canary-shift] {target} server: {self.model_uri} deployed in "
+            f"{time.monotonic() - started:.1f} s",
+            flush=True,
+        )
         return None
 
 

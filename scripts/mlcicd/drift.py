@@ -130,7 +130,9 @@ def kolmogorov_sf(x: float) -> float:
     if x < 1.0:  # the alternating series converges slowly here; the theta-function form does not
         s = sum(math.exp(-((2 * k - 1) ** 2) * math.pi**2 / (8 * x * x)) for k in range(1, 8))
         return max(0.0, 1.0 - math.sqrt(2 * math.pi) / x * s)
-    return min(1.0, 2.0 * sum((1.0 if k % 2 else -1.0) * math.exp(-2.0 * k * k * x * x) for k in range(1, 101)))
+    return min(
+        1.0, 2.0 * sum((1.0 if k % 2 else -1.0) * math.exp(-2.0 * k * k * x * x) for k in range(1, 101))
+    )
 
 
 def ks_wasserstein(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -143,7 +145,9 @@ def ks_wasserstein(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     diff = np.cumsum(from_a) / len(a) - np.cumsum(~from_a) / len(b)
     group_end = np.append(merged[1:] != merged[:-1], True)  # the CDFs at a tied value count all its copies
     diff, merged = diff[group_end], merged[group_end]
-    return float(np.max(np.abs(diff))), float((np.abs(diff[:-1]) * np.diff(merged)).sum())  # no BLAS: see profile._add_moments
+    return float(np.max(np.abs(diff))), float(
+        (np.abs(diff[:-1]) * np.diff(merged)).sum()
+    )  # no BLAS: see profile._add_moments
 
 
 def ks_p_value(d: float, n1: int, n2: int) -> float:
@@ -213,7 +217,9 @@ def compare_numeric(ref: dict[str, Any], cur: dict[str, Any], t: Thresholds) -> 
     reasons = []
     if p_value < t.alpha:
         if wasserstein >= t.min_wasserstein:
-            reasons.append(f"distribution moved {wasserstein:.2f} reference std (threshold {t.min_wasserstein:g})")
+            reasons.append(
+                f"distribution moved {wasserstein:.2f} reference std (threshold {t.min_wasserstein:g})"
+            )
         if value_psi >= t.min_psi:
             reasons.append(f"PSI {value_psi:.3f} (threshold {t.min_psi:g})")
     result["ratio"] = max(wasserstein / t.min_wasserstein, value_psi / t.min_psi)
@@ -252,7 +258,10 @@ def compare_categorical(ref: dict[str, Any], cur: dict[str, Any], t: Thresholds)
     reasons = []
     if p_value < t.alpha:
         if share_change >= t.min_share_change:
-            reasons.append(f"a category's share moved {share_change * 100:.1f} points (threshold {t.min_share_change * 100:g})")
+            reasons.append(
+                f"a category's share moved {share_change * 100:.1f} points (threshold "
+                f"{t.min_share_change * 100:g})"
+            )
         if value_psi >= t.min_psi:
             reasons.append(f"PSI {value_psi:.3f} (threshold {t.min_psi:g})")
     return {
@@ -275,7 +284,12 @@ def compare_column(
     """Per-column verdict: status OK / DRIFT / MISSING / NEW_CATEGORY, with statistics and severity."""
     base: dict[str, Any] = {"column": name, "role": role, "kind": ref.get("kind")}
     if cur is None:
-        return {**base, "status": "MISSING", "severity": "critical", "reasons": ["column is in the reference but not in the data"]}
+        return {
+            **base,
+            "status": "MISSING",
+            "severity": "critical",
+            "reasons": ["column is in the reference but not in the data"],
+        }
     if ref["kind"] != cur["kind"] and cur["kind"] != "empty":
         return {
             **base,
@@ -300,11 +314,15 @@ def compare_column(
         status = "NEW_CATEGORY"
         share = result["new_category_share"]
         severity = "medium" if share >= t.min_share_change else "low"
-        result["reasons"].append(f"{len(result['new_categories'])} category(ies) never seen in the reference ({share:.1%} of rows)")
+        result["reasons"].append(
+            f"{len(result['new_categories'])} category(ies) never seen in the reference ({share:.1%} of rows)"
+        )
     elif result["p_value"] < t.alpha:
         severity = "low"  # significant but below every effect-size threshold: noted, not failed
     return {**base, **result, "status": status, "severity": severity}
 
 
 def is_failure(feature: dict[str, Any]) -> bool:
-    return feature["status"] in ("DRIFT", "MISSING") or (feature["status"] == "NEW_CATEGORY" and feature["severity"] == "medium")
+    return feature["status"] in ("DRIFT", "MISSING") or (
+        feature["status"] == "NEW_CATEGORY" and feature["severity"] == "medium"
+    )

@@ -22,7 +22,8 @@ THRESHOLD_OPTIONS = (
         "drift-threshold",
         number(minimum=0, maximum=1),
         0.01,
-        "significance level of the drift tests, 0 to 1: a change with a p-value below it is statistically significant",
+        "significance level of the drift tests, 0 to 1: a change with a p-value below it is statistically "
+        "significant",
         "0.05",
     ),
     Option(
@@ -92,7 +93,8 @@ def check_drift(
     if ref_cols and not set(ref_cols) & set(current["columns"]):
         raise UsageError(
             "reference profile is of another dataset",
-            f"{where} describes columns {', '.join(list(ref_cols)[:6])}, none of which is in the data. Pass the profile of this dataset's training data.",
+            f"{where} describes columns {', '.join(list(ref_cols)[:6])}, none of which is in the data. Pass "
+            "the profile of this dataset's training data.",
             file=where,
         )
     features = [

@@ -34,7 +34,7 @@ class GitHubApiError(Exception):
 
     @property
     def forbidden(self) -> bool:
-        """The token may not do this: a read-only token (a pull request from a fork) or a missing permission."""
+        """The token may not do this: a read-only token (a pull request from a fork), a missing permission."""
         return self.status in (401, 403, 404)
 
 
@@ -61,19 +61,36 @@ class GitHubApi:
         self.timeout = timeout
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION, "User-Agent": "ml-cicd"}
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "ml-cicd",
+        }
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    def request(self, method: str, path: str, *, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
         """One call; `path` is relative to the repository (`issues/3`) or a full URL (a `next` link)."""
         import requests
 
-        url = path if path.startswith(("http://", "https://")) else f"{self.root}/repos/{self.repository}/{path}"
+        url = (
+            path
+            if path.startswith(("http://", "https://"))
+            else f"{self.root}/repos/{self.repository}/{path}"
+        )
         for attempt in range(len(RETRY_DELAYS) + 1):
             try:
-                response = requests.request(method, url, headers=self._headers(), json=body, params=params, timeout=self.timeout)
+                response = requests.request(
+                    method, url, headers=self._headers(), json=body, params=params, timeout=self.timeout
+                )
             except requests.RequestException as exc:
                 problem, status = f"{type(exc).__name__}", None
             else:
@@ -106,7 +123,9 @@ class GitHubApi:
             response = self.request("GET", url, params=query)
             items = response.json()
             if not isinstance(items, list):
-                raise GitHubApiError(response.status_code, f"GET {path}: expected a list, got {type(items).__name__}")
+                raise GitHubApiError(
+                    response.status_code, f"GET {path}: expected a list, got {type(items).__name__}"
+                )
             yield from items
             match = NEXT_LINK.search(response.headers.get("Link", ""))
             url, query = (match.group(1), None) if match else (None, None)
@@ -128,7 +147,9 @@ class GitHubApi:
         """Update the open issue that carries `marker`, or open one: ("updated" | "created", issue)."""
         existing = self.find_issue(marker, label)
         if existing is not None:
-            return "updated", self.json("PATCH", f"issues/{existing['number']}", body={"title": title, "body": body})
+            return "updated", self.json(
+                "PATCH", f"issues/{existing['number']}", body={"title": title, "body": body}
+            )
         return "created", self.json("POST", "issues", body={"title": title, "body": body, "labels": [label]})
 
     def upsert_comment(self, number: int, marker: str, body: str) -> tuple[str, dict[str, Any]]:

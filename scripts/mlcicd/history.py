@@ -27,7 +27,9 @@ def next_event_key(existing: list[str], now: datetime, suffix: str) -> str:
     latest = max(existing, default="")
     if latest:
         try:
-            then = datetime.strptime(latest[len(HISTORY_PREFIX) :].split("-")[0], KEY_TIME_FORMAT).replace(tzinfo=timezone.utc)
+            then = datetime.strptime(latest[len(HISTORY_PREFIX) :].split("-")[0], KEY_TIME_FORMAT).replace(
+                tzinfo=timezone.utc
+            )
         except ValueError:
             then = None
         if then is not None and then >= stamp:
@@ -45,7 +47,10 @@ def read_history(tags: dict[str, str]) -> list[dict[str, Any]]:
                 raise ValueError
         except ValueError:
             event = {"reason": f"unreadable history tag: {tags[key][:80]!r}"}
-        for end in ("from", "to"):  # versions are strings everywhere, whatever the store returned when it was written
+        for end in (
+            "from",
+            "to",
+        ):  # versions are strings everywhere, whatever the store returned when it was written
             if event.get(end) is not None:
                 event[end] = str(event[end])
         events.append({"id": key[len(HISTORY_PREFIX) :], **event})
@@ -53,7 +58,13 @@ def read_history(tags: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def make_event(
-    alias: str, mode: str, from_version: str | None, to_version: str | None, reason: str, context: dict[str, str], now: datetime
+    alias: str,
+    mode: str,
+    from_version: str | None,
+    to_version: str | None,
+    reason: str,
+    context: dict[str, str],
+    now: datetime,
 ) -> dict[str, Any]:
     return {
         "time": now.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),

@@ -43,7 +43,12 @@ class Figures:
         return min(1.0, (self.errors or 0.0) / self.requests)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors, "error_rate": self.error_rate, "p99_ms": self.p99_ms}
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": self.error_rate,
+            "p99_ms": self.p99_ms,
+        }
 
 
 @dataclass(frozen=True)
@@ -94,13 +99,18 @@ def combine(findings: list[Finding]) -> Verdict:
 
 def _enough(name: str, figures: Figures, limits: Limits, judge: str) -> Finding | None:
     if figures.requests is None:
-        return Finding(judge, "requests", INCONCLUSIVE, f"the metrics source returned no request count for {name}")
-    if figures.requests < max(limits.min_requests, 1):  # never judge zero requests, whatever min-requests says
+        return Finding(
+            judge, "requests", INCONCLUSIVE, f"the metrics source returned no request count for {name}"
+        )
+    if figures.requests < max(
+        limits.min_requests, 1
+    ):  # never judge zero requests, whatever min-requests says
         return Finding(
             judge,
             "requests",
             INCONCLUSIVE,
-            f"{name} served {figures.requests:,.0f} requests, fewer than min-requests {max(limits.min_requests, 1):,.0f}",
+            f"{name} served {figures.requests:,.0f} requests, fewer than min-requests "
+            f"{max(limits.min_requests, 1):,.0f}",
         )
     return None
 
@@ -126,11 +136,18 @@ def threshold_judge(canary: Figures, limits: Limits) -> list[Finding]:
     rate = canary.error_rate or 0.0
     findings = []
     if rate <= limits.max_error_rate:
-        findings.append(Finding("threshold", "error rate", PASS, f"{rate:.2%} ≤ max-error-rate {limits.max_error_rate:.2%}"))
+        findings.append(
+            Finding(
+                "threshold", "error rate", PASS, f"{rate:.2%} ≤ max-error-rate {limits.max_error_rate:.2%}"
+            )
+        )
     else:
         p = binomial_above(canary.errors or 0.0, canary.requests or 0.0, limits.max_error_rate)
         verdict = FAIL if p < limits.alpha else PASS
-        detail = f"{rate:.2%} > max-error-rate {limits.max_error_rate:.2%} ({'significantly' if verdict == FAIL else 'not significantly'}: binomial p={p:.2g})"
+        detail = (
+            f"{rate:.2%} > max-error-rate {limits.max_error_rate:.2%} "
+            f"({'significantly' if verdict == FAIL else 'not significantly'}: binomial p={p:.2g})"
+        )
         findings.append(Finding("threshold", "error rate", verdict, detail, p))
     if limits.max_latency_p99_ms > 0:
         findings.append(_p99_limit(canary, limits))
@@ -141,25 +158,34 @@ def _p99_limit(canary: Figures, limits: Limits) -> Finding:
     limit = limits.max_latency_p99_ms
     p99 = canary.p99_ms if canary.p99_ms is not None else quantile_from_bins(canary.bins, 0.99)
     if p99 is None:
-        return Finding("threshold", "p99", INCONCLUSIVE, "the metrics source returned no latency for the canary")
+        return Finding(
+            "threshold", "p99", INCONCLUSIVE, "the metrics source returned no latency for the canary"
+        )
     if p99 <= limit:
         return Finding("threshold", "p99", PASS, f"{p99:.1f} ms ≤ max-latency-p99-ms {limit:g}")
     if not canary.bins:
-        return Finding("threshold", "p99", FAIL, f"{p99:.1f} ms > max-latency-p99-ms {limit:g} (no histogram: the p99 figure alone)")
+        return Finding(
+            "threshold",
+            "p99",
+            FAIL,
+            f"{p99:.1f} ms > max-latency-p99-ms {limit:g} (no histogram: the p99 figure alone)",
+        )
     # p99 ≤ limit means at most 1 % of requests slower than the limit: test the count that was slower.
     slower = count_above(canary.bins, limit)
     total = sum(c for _, c in canary.bins)
     p = binomial_above(slower, total, 0.01)
     verdict = FAIL if p < limits.alpha else PASS
     detail = (
-        f"{p99:.1f} ms > max-latency-p99-ms {limit:g} ({'significantly' if verdict == FAIL else 'not significantly'}: "
+        f"{p99:.1f} ms > max-latency-p99-ms {limit:g} "
+        f"({'significantly' if verdict == FAIL else 'not significantly'}: "
         f"{slower:,.0f} of {total:,.0f} requests slower, binomial p={p:.2g})"
     )
     return Finding("threshold", "p99", verdict, detail, p)
 
 
 def count_above(bins: Sequence[tuple[float, float]], limit: float) -> float:
-    """Requests slower than `limit`, interpolating inside the bucket that holds it (as histogram_quantile does)."""
+    """Requests slower than `limit`, interpolating inside the bucket that holds it (as histogram_quantile
+    does)."""
     above, lower = 0.0, 0.0
     for upper, count in bins:
         if lower >= limit:
@@ -172,7 +198,14 @@ def count_above(bins: Sequence[tuple[float, float]], limit: float) -> float:
 
 
 def statistical_judge(canary: Figures, stable: Figures, limits: Limits) -> list[Finding]:
-    short = [f for f in (_enough("the canary", canary, limits, "statistical"), _enough("stable", stable, limits, "statistical")) if f]
+    short = [
+        f
+        for f in (
+            _enough("the canary", canary, limits, "statistical"),
+            _enough("stable", stable, limits, "statistical"),
+        )
+        if f
+    ]
     if short:
         return short
     return [_compare_errors(canary, stable, limits), _compare_latency(canary, stable, limits)]
@@ -180,9 +213,14 @@ def statistical_judge(canary: Figures, stable: Figures, limits: Limits) -> list[
 
 def _compare_errors(canary: Figures, stable: Figures, limits: Limits) -> Finding:
     c_rate, s_rate = canary.error_rate or 0.0, stable.error_rate or 0.0
-    p = fisher_greater(canary.errors or 0.0, canary.requests or 0.0, stable.errors or 0.0, stable.requests or 0.0)
+    p = fisher_greater(
+        canary.errors or 0.0, canary.requests or 0.0, stable.errors or 0.0, stable.requests or 0.0
+    )
     worse = c_rate - s_rate > limits.error_rate_tolerance and p < limits.alpha
-    detail = f"canary {c_rate:.2%} vs stable {s_rate:.2%} (Fisher one-sided p={p:.2g}, tolerance +{limits.error_rate_tolerance:.2%})"
+    detail = (
+        f"canary {c_rate:.2%} vs stable {s_rate:.2%} (Fisher one-sided p={p:.2g}, tolerance "
+        f"+{limits.error_rate_tolerance:.2%})"
+    )
     return Finding("statistical", "error rate", FAIL if worse else PASS, detail, p)
 
 
@@ -190,21 +228,27 @@ def _compare_latency(canary: Figures, stable: Figures, limits: Limits) -> Findin
     c_p99 = canary.p99_ms if canary.p99_ms is not None else quantile_from_bins(canary.bins, 0.99)
     s_p99 = stable.p99_ms if stable.p99_ms is not None else quantile_from_bins(stable.bins, 0.99)
     if c_p99 is None or s_p99 is None:
-        return Finding("statistical", "p99", INCONCLUSIVE, "the metrics source returned no latency for both variants")
+        return Finding(
+            "statistical", "p99", INCONCLUSIVE, "the metrics source returned no latency for both variants"
+        )
     band = s_p99 * (1 + limits.latency_tolerance)
     above = c_p99 > band
     tolerance = f"tolerance +{limits.latency_tolerance:.0%}"
     if canary.bins and stable.bins and [b for b, _ in canary.bins] == [b for b, _ in stable.bins]:
         p = mann_whitney_greater([c for _, c in canary.bins], [c for _, c in stable.bins])
         worse = above and p < limits.alpha
-        detail = f"p99 canary {c_p99:.1f} ms vs stable {s_p99:.1f} ms (Mann-Whitney on buckets, one-sided p={p:.2g}, {tolerance})"
+        detail = (
+            f"p99 canary {c_p99:.1f} ms vs stable {s_p99:.1f} ms (Mann-Whitney on buckets, one-sided "
+            f"p={p:.2g}, {tolerance})"
+        )
         return Finding("statistical", "p99", FAIL if worse else PASS, detail, p)
     detail = f"p99 canary {c_p99:.1f} ms vs stable {s_p99:.1f} ms (no histogram: p99 ratio only, {tolerance})"
     return Finding("statistical", "p99", FAIL if above else PASS, detail)
 
 
 def judge(kind: str, canary: Figures, stable: Figures, limits: Limits) -> Verdict:
-    """One check of one step. `kind`: threshold, statistical or both (sequential: mlcicd.sequential.sequential_verdict)."""
+    """One check of one step. `kind`: threshold, statistical or both (sequential:
+    mlcicd.sequential.sequential_verdict)."""
     findings: list[Finding] = []
     if kind in ("threshold", "both"):
         findings += threshold_judge(canary, limits)
@@ -220,7 +264,9 @@ def judge(kind: str, canary: Figures, stable: Figures, limits: Limits) -> Verdic
 # --- statistics -------------------------------------------------------------------------------
 
 
-def fisher_greater(canary_errors: float, canary_requests: float, stable_errors: float, stable_requests: float) -> float:
+def fisher_greater(
+    canary_errors: float, canary_requests: float, stable_errors: float, stable_requests: float
+) -> float:
     """P-value of 'the canary's error rate is higher than stable's' (one-sided Fisher exact test).
 
     Counts from Prometheus' increase() are extrapolated floats; the test needs whole requests.

@@ -55,7 +55,8 @@ class KServeRouter(KubeRouter):
     def check(self, document: dict[str, Any]) -> None:
         if not isinstance(document.get("spec", {}).get("predictor", {}).get("model"), dict):
             raise RouterRefused(
-                f"{self.describe()} has no `spec.predictor.model`; use KServe's model spec (modelFormat + storageUri), "
+                f"{self.describe()} has no `spec.predictor.model`; use KServe's model spec (modelFormat + "
+                "storageUri), "
                 "see docs/actions/canary-shift.md"
             )
 
@@ -86,7 +87,9 @@ class KServeRouter(KubeRouter):
         predictor = document.get("spec", {}).get("predictor", {})
         if CANARY in predictor:
             latest, others = latest_percent(document)
-            if (others or float(predictor[CANARY] or 0) >= 100) and abs(latest - float(predictor[CANARY] or 0)) > 1e-6:
+            if (others or float(predictor[CANARY] or 0) >= 100) and abs(
+                latest - float(predictor[CANARY] or 0)
+            ) > 1e-6:
                 return f"the latest revision has {latest:g} % of traffic, not {predictor[CANARY]} %"
         return None
 
@@ -95,7 +98,8 @@ class KServeRouter(KubeRouter):
             raise RouterError("KServe cannot mirror traffic")
 
         def change(document: dict[str, Any]) -> Patch | None:
-            # Canary 0 with no new revision: no canaryTrafficPercent at all (KServe would have nothing to split).
+            # Canary 0 with no new revision: no canaryTrafficPercent at all (KServe would have nothing to
+            # split).
             status, predictor = predictor_status(document), document["spec"]["predictor"]
             nothing_new = status.get("latestReadyRevision") == status.get("latestRolledoutRevision")
             value = None if not weights.canary and nothing_new else round(weights.canary)
@@ -133,8 +137,13 @@ class KServeDeployer(Deployer):
         rolled_out = predictor_status(before).get("latestRolledoutRevision")
         if before["spec"]["predictor"]["model"].get("storageUri") == uri:
             if predictor_status(before).get("latestReadyRevision") != rolled_out:
-                return None  # a rollout of this version that was rolled back: its revision is the canary again
-            return f"{self.router.describe()} already serves storageUri {uri} as its rolled-out revision: nothing to roll out"
+                return (
+                    None  # a rollout of this version that was rolled back: its revision is the canary again
+                )
+            return (
+                f"{self.router.describe()} already serves storageUri {uri} as its rolled-out revision: "
+                "nothing to roll out"
+            )
         model: dict[str, Any] = {"storageUri": uri}
         if self.router.format:
             model["modelFormat"] = {"name": self.router.format}
@@ -150,15 +159,22 @@ class KServeDeployer(Deployer):
             created = status.get("latestCreatedRevision")
             if created == rolled_out:
                 return "no new revision was created yet"
-            if failed is not None and failed.get("status") == "False" and status.get("latestReadyRevision") != created:
-                raise RouterError(f"revision {created} failed: {failed.get('reason', '')} {failed.get('message', '')}".strip())
+            if (
+                failed is not None
+                and failed.get("status") == "False"
+                and status.get("latestReadyRevision") != created
+            ):
+                raise RouterError(
+                    f"revision {created} failed: {failed.get('reason', '')} "
+                    f"{failed.get('message', '')}".strip()
+                )
             if status.get("latestReadyRevision") != created:
                 return f"revision {created} is not ready"
             return None
 
         wait_until(ready, self.timeout, f"{self.router.describe()}")
-        print(f"[canary-shift] KServe: revision {predictor_status(self.router.object.get()).get('latestReadyRevision')} "
-              f"serves {uri} at canary 0 %", flush=True)  # fmt: skip
+        revision = predictor_status(self.router.object.get()).get("latestReadyRevision")
+        print(f"[canary-shift] KServe: revision {revision} serves {uri} at canary 0 %", flush=True)
         return None
 
     def _promote(self) -> str | None:

@@ -60,16 +60,24 @@ def api_client(kubeconfig: str, context: str) -> Any:
     try:
         if kubeconfig:
             if not Path(kubeconfig).expanduser().is_file():
-                raise RouterRefused(f"`router.kubeconfig` {kubeconfig!r} is not a file; give the path of a kubeconfig")
-            return config.new_client_from_config(str(Path(kubeconfig).expanduser()), context or None, persist_config=False)
+                raise RouterRefused(
+                    f"`router.kubeconfig` {kubeconfig!r} is not a file; give the path of a kubeconfig"
+                )
+            return config.new_client_from_config(
+                str(Path(kubeconfig).expanduser()), context or None, persist_config=False
+            )
         if text:
             import yaml
 
             document = yaml.safe_load(text)
             if not isinstance(document, dict):
-                raise RouterRefused(f"{KUBECONFIG_ENV} is not a kubeconfig (a YAML mapping); set it to the file's text")
+                raise RouterRefused(
+                    f"{KUBECONFIG_ENV} is not a kubeconfig (a YAML mapping); set it to the file's text"
+                )
             return config.new_client_from_config_dict(document, context or None, persist_config=False)
-        default = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(Path.home() / ".kube" / "config")
+        default = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(
+            Path.home() / ".kube" / "config"
+        )
         if Path(default).expanduser().is_file():
             return config.new_client_from_config(default, context or None, persist_config=False)
         configuration = client.Configuration()
@@ -77,7 +85,8 @@ def api_client(kubeconfig: str, context: str) -> Any:
         return client.ApiClient(configuration)
     except config.ConfigException as exc:
         raise RouterRefused(
-            f"no usable Kubernetes credentials ({exc}); set `router.kubeconfig`, {KUBECONFIG_ENV} (a secret holding a "
+            f"no usable Kubernetes credentials ({exc}); set `router.kubeconfig`, {KUBECONFIG_ENV} (a secret "
+            "holding a "
             "kubeconfig) or KUBECONFIG, or run inside the cluster with a service account"
         ) from None
 
@@ -91,7 +100,10 @@ class KubeObject:
         self._api: Any = None
 
     def describe(self) -> str:
-        return f"{self.resource.kind} {self.namespace}/{self.name} ({self.resource.group}/{self.resource.version})"
+        return (
+            f"{self.resource.kind} {self.namespace}/{self.name} "
+            f"({self.resource.group}/{self.resource.version})"
+        )
 
     @property
     def api(self) -> Any:
@@ -109,7 +121,9 @@ class KubeObject:
         except ApiException as exc:
             raise self._refusal(verb, exc) from None
         except Exception as exc:  # noqa: BLE001 - urllib3 and socket errors: the API server did not answer
-            raise RouterError(f"{verb} {self.describe()}: the API server did not answer ({type(exc).__name__})") from None
+            raise RouterError(
+                f"{verb} {self.describe()}: the API server did not answer ({type(exc).__name__})"
+            ) from None
         if not isinstance(document, dict):
             raise RouterError(f"{verb} {self.describe()} returned {type(document).__name__}, not an object")
         return document
@@ -120,15 +134,22 @@ class KubeObject:
         message = str(status.get("message") or getattr(exc, "reason", "") or "").strip()
         if code == 403:
             return RouterRefused(
-                f"no permission to {verb} {self.resource.qualified} `{self.name}` in namespace {self.namespace} "
-                f"({message}); give the account a Role rule with apiGroups [{self.resource.group}], resources "
-                f"[{self.resource.plural}], resourceNames [{self.name}], verbs [get, patch] (see docs/actions/canary-shift.md)"
+                f"no permission to {verb} {self.resource.qualified} `{self.name}` in namespace "
+                f"{self.namespace} "
+                f"({message}); give the account a Role rule with apiGroups [{self.resource.group}], "
+                "resources "
+                f"[{self.resource.plural}], resourceNames [{self.name}], verbs [get, patch] (see "
+                "docs/actions/canary-shift.md)"
             )
         if code == 401:
-            return RouterRefused(f"{verb} {self.describe()}: the API server did not accept the credentials (401); check the kubeconfig")
+            return RouterRefused(
+                f"{verb} {self.describe()}: the API server did not accept the credentials (401); check the "
+                "kubeconfig"
+            )
         if code == 404:
             return RouterRefused(
-                f"{self.describe()} does not exist ({message or 'not found'}); check `router.namespace` and `router.name`, "
+                f"{self.describe()} does not exist ({message or 'not found'}); check `router.namespace` and "
+                "`router.name`, "
                 "and that the resource's CRD is installed"
             )
         if code == 409:
@@ -164,7 +185,9 @@ class KubeObject:
             ),  # fmt: skip
         )
 
-    def update(self, change: Callable[[dict[str, Any]], Patch | None], *, dry_run: bool = False) -> dict[str, Any]:
+    def update(
+        self, change: Callable[[dict[str, Any]], Patch | None], *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Read, compute the patch from what was read, send it with that resourceVersion; on 409 Conflict,
         read again. `change` returns None when the object already is as wanted (then nothing is sent)."""
         for _ in range(CONFLICT_RETRIES):
@@ -181,7 +204,9 @@ class KubeObject:
                 return self.patch(body, dry_run=dry_run)
             except Conflict:
                 time.sleep(0.1)
-        raise RouterError(f"{self.describe()} kept changing under {CONFLICT_RETRIES} attempts to patch it (409 Conflict)")
+        raise RouterError(
+            f"{self.describe()} kept changing under {CONFLICT_RETRIES} attempts to patch it (409 Conflict)"
+        )
 
 
 class Conflict(RouterError):

@@ -41,7 +41,8 @@ class KubeRouter(Router):
 
     @property
     def object(self) -> KubeObject:
-        """Credentials are loaded at the first call, so a bad kubeconfig is a message, not a crash at parse time."""
+        """Credentials are loaded at the first call, so a bad kubeconfig is a message, not a crash at parse
+        time."""
         if self._object is None:
             self._object = KubeObject(
                 self.resource,
@@ -116,13 +117,16 @@ class RouteRouter(KubeRouter):
                 found.append((i, stable[0], canary[0]))
             elif canary:
                 raise RouterRefused(
-                    f"{self.noun} {i} of {self.describe()} sends traffic to `{self.canary}` without `{self.stable}`; "
+                    f"{self.noun} {i} of {self.describe()} sends traffic to `{self.canary}` without "
+                    f"`{self.stable}`; "
                     f"give every {self.noun} that lists the canary both {self.listed}"
                 )
         if not found:
             raise RouterRefused(
-                f"no {self.noun} of {self.describe()} lists both {self.listed} `{self.stable}` and `{self.canary}`; add them "
-                f"to one {self.noun} (see docs/actions/canary-shift.md), or set `router.stable` / `router.canary` to {self.hint}"
+                f"no {self.noun} of {self.describe()} lists both {self.listed} `{self.stable}` and "
+                f"`{self.canary}`; add them "
+                f"to one {self.noun} (see docs/actions/canary-shift.md), or set `router.stable` / "
+                f"`router.canary` to {self.hint}"
             )
         return found
 
@@ -130,7 +134,9 @@ class RouteRouter(KubeRouter):
         items, found = document["spec"][self.collection], []
         for i, s, c in self.pairs(document):
             refs = items[i][self.targets]
-            found.append(Weights(_split(_weight(refs[s]), _weight(refs[c]), self.describe()), self.mirrored(items[i])))
+            found.append(
+                Weights(_split(_weight(refs[s]), _weight(refs[c]), self.describe()), self.mirrored(items[i]))
+            )
         return _one(found, self.describe())
 
     def read(self) -> Weights:
@@ -179,15 +185,25 @@ class GatewayApiRouter(RouteRouter):
                     return float(mirror["percent"])
                 fraction = mirror.get("fraction")
                 if isinstance(fraction, dict):
-                    return 100 * float(fraction.get("numerator", 0)) / float(fraction.get("denominator", 100) or 100)
+                    return (
+                        100
+                        * float(fraction.get("numerator", 0))
+                        / float(fraction.get("denominator", 100) or 100)
+                    )
                 return 100.0
         return 0.0
 
     def mirror_ops(self, item: dict[str, Any], base: str, canary: int, shadow: float) -> list[dict[str, Any]]:
         filters = [f for f in item.get("filters") or [] if not self._mirrors_canary(f)]
         if shadow:
-            ref = {k: v for k, v in item["backendRefs"][canary].items() if k in ("group", "kind", "name", "namespace", "port")}
-            filters.append({"type": "RequestMirror", "requestMirror": {"backendRef": ref, "percent": round(shadow)}})
+            ref = {
+                k: v
+                for k, v in item["backendRefs"][canary].items()
+                if k in ("group", "kind", "name", "namespace", "port")
+            }
+            filters.append(
+                {"type": "RequestMirror", "requestMirror": {"backendRef": ref, "percent": round(shadow)}}
+            )
         if filters == (item.get("filters") or []):
             return []
         return [{"op": "add", "path": f"{base}/filters", "value": filters}]
@@ -195,7 +211,10 @@ class GatewayApiRouter(RouteRouter):
     def settled(self, document: dict[str, Any], wanted: int) -> str | None:
         """Accepted and ResolvedRefs for `wanted` from every parent the implementation reports."""
         for parent in document.get("status", {}).get("parents") or []:
-            who = f"{parent.get('controllerName') or 'the controller'} for {(parent.get('parentRef') or {}).get('name', '?')}"
+            who = (
+                f"{parent.get('controllerName') or 'the controller'} for "
+                f"{(parent.get('parentRef') or {}).get('name', '?')}"
+            )
             found = conditions(parent)
             for kind in ("Accepted", "ResolvedRefs"):
                 condition = found.get(kind)
@@ -203,7 +222,8 @@ class GatewayApiRouter(RouteRouter):
                     return f"{who} has not reported {kind} for it yet"
                 if condition.get("status") != "True":
                     raise RouterError(
-                        f"{who} reports {kind} {condition.get('status')} for generation {wanted} of {self.describe()} "
+                        f"{who} reports {kind} {condition.get('status')} for generation {wanted} of "
+                        f"{self.describe()} "
                         f"({condition.get('reason', '')}: {condition.get('message', '')})"
                     )
         return None
@@ -219,7 +239,10 @@ class IstioRouter(RouteRouter):
     def _is(self, destination: Any, name: str) -> bool:
         if not isinstance(destination, dict):
             return False
-        return bool(destination.get("subset") == name or (not destination.get("subset") and destination.get("host") == name))
+        return bool(
+            destination.get("subset") == name
+            or (not destination.get("subset") and destination.get("host") == name)
+        )
 
     def matches(self, target: dict[str, Any], name: str) -> bool:
         return self._is(target.get("destination"), name)
@@ -238,7 +261,9 @@ class IstioRouter(RouteRouter):
             ]
         if not self._is(item.get("mirror"), self.canary):
             return []
-        return [{"op": "remove", "path": f"{base}/{key}"} for key in ("mirror", "mirrorPercentage") if key in item]
+        return [
+            {"op": "remove", "path": f"{base}/{key}"} for key in ("mirror", "mirrorPercentage") if key in item
+        ]
 
     def settled(self, document: dict[str, Any], wanted: int) -> str | None:
         """istiod writes `status.observedGeneration` (and a Reconciled condition) only with status enabled."""
@@ -249,5 +274,7 @@ class IstioRouter(RouteRouter):
             return "istiod has not reconciled it yet"
         reconciled = conditions(status).get("Reconciled")
         if reconciled is not None and reconciled.get("status") == "False":
-            raise RouterError(f"istiod reports {self.describe()} not reconciled: {reconciled.get('message', '')}")
+            raise RouterError(
+                f"istiod reports {self.describe()} not reconciled: {reconciled.get('message', '')}"
+            )
         return None

@@ -49,14 +49,21 @@ def gate_decision(verdict: str | None, *, force: bool, reason: str, name: str, v
     """Traffic only moves for a version whose check-gates verdict passed, or with a recorded override."""
     if verdict == "true":
         return GateDecision(True, False, "")
-    state = f"its verdict is `{verdict}`" if verdict is not None else "it has no check-gates verdict (`mlcicd.gates.passed`)"
+    state = (
+        f"its verdict is `{verdict}`"
+        if verdict is not None
+        else "it has no check-gates verdict (`mlcicd.gates.passed`)"
+    )
     if force:
-        return GateDecision(True, True, f"version {version} of `{name}` is rolled out although {state}: forced ({reason}).")
+        return GateDecision(
+            True, True, f"version {version} of `{name}` is rolled out although {state}: forced ({reason})."
+        )
     return GateDecision(
         False,
         False,
         f"version {version} of `{name}` has not passed the quality gates: {state}. No traffic moved. "
-        f"Run check-gates on `models:/{name}/{version}`, or set `force: true` with a `reason` to roll it out anyway "
+        f"Run check-gates on `models:/{name}/{version}`, or set `force: true` with a `reason` to roll it out "
+        "anyway "
         "(the override is recorded in the history).",
     )
 
@@ -69,12 +76,15 @@ def busy_canary_message(before: Weights, router: str, recorded: dict[str, Any] |
     known = ""
     if recorded:
         known = (
-            f" The registry's last record: version {recorded.get('version', '?')} `{recorded.get('state', '?')}` "
+            f" The registry's last record: version {recorded.get('version', '?')} "
+            f"`{recorded.get('state', '?')}` "
             f"at canary {recorded.get('weight', '?')} % ({recorded.get('updated', '?')})."
         )
     return (
-        f"{router} has {before.describe()} before this rollout, so the canary server may be serving users.{known} "
-        "Nothing was changed. Put all traffic back on stable first: rerun with `mode: restore` (deploy.yml `mode: restore`), "
+        f"{router} has {before.describe()} before this rollout, so the canary server may be serving "
+        f"users.{known} "
+        "Nothing was changed. Put all traffic back on stable first: rerun with `mode: restore` (deploy.yml "
+        "`mode: restore`), "
         "or `mode: abort` to stop a rollout that is still running."
     )
 
@@ -163,7 +173,11 @@ class RolloutRecord:
         tags = self.version_tags()
         if not tags:
             return None
-        keys = {"state": tracking.TAG_CANARY_STATE, "weight": tracking.TAG_CANARY_WEIGHT, "updated": tracking.TAG_CANARY_UPDATED}
+        keys = {
+            "state": tracking.TAG_CANARY_STATE,
+            "weight": tracking.TAG_CANARY_WEIGHT,
+            "updated": tracking.TAG_CANARY_UPDATED,
+        }
         found = {name: tags[key] for name, key in keys.items() if key in tags}
         return found or None
 
@@ -189,7 +203,9 @@ class RolloutRecord:
         try:
             for key, value in tags.items():
                 self.client.set_model_version_tag(self.name, self.version, key, value)
-            self.client.set_registered_model_tag(self.name, TAG_ROLLOUT, json.dumps(rollout, separators=(",", ":")))
+            self.client.set_registered_model_tag(
+                self.name, TAG_ROLLOUT, json.dumps(rollout, separators=(",", ":"))
+            )
         except Exception as exc:  # noqa: BLE001 - recorded in the report either way
             self._warn(exc)
 
@@ -200,7 +216,13 @@ class RolloutRecord:
         from mlcicd import history, tracking
 
         event = history.make_event(
-            history.TRAFFIC, mode, from_version, to_version, reason, tracking.git_context(), datetime.now(timezone.utc)
+            history.TRAFFIC,
+            mode,
+            from_version,
+            to_version,
+            reason,
+            tracking.git_context(),
+            datetime.now(timezone.utc),
         )
         try:
             with tracking.registry_lock(self.name, timeout=60):

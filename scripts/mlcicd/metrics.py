@@ -46,7 +46,9 @@ class Threshold:
     @property
     def help(self) -> str:
         word = "below" if self.direction == "min" else "above"
-        return f"fail when the candidate's {self.metric} is {word} this" + (f" ({self.note})" if self.note else "")
+        return f"fail when the candidate's {self.metric} is {word} this" + (
+            f" ({self.note})" if self.note else ""
+        )
 
 
 THRESHOLDS: tuple[Threshold, ...] = (
@@ -55,9 +57,17 @@ THRESHOLDS: tuple[Threshold, ...] = (
     Threshold("min-accuracy", "accuracy", "min", "min-accuracy", "classification", example="0.92"),
     Threshold("min-f1", "f1", "min", "min-f1", "classification", "macro-averaged over the classes"),
     Threshold(
-        "min-roc-auc", "roc_auc", "min", "min-roc_auc", "classification", "needs a model that outputs probabilities", "0.95"
+        "min-roc-auc",
+        "roc_auc",
+        "min",
+        "min-roc_auc",
+        "classification",
+        "needs a model that outputs probabilities",
+        "0.95",
     ),
-    Threshold("min-precision", "precision", "min", "min-precision", "classification", "macro-averaged, like f1"),
+    Threshold(
+        "min-precision", "precision", "min", "min-precision", "classification", "macro-averaged, like f1"
+    ),
     Threshold("min-recall", "recall", "min", "min-recall", "classification", "macro-averaged, like f1"),
     Threshold("max-rmse", "rmse", "max", "max-rmse", "regression", "regression", "12.5"),
     Threshold("max-mae", "mae", "max", "max-mae", "regression", "regression", "8"),

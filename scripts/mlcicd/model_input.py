@@ -23,17 +23,24 @@ def is_frame(x: Any) -> bool:
 
 
 def numeric_array(x: Any, dtype: Any = np.float32) -> np.ndarray:
-    """The rows as a positional numeric array, what a PyTorch module takes; a non-numeric column is a usage error."""
+    """The rows as a positional numeric array, what a PyTorch module takes; a non-numeric column is a usage
+    error."""
     if not is_frame(x):
         return np.asarray(x, dtype=dtype)
     import pandas as pd
 
-    text = [str(c) for c in x.columns if not (pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]))]
+    text = [
+        str(c)
+        for c in x.columns
+        if not (pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]))
+    ]
     if text:
         raise UsageError(
             "non-numeric test features",
-            f"columns {', '.join(f'`{c}`' for c in text[:5])} of the test data are not numeric, and a PyTorch module takes "
-            "positional numeric arrays. Encode them in the model (or log it as a pyfunc, e.g. a scikit-learn Pipeline with a "
+            f"columns {', '.join(f'`{c}`' for c in text[:5])} of the test data are not numeric, and a "
+            "PyTorch module takes "
+            "positional numeric arrays. Encode them in the model (or log it as a pyfunc, e.g. a scikit-learn "
+            "Pipeline with a "
             "OneHotEncoder), or drop them from the test data.",
         )
     array: np.ndarray = x.to_numpy(dtype=dtype)
@@ -54,8 +61,10 @@ def cast_columns(frame: Any, types: list[Any]) -> Any:
 
 
 def array_input(schema: Any, x: np.ndarray) -> Any:
-    """Positional rows in the form a pyfunc's signature enforces: a float32 tensor signature refuses float64, a
-    column signature wants a DataFrame with its column names (in the signature's order) and each column's type."""
+    """Positional rows in the form a pyfunc's signature enforces: a float32 tensor signature refuses float64,
+    a
+    column signature wants a DataFrame with its column names (in the signature's order) and each column's
+    type."""
     types = schema.numpy_types()
     if schema.is_tensor_spec():
         return x.astype(types[0], copy=False) if len(types) == 1 and types[0] is not None else x
@@ -67,7 +76,8 @@ def array_input(schema: Any, x: np.ndarray) -> Any:
 
 
 def frame_input(schema: Any, frame: Any) -> Any:
-    """Named rows for a pyfunc model: its signature's columns, by name and in its order, in its types; without a
+    """Named rows for a pyfunc model: its signature's columns, by name and in its order, in its types; without
+    a
     signature the test data's own columns and dtypes."""
     if schema is None:
         return frame
@@ -81,8 +91,10 @@ def frame_input(schema: Any, frame: Any) -> Any:
     if missing:
         raise UsageError(
             "test data lacks model inputs",
-            f"the model's signature needs columns {', '.join(f'`{n}`' for n in missing[:8])}, which the test data does not have "
-            f"(it has {', '.join(f'`{c}`' for c in list(frame.columns)[:8])}). Give check-gates test data with the columns the model was trained on.",
+            f"the model's signature needs columns {', '.join(f'`{n}`' for n in missing[:8])}, which the test "
+            "data does not have "
+            f"(it has {', '.join(f'`{c}`' for c in list(frame.columns)[:8])}). Give check-gates test data "
+            "with the columns the model was trained on.",
         )
     present = [n for n in names if n in frame.columns]
     types = dict(zip(names, schema.numpy_types(), strict=True))
@@ -98,17 +110,24 @@ def head(sample: Any, rows: int) -> Any:
 
 def take(sample: Any, rows: np.ndarray) -> Any:
     """The sample's rows at these positions (repeating rows as given)."""
-    return sample.iloc[rows].reset_index(drop=True) if is_frame(sample) else np.ascontiguousarray(sample[rows])
+    return (
+        sample.iloc[rows].reset_index(drop=True) if is_frame(sample) else np.ascontiguousarray(sample[rows])
+    )
 
 
 def _numeric_columns(frame: Any) -> list[Any]:
     import pandas as pd
 
-    return [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    return [
+        c
+        for c in frame.columns
+        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+    ]
 
 
 def with_numbers(sample: Any, values: np.ndarray) -> Any:
-    """Rows whose numeric features are `values` (rows × numeric features); a DataFrame keeps the sample's other
+    """Rows whose numeric features are `values` (rows × numeric features); a DataFrame keeps the sample's
+    other
     columns (categories, text) from its first rows, so only the numbers are unusual."""
     if not is_frame(sample):
         return values.astype(sample.dtype if sample.dtype.kind == "f" else np.float64)
@@ -123,7 +142,8 @@ def numeric_width(sample: Any) -> int:
 
 
 def with_missing(sample: Any, rows: int) -> tuple[Any, int]:
-    """The first rows with one missing cell each, in a rotating column, so every feature gets one: NaN in a numeric
+    """The first rows with one missing cell each, in a rotating column, so every feature gets one: NaN in a
+    numeric
     column, None in any other."""
     if not is_frame(sample):
         x = sample[:rows].astype(sample.dtype if sample.dtype.kind == "f" else np.float64, copy=True)
@@ -144,7 +164,8 @@ def with_missing(sample: Any, rows: int) -> tuple[Any, int]:
 
 
 def to_json_rows(x: Any) -> dict[str, Any]:
-    """The body of an /invocations request for these rows: `dataframe_split` for named rows, `inputs` for an array."""
+    """The body of an /invocations request for these rows: `dataframe_split` for named rows, `inputs` for an
+    array."""
     if is_frame(x):
         import json
 

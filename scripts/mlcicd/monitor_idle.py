@@ -23,7 +23,10 @@ def waiting_reason(name: str, alias: str, aliases: dict[str, str] | None, models
             f"monitor starts watching once a rollout has put a version at @{alias}."
         )
     shown = ", ".join(f"{a} → {v}" for a, v in sorted(aliases.items())) or "none"
-    return f"`{name}` has no @{alias} yet (aliases: {shown}); monitor starts watching once a rollout has put a version there."
+    return (
+        f"`{name}` has no @{alias} yet (aliases: {shown}); monitor starts watching once a rollout has put a "
+        "version there."
+    )
 
 
 def watched_version(client: Any, name: str, alias: str) -> tuple[Any | None, str]:

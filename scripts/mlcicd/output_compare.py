@@ -58,13 +58,17 @@ def _figure(sample: Sample, top: str | None) -> float | None:
     return classes.get(top or "", 0.0) / total if total and top is not None else None
 
 
-def compare_outputs(check: Check, canary: Sample | None, stable: Sample | None, alpha: float, min_count: float) -> Outcome:
+def compare_outputs(
+    check: Check, canary: Sample | None, stable: Sample | None, alpha: float, min_count: float
+) -> Outcome:
     """One look at a `drift` check: the canary's output distribution against stable's over the same window."""
     short = shortage(check, {"the canary": canary, "stable": stable}, min_count)
     if short or canary is None or stable is None:
         return Outcome(check.name, check.kind, None, None, INCONCLUSIVE, short or "no data")
     if (canary.bins is None) != (stable.bins is None):
-        return Outcome(check.name, check.kind, None, None, INCONCLUSIVE, "one variant has score bins, the other classes")
+        return Outcome(
+            check.name, check.kind, None, None, INCONCLUSIVE, "one variant has score bins, the other classes"
+        )
     labels, c_counts, s_counts, ordered = _rows(canary, stable)
     keep = (c_counts + s_counts) > 0
     labels = [label for label, k in zip(labels, keep, strict=True) if k]

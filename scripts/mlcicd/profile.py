@@ -152,7 +152,8 @@ class ProfileBuilder:
         elif kind not in ("empty", col["kind"]) and col["kind"] != "unprofiled":
             raise UsageError(
                 "column type differs between files",
-                f"column `{name}` is {col['kind']} in {self.where[name]} but {kind} in {source}. Make the files agree.",
+                f"column `{name}` is {col['kind']} in {self.where[name]} but {kind} in {source}. Make the "
+                "files agree.",
                 file=source,
             )
         return col

@@ -75,7 +75,8 @@ def merge_profiles(profiles: list[dict[str, Any]], sample_size: int = REFERENCE_
             elif len(kinds - {"empty"}) > 1:
                 raise UsageError(
                     "profiles do not agree",
-                    f"column `{name}` is {col['kind']} in one profile and {theirs['kind']} in another. Profile data of one schema.",
+                    f"column `{name}` is {col['kind']} in one profile and {theirs['kind']} in another. "
+                    "Profile data of one schema.",
                 )
             col["nulls"] += theirs["nulls"]
             if theirs["kind"] == "empty":

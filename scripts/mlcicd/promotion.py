@@ -58,7 +58,8 @@ def plan_rollback(aliases: Mapping[str, str], history: list[dict[str, Any]]) -> 
     if previous == current:
         return f"`{PREVIOUS}` points at version {previous}, which is already `{PRODUCTION}`"
     # previous-production becomes what preceded the restored version when it was last made production,
-    # skipping events whose `from` is the version being rolled back (it must not come back on the next rollback).
+    # skipping events whose `from` is the version being rolled back (it must not come back on the next
+    # rollback).
     before = None
     for event in reversed(history):
         if event.get("alias") == PRODUCTION and event.get("to") == previous:
@@ -120,7 +121,8 @@ def check_gates(name: str, alias: str, version: str, tags: Mapping[str, str]) ->
     )
     raise Refused(
         "gates not passed",
-        f"version {version} of `{name}` has not passed the quality gates ({state}), and `{alias}` requires them. "
+        f"version {version} of `{name}` has not passed the quality gates ({state}), and `{alias}` requires "
+        "them. "
         f"Run check-gates on version {version}, or pass `gates-passed: true` if the gates ran elsewhere, "
         "or `require-gates: false` to promote it anyway.",
     )
@@ -129,7 +131,8 @@ def check_gates(name: str, alias: str, version: str, tags: Mapping[str, str]) ->
 def move_alias(
     client: Any, move: AliasMove, *, expected: str = "", reason: str = "", target: Target | None = None
 ) -> None:
-    """Under the registry lock: refuse unless `move.alias` points at `expected` ('' = anything, `none` = unset),
+    """Under the registry lock: refuse unless `move.alias` points at `expected` ('' = anything, `none` =
+    unset),
     plan the move (rollback: from the history; promote: to the version `target` sets), check the gates when
     `move.gates_required`, apply it and record one history event. Fills `move`; raises Refused."""
     from mlcicd import tracking
@@ -147,15 +150,18 @@ def move_alias(
             where = f"points at version {current}" if current else "is not set"
             raise Refused(
                 "alias moved",
-                f"`{name}@{alias}` {where}, but `expected-current-version` is {expected}: another job moved it. "
-                "Check the history (`mlcicd history`) and rerun with the current version if this promotion still applies.",
+                f"`{name}@{alias}` {where}, but `expected-current-version` is {expected}: another job moved "
+                "it. "
+                "Check the history (`mlcicd history`) and rerun with the current version if this promotion "
+                "still applies.",
             )
         if mode == "rollback":
             plan = plan_rollback(aliases, history)
             if isinstance(plan, str):
                 raise Refused(
                     "nothing to roll back to",
-                    f"`{name}` cannot roll back: {plan}. Promote a known-good version to `{PRODUCTION}` with `version` instead.",
+                    f"`{name}` cannot roll back: {plan}. Promote a known-good version to `{PRODUCTION}` with "
+                    "`version` instead.",
                 )
             assert plan.to_version is not None
             move.version = plan.to_version

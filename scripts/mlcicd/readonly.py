@@ -100,7 +100,8 @@ def refuse(method: str) -> Callable[..., Any]:
         raise UsageError(
             "registry is read-only in a pull request",
             f"a pull request's job cannot change the model registry (MlflowClient.{method}): its code is not "
-            "reviewed yet. Register and promote from the push to the default branch, or a manual run, after merge.",
+            "reviewed yet. Register and promote from the push to the default branch, or a manual run, after "
+            "merge.",
         )
 
     return refused

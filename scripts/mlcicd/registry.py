@@ -26,11 +26,16 @@ def search_literal(value: str) -> str:
         return f"'{value}'"
     if '"' not in value:
         return f'"{value}"'
-    raise UsageError("unsupported name", f"`{value}` contains both kinds of quote; MLflow cannot search for it.")
+    raise UsageError(
+        "unsupported name", f"`{value}` contains both kinds of quote; MLflow cannot search for it."
+    )
 
 
 def not_found(exc: Exception) -> bool:
-    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower()
+    return (
+        getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+        or "not found" in str(exc).lower()
+    )
 
 
 def store() -> str:
@@ -76,7 +81,9 @@ def model_exists(client: Any, name: str) -> bool:
 
 
 def _versions(client: Any, name: str) -> list[str]:
-    found = client.search_model_versions(f"name={search_literal(name)}", max_results=LISTED, order_by=["version_number DESC"])
+    found = client.search_model_versions(
+        f"name={search_literal(name)}", max_results=LISTED, order_by=["version_number DESC"]
+    )
     return [str(v.version) for v in found]
 
 
@@ -90,7 +97,8 @@ def get_version(client: Any, name: str, version: str) -> Any:
             raise
     raise UsageError(
         "unknown version",
-        f"`{name}` has no version {version}. Versions (newest first): {listing(_versions(client, name), 'none')}. Pass one of them as `version`.",
+        f"`{name}` has no version {version}. Versions (newest first): "
+        f"{listing(_versions(client, name), 'none')}. Pass one of them as `version`.",
     )
 
 
@@ -104,4 +112,7 @@ def get_by_alias(client: Any, name: str, alias: str) -> Any:
             raise
     aliases = get_model(client, name).aliases
     shown = ", ".join(f"{a} → {v}" for a, v in sorted(aliases.items())) or "none"
-    raise UsageError("unknown alias", f"`{name}` has no alias `{alias}`. Aliases: {shown}. Use one of them, or a version number.")
+    raise UsageError(
+        "unknown alias",
+        f"`{name}` has no alias `{alias}`. Aliases: {shown}. Use one of them, or a version number.",
+    )

@@ -36,7 +36,11 @@ def _not_a_file(target: Path) -> UsageError | None:
     # os.replace would put the report in place of a device (/dev/null, /dev/full) when run as root.
     if target.exists() and not target.is_file():
         kind = "a directory" if target.is_dir() else "not a regular file"
-        return UsageError("report not writable", f"{target} is {kind}. Pass the path of a file as `report`.", file=str(target))
+        return UsageError(
+            "report not writable",
+            f"{target} is {kind}. Pass the path of a file as `report`.",
+            file=str(target),
+        )
     return None
 
 
@@ -56,7 +60,11 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> str:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from other users of the runner
         os.replace(tmp, target)
     except OSError as exc:
-        raise UsageError("report not writable", f"{target}: {exc.strerror}. Pass a writable path as `report`.", file=str(target)) from None
+        raise UsageError(
+            "report not writable",
+            f"{target}: {exc.strerror}. Pass a writable path as `report`.",
+            file=str(target),
+        ) from None
     return str(target)
 
 
@@ -72,7 +80,9 @@ def check_report_path(path: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UsageError("report not writable", f"{path}: {exc.strerror}. Pass a writable path as `report`.", file=path) from None
+        raise UsageError(
+            "report not writable", f"{path}: {exc.strerror}. Pass a writable path as `report`.", file=path
+        ) from None
 
 
 def fmt(value: Any, digits: int = 3) -> str:

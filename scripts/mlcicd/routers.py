@@ -50,7 +50,9 @@ KUBE_REQUIRED = ("namespace", "name")
 ROUTER_EXAMPLE = "{type: haproxy, address: 127.0.0.1:9999, backend: model, stable: stable, canary: canary}"
 
 
-def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str, tuple[str, ...]], what: str) -> dict[str, Any]:
+def parse_spec(
+    value: Any, kinds: Mapping[str, set[str]], required: Mapping[str, tuple[str, ...]], what: str
+) -> dict[str, Any]:
     """A mapping option (`router`, `metrics`): a YAML mapping in mlcicd.yaml, or the same mapping
     written as YAML text in an action input. Unknown keys are errors, as everywhere in the config."""
     import yaml
@@ -62,7 +64,10 @@ def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str,
             value = parse_yaml(value)
         except (yaml.YAMLError, RecursionError) as exc:
             problem = getattr(exc, "problem", None)
-            raise ValueError(f"not a YAML mapping{f' ({problem})' if problem else ''}; write it as `{{type: …, address: …}}`") from None
+            raise ValueError(
+                f"not a YAML mapping{f' ({problem})' if problem else ''}; write it as `{{type: …, address: "
+                "…}}`"
+            ) from None
     if not isinstance(value, dict):
         raise ValueError("expected a mapping with `type` and `address`")
     spec = {str(k): v for k, v in value.items()}
@@ -74,7 +79,10 @@ def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str,
         if key not in kinds[kind]:
             others = [k for k, keys in kinds.items() if key in keys and k != kind]
             hint = f" (only the {others[0]} {what} has it)" if others else closest(key, sorted(kinds[kind]))
-            raise ValueError(f"`{what}.{key}` is not a setting of the {kind} {what}{hint}; valid: {', '.join(sorted(kinds[kind]))}")
+            raise ValueError(
+                f"`{what}.{key}` is not a setting of the {kind} {what}{hint}; valid: "
+                f"{', '.join(sorted(kinds[kind]))}"
+            )
     for key in required[kind]:
         if not str(spec.get(key) or "").strip():
             raise ValueError(f"the {kind} {what} needs `{key}`")
@@ -82,7 +90,9 @@ def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str,
         try:
             spec["timeout"] = float(spec["timeout"])
         except (TypeError, ValueError):
-            raise ValueError(f"`{what}.timeout` is {shown(spec['timeout'])}, not a number of seconds") from None
+            raise ValueError(
+                f"`{what}.timeout` is {shown(spec['timeout'])}, not a number of seconds"
+            ) from None
         if not 0 < spec["timeout"] <= 300:
             raise ValueError(f"`{what}.timeout` must be between 0 and 300 seconds")
     for key, item in spec.items():
@@ -93,14 +103,18 @@ def parse_spec(value: Any, kinds: Mapping[str, set[str]], required: Mapping[str,
 
 def router_spec(value: Any) -> dict[str, Any]:
     required = {"http": ("address", "route"), "haproxy": ("address", "backend")}
-    return parse_spec(value, ROUTER_KEYS, {kind: required.get(kind, KUBE_REQUIRED) for kind in ROUTER_KEYS}, "router")
+    return parse_spec(
+        value, ROUTER_KEYS, {kind: required.get(kind, KUBE_REQUIRED) for kind in ROUTER_KEYS}, "router"
+    )
 
 
 def make_router(spec: Mapping[str, Any]) -> Router:
     timeout = float(spec.get("timeout", 5.0))
     stable, canary = str(spec.get("stable") or "stable"), str(spec.get("canary") or "canary")
     if stable == canary:
-        raise ValueError(f"`router.stable` and `router.canary` are both {stable!r}; name two different servers")
+        raise ValueError(
+            f"`router.stable` and `router.canary` are both {stable!r}; name two different servers"
+        )
     if spec["type"] == "kserve":
         from mlcicd.kserve import KServeRouter
 
@@ -115,7 +129,9 @@ def make_router(spec: Mapping[str, Any]) -> Router:
     return HaproxyRouter(str(spec["address"]), str(spec["backend"]), stable, canary, timeout)
 
 
-def request_json(method: str, url: str, token_env: str, error: type[Exception], expected: str, **kwargs: Any) -> dict[str, Any]:
+def request_json(
+    method: str, url: str, token_env: str, error: type[Exception], expected: str, **kwargs: Any
+) -> dict[str, Any]:
     """One HTTP call to a JSON API (the http router, the http metrics source), with the bearer token
     from `token_env`; every failure becomes `error` with a message that says what went wrong."""
     import requests
@@ -158,7 +174,9 @@ class HttpRouter(Router):
         return f"the http router at {self.url}"
 
     def _request(self, method: str, body: dict[str, float] | None = None) -> dict[str, Any]:
-        return request_json(method, self.url, TOKEN_ENV, RouterError, "a weights object", json=body, timeout=self.timeout)
+        return request_json(
+            method, self.url, TOKEN_ENV, RouterError, "a weights object", json=body, timeout=self.timeout
+        )
 
     def read(self) -> Weights:
         document = self._request("GET")
@@ -166,7 +184,9 @@ class HttpRouter(Router):
             canary, stable = float(document["canary"]), float(document["stable"])
             shadow = float(document.get("shadow", 0.0) or 0.0)
         except (KeyError, TypeError, ValueError):
-            raise RouterError(f'GET {self.url} returned {document!r}; expected {{"canary": w, "stable": 1 - w}}') from None
+            raise RouterError(
+                f'GET {self.url} returned {document!r}; expected {{"canary": w, "stable": 1 - w}}'
+            ) from None
         if abs(canary + stable - 1.0) > 1e-6:
             raise RouterError(f"GET {self.url}: canary {canary} and stable {stable} do not add up to 1")
         return Weights(round(canary * 100, 6), round(shadow * 100, 6))
@@ -191,7 +211,9 @@ class HaproxyRouter(Router):
         else:
             host, _, port = address.removeprefix("tcp://").removeprefix("ipv4@").rpartition(":")
             if not host or not port.isdigit():
-                raise ValueError(f"`router.address` {address!r} is not host:port or unix:/path of HAProxy's stats socket")
+                raise ValueError(
+                    f"`router.address` {address!r} is not host:port or unix:/path of HAProxy's stats socket"
+                )
             self.family, self.target = socket.AF_INET, (host, int(port))
 
     def describe(self) -> str:
@@ -229,9 +251,15 @@ class HaproxyRouter(Router):
             op_state, admin_state = state
             problem = None
             if admin_state:
-                problem = f"HAProxy has {self.backend}/{server} in maintenance or drain (srv_admin_state {admin_state})"
+                problem = (
+                    f"HAProxy has {self.backend}/{server} in maintenance or drain (srv_admin_state "
+                    f"{admin_state})"
+                )
             elif op_state != 2:
-                problem = f"HAProxy's health checks see {self.backend}/{server} as {SERVER_OP_STATES.get(op_state, op_state)}"
+                problem = (
+                    f"HAProxy's health checks see {self.backend}/{server} as "
+                    f"{SERVER_OP_STATES.get(op_state, op_state)}"
+                )
             if problem is None or time.monotonic() >= deadline:
                 return problem
             time.sleep(1.0)
@@ -259,7 +287,10 @@ class HaproxyRouter(Router):
     def read(self) -> Weights:
         canary, stable = self._weight(self.canary), self._weight(self.stable)
         if canary + stable == 0:
-            raise RouterError(f"both {self.backend}/{self.stable} and {self.backend}/{self.canary} have weight 0: nothing serves traffic")
+            raise RouterError(
+                f"both {self.backend}/{self.stable} and {self.backend}/{self.canary} have weight 0: nothing "
+                "serves traffic"
+            )
         return Weights(round(100 * canary / (canary + stable), 6))
 
     def _write(self, weights: Weights) -> None:

@@ -46,7 +46,8 @@ DATA_OPTIONS = (
         "delimiter",
         text,
         ",",
-        "CSV field delimiter, one character (`\\t` for tab). A `.tsv` file with the default `,` is read tab-delimited",
+        "CSV field delimiter, one character (`\\t` for tab). A `.tsv` file with the default `,` is read "
+        "tab-delimited",
         ";",
     ),
     Option("encoding", text, "utf-8", "text encoding of CSV files", "latin-1"),

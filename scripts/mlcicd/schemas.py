@@ -44,7 +44,8 @@ def load_schema(spec: str) -> Any:
         except Exception as exc:  # noqa: BLE001 - user code may raise anything on import
             raise UsageError(
                 "schema not importable",
-                f"`{spec}`: {type(exc).__name__}: {exc}. Check the module path (relative to the working directory) and the attribute name.",
+                f"`{spec}`: {type(exc).__name__}: {exc}. Check the module path (relative to the working "
+                "directory) and the attribute name.",
             ) from None
         finally:
             sys.path.remove(".")
@@ -85,8 +86,10 @@ def load_schema(spec: str) -> Any:
         if written_by and written_by != installed:
             raise UsageError(
                 "schema from another pandera version",
-                f"{spec} was written by pandera {written_by}, and pandera {installed} (installed) cannot read it ({first}). "
-                f"Regenerate it with pandera {installed} (`DataFrameSchema.to_yaml()`), or install pandera {written_by}.",
+                f"{spec} was written by pandera {written_by}, and pandera {installed} (installed) cannot "
+                f"read it ({first}). "
+                f"Regenerate it with pandera {installed} (`DataFrameSchema.to_yaml()`), or install pandera "
+                f"{written_by}.",
                 file=spec,
             ) from None
         raise UsageError(
@@ -131,7 +134,8 @@ def check_names_known(parsed: dict[str, Any], spec: str) -> None:
             if key not in reserved and not hasattr(pa.Check, key):
                 raise UsageError(
                     "unknown check in schema",
-                    f"{spec}: column `{column}` has `{key}`, which is neither a column property nor a pandera check{closest(key, known_checks)}. "
+                    f"{spec}: column `{column}` has `{key}`, which is neither a column property nor a "
+                    f"pandera check{closest(key, known_checks)}. "
                     "Use a pandera check name (in_range, isin, greater_than, …) or remove it.",
                     file=spec,
                 )

@@ -38,7 +38,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mlcicd.judge import FAIL, INCONCLUSIVE, PASS, Figures, Finding, Limits, Verdict, combine, count_above, quantile_from_bins
+from mlcicd.judge import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    Figures,
+    Finding,
+    Limits,
+    Verdict,
+    combine,
+    count_above,
+    quantile_from_bins,
+)
 
 WORSE, NON_INFERIOR, UNDECIDED = "worse", "non-inferior", "undecided"
 TAIL_SHARE = 0.01
@@ -49,7 +60,8 @@ typical canary sample. Any value keeps the guarantee; it only moves where the bo
 ALPHA_OPT = 0.05
 """confseq's default tuning level for the mixture's width; as T_OPT, a shape choice, not the guarantee."""
 ADVANCE_ALPHA = 0.05
-"""Per step and metric, the chance that a canary exactly at the margin is shown non-inferior (and advanced early).
+"""Per step and metric, the chance that a canary exactly at the margin is shown non-inferior (and advanced
+early).
 Looser than alpha on purpose: at the end of `interval` a step passes anyway when nothing was shown worse (as a
 fixed-sample test that is not significant does), so early advance only brings that pass forward; alpha, the
 chance of rolling back a healthy canary, is the guarantee users set."""
@@ -60,7 +72,8 @@ chance of rolling back a healthy canary, is the guarantee users set."""
 
 def _best_rho(v: float, alpha: float, one_sided: bool) -> float:
     """The mixture's precision that makes the boundary tightest at intrinsic time v (confseq's
-    TwoSidedNormalMixture::best_rho, the tuning rule of Howard et al. 2021); one-sided uses the rule at 2·alpha."""
+    TwoSidedNormalMixture::best_rho, the tuning rule of Howard et al. 2021); one-sided uses the rule at
+    2·alpha."""
     a = 2 * alpha if one_sided else alpha
     return v / (2 * math.log(1 / a) + math.log(1 + 2 * math.log(1 / a)))
 
@@ -68,11 +81,15 @@ def _best_rho(v: float, alpha: float, one_sided: bool) -> float:
 def beta_binomial_log_mixture(
     s: float, v: float, v_opt: float, g: float, h: float, alpha_opt: float = ALPHA_OPT, one_sided: bool = True
 ) -> float:
-    """log of the beta-binomial mixture supermartingale at centred sum `s` and intrinsic time `v` for observations in
-    [−g, h] (a Bernoulli(p) centred at p: g = p, h = 1 − p, v = p(1 − p)·n). Ville: P(ever ≥ log(1/alpha)) ≤ alpha."""
+    """log of the beta-binomial mixture supermartingale at centred sum `s` and intrinsic time `v` for
+    observations in
+    [−g, h] (a Bernoulli(p) centred at p: g = p, h = 1 − p, v = p(1 − p)·n). Ville: P(ever ≥ log(1/alpha)) ≤
+    alpha."""
     from scipy.special import betainc
 
-    def betaln(a: float, b: float) -> float:  # math.lgamma: a scalar call, several times faster than scipy's ufunc
+    def betaln(
+        a: float, b: float
+    ) -> float:  # math.lgamma: a scalar call, several times faster than scipy's ufunc
         return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 
     rho = _best_rho(v_opt, alpha_opt, one_sided)
@@ -95,23 +112,39 @@ def beta_binomial_log_mixture(
     )
 
 
-def _bernoulli_log_mixture(successes: float, trials: float, p: float, t_opt: float, alpha_opt: float, one_sided: bool) -> float:
-    """The mixture for H0 'the true share is p' after `successes` of `trials` (confseq's bernoulli_confidence_interval)."""
+def _bernoulli_log_mixture(
+    successes: float, trials: float, p: float, t_opt: float, alpha_opt: float, one_sided: bool
+) -> float:
+    """The mixture for H0 'the true share is p' after `successes` of `trials` (confseq's
+    bernoulli_confidence_interval)."""
     return beta_binomial_log_mixture(
-        (successes / trials - p) * trials, p * (1 - p) * trials, p * (1 - p) * t_opt, p, 1 - p, alpha_opt, one_sided
+        (successes / trials - p) * trials,
+        p * (1 - p) * trials,
+        p * (1 - p) * t_opt,
+        p,
+        1 - p,
+        alpha_opt,
+        one_sided,
     )
 
 
 def _bisect(f: Any, lo: float, hi: float) -> float:
-    """The root of f between lo (f > 0) and hi (f < 0), to 1e-7 (a share; far finer than any decision needs)."""
+    """The root of f between lo (f > 0) and hi (f < 0), to 1e-7 (a share: finer than any decision needs)."""
     from scipy.optimize import brentq
 
     return float(brentq(f, lo, hi, xtol=1e-7, rtol=1e-5))
 
 
-@functools.lru_cache(maxsize=65536)  # a poll's stable bound is often the last poll's; the benchmark repeats many
+@functools.lru_cache(
+    maxsize=65536
+)  # a poll's stable bound is often the last poll's; the benchmark repeats many
 def lower_bound(
-    successes: float, trials: float, alpha: float, t_opt: float = T_OPT, alpha_opt: float = ALPHA_OPT, one_sided: bool = True
+    successes: float,
+    trials: float,
+    alpha: float,
+    t_opt: float = T_OPT,
+    alpha_opt: float = ALPHA_OPT,
+    one_sided: bool = True,
 ) -> float:
     """An anytime-valid lower confidence bound for a share: P(the true share is ever below it) ≤ alpha.
     `successes` may be fractional (Prometheus extrapolates increase()); 0 when there is no evidence."""
@@ -140,15 +173,24 @@ def lower_bound(
 
 
 def upper_bound(
-    successes: float, trials: float, alpha: float, t_opt: float = T_OPT, alpha_opt: float = ALPHA_OPT, one_sided: bool = True
+    successes: float,
+    trials: float,
+    alpha: float,
+    t_opt: float = T_OPT,
+    alpha_opt: float = ALPHA_OPT,
+    one_sided: bool = True,
 ) -> float:
-    """An anytime-valid upper confidence bound for a share: the lower bound of the failures' share, mirrored."""
+    """An anytime-valid upper confidence bound for a share: the failures' share's lower bound, mirrored."""
     if trials <= 0:
         return 1.0
-    return 1.0 - lower_bound(trials - min(max(successes, 0.0), trials), trials, alpha, t_opt, alpha_opt, one_sided)
+    return 1.0 - lower_bound(
+        trials - min(max(successes, 0.0), trials), trials, alpha, t_opt, alpha_opt, one_sided
+    )
 
 
-def confidence_interval(successes: float, trials: float, alpha: float, t_opt: float, alpha_opt: float = ALPHA_OPT) -> tuple[float, float]:
+def confidence_interval(
+    successes: float, trials: float, alpha: float, t_opt: float, alpha_opt: float = ALPHA_OPT
+) -> tuple[float, float]:
     """The two-sided confidence sequence of confseq's bernoulli_confidence_interval: covers the share at every
     number of trials at once with probability ≥ 1 − alpha."""
     return (
@@ -184,7 +226,8 @@ def _decide(lower: float, upper: float, margin: float) -> str:
 
 
 def error_evidence(canary: Figures, stable: Figures, limits: Limits) -> Evidence:
-    """Canary minus stable error rate. The alpha of this test is split between the two one-sided bounds (a union
+    """Canary minus stable error rate. The alpha of this test is split between the two one-sided bounds (a
+    union
     bound): the difference's lower bound is wrong only if one of them is."""
     half, advance = limits.alpha / 2, ADVANCE_ALPHA / 2
     ce, cn = canary.errors or 0.0, canary.requests or 0.0
@@ -192,7 +235,14 @@ def error_evidence(canary: Figures, stable: Figures, limits: Limits) -> Evidence
     lower = lower_bound(ce, cn, half) - upper_bound(se, sn, half)
     upper = upper_bound(ce, cn, advance) - lower_bound(se, sn, advance)
     estimate = (canary.error_rate or 0.0) - (stable.error_rate or 0.0)
-    return Evidence("error rate", estimate, lower, upper, limits.error_rate_tolerance, _decide(lower, upper, limits.error_rate_tolerance))
+    return Evidence(
+        "error rate",
+        estimate,
+        lower,
+        upper,
+        limits.error_rate_tolerance,
+        _decide(lower, upper, limits.error_rate_tolerance),
+    )
 
 
 def latency_limit_ms(stable: Figures, limits: Limits) -> float | None:
@@ -202,8 +252,10 @@ def latency_limit_ms(stable: Figures, limits: Limits) -> float | None:
 
 
 def latency_evidence(canary: Figures, stable: Figures, limits: Limits) -> Evidence | None:
-    """Share of canary requests slower than stable's p99 × (1 + tolerance), against 1 %. Counts interpolate inside
-    the bucket as histogram_quantile does, so a canary identical to stable sits at or under 1 % whatever the buckets.
+    """Share of canary requests slower than stable's p99 × (1 + tolerance), against 1 %. Counts interpolate
+    inside
+    the bucket as histogram_quantile does, so a canary identical to stable sits at or under 1 % whatever the
+    buckets.
     None without histograms (a p99 figure alone has no sample size to bound)."""
     if not canary.bins or not stable.bins:
         return None
@@ -222,7 +274,14 @@ def sequential_judge(canary: Figures, stable: Figures, limits: Limits) -> list[F
     findings: list[Finding] = []
     for name, figures in (("the canary", canary), ("stable", stable)):
         if figures.requests is None:
-            findings.append(Finding("sequential", "requests", INCONCLUSIVE, f"the metrics source returned no request count for {name}"))
+            findings.append(
+                Finding(
+                    "sequential",
+                    "requests",
+                    INCONCLUSIVE,
+                    f"the metrics source returned no request count for {name}",
+                )
+            )
     if findings:
         return findings
     enough = min(canary.requests or 0.0, stable.requests or 0.0) >= max(limits.min_requests, 1)
@@ -233,14 +292,22 @@ def sequential_judge(canary: Figures, stable: Figures, limits: Limits) -> list[F
     for e in evidence:
         findings.append(_finding(e, enough, limits))
     if latency is None:
-        findings.append(Finding("sequential", "p99", INCONCLUSIVE, "the metrics source returned no latency histogram for both variants"))
+        findings.append(
+            Finding(
+                "sequential",
+                "p99",
+                INCONCLUSIVE,
+                "the metrics source returned no latency histogram for both variants",
+            )
+        )
     if not enough and not any(f.verdict == FAIL for f in findings):
         findings.append(
             Finding(
                 "sequential",
                 "requests",
                 INCONCLUSIVE,
-                f"canary {canary.requests:,.0f} / stable {stable.requests:,.0f} requests, fewer than min-requests {max(limits.min_requests, 1):,.0f}",
+                f"canary {canary.requests:,.0f} / stable {stable.requests:,.0f} requests, fewer than "
+                f"min-requests {max(limits.min_requests, 1):,.0f}",
             )
         )
     return findings
@@ -253,7 +320,10 @@ def sequential_verdict(canary: Figures, stable: Figures, limits: Limits) -> Verd
 
 def _finding(e: Evidence, enough: bool, limits: Limits) -> Finding:
     if e.metric == "error rate":
-        shown = f"canary − stable {e.estimate:+.2%}, anytime-valid bounds [{e.lower:+.2%}, {e.upper:+.2%}], margin +{e.margin:.2%}"
+        shown = (
+            f"canary − stable {e.estimate:+.2%}, anytime-valid bounds [{e.lower:+.2%}, {e.upper:+.2%}], "
+            f"margin +{e.margin:.2%}"
+        )
     else:
         shown = (
             f"{e.estimate:.2%} of canary requests slower than stable p99 × {1 + limits.latency_tolerance:g}, "
@@ -269,16 +339,22 @@ def _finding(e: Evidence, enough: bool, limits: Limits) -> Finding:
 
 
 def undecided_only(findings: list[Finding]) -> bool:
-    """At the end of an interval: nothing shown worse, every metric present and measured on ≥ min-requests, only
+    """At the end of an interval: nothing shown worse, every metric present and measured on ≥ min-requests,
+    only
     not yet shown non-inferior. That is a pass, as a fixed-sample test that is not significant is."""
-    return bool(findings) and all(f.verdict == PASS or (f.verdict == INCONCLUSIVE and f.evidence is not None) for f in findings)
+    return bool(findings) and all(
+        f.verdict == PASS or (f.verdict == INCONCLUSIVE and f.evidence is not None) for f in findings
+    )
 
 
 # --- traffic sizing ---------------------------------------------------------------------------------
 
 
-def detectable_error_excess(canary_requests: float, stable_requests: float, base_rate: float, limits: Limits) -> float | None:
-    """The smallest canary-minus-stable error-rate excess that the bounds show worse than the margin with these
+def detectable_error_excess(
+    canary_requests: float, stable_requests: float, base_rate: float, limits: Limits
+) -> float | None:
+    """The smallest canary-minus-stable error-rate excess that the bounds show worse than the margin with
+    these
     requests, if the counts come out at their expected values; None when no excess up to 100 % would do."""
     if canary_requests <= 0 or stable_requests <= 0:
         return None
@@ -288,7 +364,10 @@ def detectable_error_excess(canary_requests: float, stable_requests: float, base
 
     def shown(excess: float) -> bool:
         rate = min(1.0, base + excess)
-        return lower_bound(rate * canary_requests, canary_requests, half) - stable_upper > limits.error_rate_tolerance
+        return (
+            lower_bound(rate * canary_requests, canary_requests, half) - stable_upper
+            > limits.error_rate_tolerance
+        )
 
     top = 1.0 - base
     if not shown(top):
@@ -301,7 +380,8 @@ def detectable_error_excess(canary_requests: float, stable_requests: float, base
 
 
 def detectable_tail_share(canary_requests: float, limits: Limits) -> float | None:
-    """The smallest share of canary requests slower than stable p99 × (1 + latency-tolerance) shown above 1 % with
+    """The smallest share of canary requests slower than stable p99 × (1 + latency-tolerance) shown above 1 %
+    with
     this many requests (expected counts); None when even 100 % would not be."""
     if canary_requests <= 0:
         return None
@@ -319,8 +399,10 @@ def detectable_tail_share(canary_requests: float, limits: Limits) -> float | Non
 
 
 def p99_ratio_for_tail_share(share: float, limits: Limits, sigma: float = 0.42) -> float:
-    """The canary p99 ÷ stable p99 at which `share` of canary requests exceed stable p99 × (1 + tolerance), for a
-    lognormal latency with log-sd `sigma` (0.42: median 30 ms, p99 80 ms) shifted as a whole: a reading aid only."""
+    """The canary p99 ÷ stable p99 at which `share` of canary requests exceed stable p99 × (1 + tolerance),
+    for a
+    lognormal latency with log-sd `sigma` (0.42: median 30 ms, p99 80 ms) shifted as a whole: a reading aid
+    only."""
     from scipy.stats import norm
 
     z99 = float(norm.isf(TAIL_SHARE))
@@ -337,7 +419,7 @@ class StepSize:
     error_excess: float | None
     """Smallest canary-minus-stable error-rate excess rolled back within the interval (None: none is)."""
     slower_share: float | None
-    """Smallest share of canary requests slower than stable p99 × (1 + tolerance) rolled back (None: none is)."""
+    """Smallest share of canary requests slower than stable p99 × (1 + tolerance) rolled back (None: none)."""
     p99_ratio: float | None
     """The same as a canary/stable p99 ratio, for lognormal latencies (a reading aid)."""
 
@@ -345,7 +427,9 @@ class StepSize:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in vars(self).items()}
 
 
-def size_steps(weights: list[float], rate_per_s: float, interval_s: float, base_error_rate: float, limits: Limits) -> list[StepSize]:
+def size_steps(
+    weights: list[float], rate_per_s: float, interval_s: float, base_error_rate: float, limits: Limits
+) -> list[StepSize]:
     """For each judged weight (percent), the requests one interval brings and the smallest regression the
     sequential bounds roll back within it, if the counts come out at their expected values."""
     sizes = []
@@ -364,12 +448,23 @@ def sizing_warnings(sizes: list[StepSize], limits: Limits, interval_s: float) ->
     error-rate regression of twice error-rate-tolerance within one interval."""
     out = []
     for size in sizes:
-        where = f"the {size.weight:g} % step gets about {size.canary_requests:,.0f} canary requests per interval ({interval_s:g} s)"
+        where = (
+            f"the {size.weight:g} % step gets about {size.canary_requests:,.0f} canary requests per interval "
+            f"({interval_s:g} s)"
+        )
         if size.canary_requests < max(limits.min_requests, 1):
-            out.append(f"{where}, fewer than min-requests {limits.min_requests:,.0f}: its checks will be inconclusive")
-        elif size.error_excess is None or size.error_excess > 2 * limits.error_rate_tolerance:
-            shown = "no error-rate regression" if size.error_excess is None else f"only errors {size.error_excess:+.2%} or more"
             out.append(
-                f"{where}: it can roll back {shown} within the interval, against error-rate-tolerance {limits.error_rate_tolerance:.2%}"
+                f"{where}, fewer than min-requests {limits.min_requests:,.0f}: its checks will be "
+                "inconclusive"
+            )
+        elif size.error_excess is None or size.error_excess > 2 * limits.error_rate_tolerance:
+            shown = (
+                "no error-rate regression"
+                if size.error_excess is None
+                else f"only errors {size.error_excess:+.2%} or more"
+            )
+            out.append(
+                f"{where}: it can roll back {shown} within the interval, against error-rate-tolerance "
+                f"{limits.error_rate_tolerance:.2%}"
             )
     return out

@@ -44,11 +44,16 @@ SPARK_TYPES = {
     "datetime64[us]": "TimestampType",
     "date": "DateType",
 }
-INSTALL_HINT = "Install it with `pip install 'mlcicd[spark]'` (pyspark and Java 17+, e.g. `apt-get install openjdk-17-jre-headless`)"
+INSTALL_HINT = (
+    "Install it with `pip install 'mlcicd[spark]'` (pyspark and Java 17+, e.g. `apt-get install "
+    "openjdk-17-jre-headless`)"
+)
 
 
 def _first_line(exc: BaseException) -> str:
-    java = getattr(exc, "java_exception", None)  # py4j's own first line is "An error occurred while calling o66.load."
+    java = getattr(
+        exc, "java_exception", None
+    )  # py4j's own first line is "An error occurred while calling o66.load."
     text = (str(java.toString()) if java is not None else str(exc)).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
@@ -61,7 +66,9 @@ def session(master: str) -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise UsageError("pyspark is not installed", f"`engine: spark` needs pyspark. {INSTALL_HINT}.") from None
+        raise UsageError(
+            "pyspark is not installed", f"`engine: spark` needs pyspark. {INSTALL_HINT}."
+        ) from None
     # no progress bars: they fill the job log with carriage returns
     builder = SparkSession.builder.appName("mlcicd").config("spark.ui.showConsoleProgress", "false")
     remote = os.environ.get("SPARK_REMOTE", "")
@@ -89,7 +96,8 @@ def session(master: str) -> Any:
         raise UsageError(
             "Spark session did not start",
             f"Spark on `{where}`: {_first_line(exc)}. Check that Java 17+ is installed (`java -version`; "
-            "`apt-get install openjdk-17-jre-headless`) and that `spark-master` / SPARK_REMOTE name a reachable cluster.",
+            "`apt-get install openjdk-17-jre-headless`) and that `spark-master` / SPARK_REMOTE name a "
+            "reachable cluster.",
         ) from None
     return spark
 
@@ -100,7 +108,10 @@ def read(spark: Any, spec: str) -> tuple[Any, str]:
     `table:<name>`, `delta:<path>` and `parquet:<path>` say it outright; otherwise an existing local
     path or a URI is Parquet (Delta when it holds a `_delta_log`), and a dotted name is a table."""
     if not spec:
-        raise UsageError("missing data", "`data` is required: a Parquet or Delta path, or a metastore table name (e.g. `sales.orders`).")
+        raise UsageError(
+            "missing data",
+            "`data` is required: a Parquet or Delta path, or a metastore table name (e.g. `sales.orders`).",
+        )
     kind, _, rest = spec.partition(":")
     if kind in ("table", "delta", "parquet") and rest:
         target = rest
@@ -121,18 +132,23 @@ def read(spark: Any, spec: str) -> tuple[Any, str]:
         columns = frame.columns  # resolves the plan: a missing path or table fails here, before any work
     except Exception as exc:  # noqa: BLE001 - AnalysisException and the JVM's own
         message = _first_line(exc)
-        if kind == "delta" and ("DATA_SOURCE_NOT_FOUND" in message or "data source: delta" in message.lower()):
+        if kind == "delta" and (
+            "DATA_SOURCE_NOT_FOUND" in message or "data source: delta" in message.lower()
+        ):
             raise UsageError(
                 "Delta Lake is not available to Spark",
-                f"{target}: {message}. Reading Delta needs the Delta Lake jars on Spark's classpath (a cluster that has them, "
-                "or `spark.jars.packages io.delta:delta-spark_2.13:<version>` in spark-defaults.conf where Maven is reachable); "
+                f"{target}: {message}. Reading Delta needs the Delta Lake jars on Spark's classpath (a "
+                "cluster that has them, "
+                "or `spark.jars.packages io.delta:delta-spark_2.13:<version>` in spark-defaults.conf where "
+                "Maven is reachable); "
                 "or pass the table's Parquet files with `parquet:<path>`.",
                 file=spec,
             ) from None
         what = "table" if kind == "table" else "path"
         raise UsageError(
             f"{what} not readable by Spark",
-            f"{target}: {message}. Check the {what} name (and, for a table, that the session's catalog/metastore holds it).",
+            f"{target}: {message}. Check the {what} name (and, for a table, that the session's "
+            "catalog/metastore holds it).",
             file=spec,
         ) from None
     if not columns:
@@ -174,7 +190,9 @@ def pandera_pyspark() -> Any:
         stand_in.__path__ = []  # a package, for pyspark.pandas.extensions
         for name in ("DataFrame", "Series", "Index", "MultiIndex"):  # what pandera's type aliases subclass
             setattr(stand_in, name, type(name, (), {"__module__": "pyspark.pandas"}))
-        extensions = types.ModuleType("pyspark.pandas.extensions")  # pandera registers accessors on those classes
+        extensions = types.ModuleType(
+            "pyspark.pandas.extensions"
+        )  # pandera registers accessors on those classes
         for name in ("register_dataframe_accessor", "register_series_accessor", "register_index_accessor"):
             setattr(extensions, name, lambda accessor: lambda cls: cls)
         stand_in.extensions = extensions  # type: ignore[attr-defined]
@@ -201,7 +219,8 @@ def spark_schema(schema: Any, where: str) -> Any:
     if pandas_schema.checks:
         raise UsageError(
             "schema check not supported on Spark",
-            f"{where}: dataframe-wide checks ({', '.join(c.name for c in pandas_schema.checks)}) are not supported by "
+            f"{where}: dataframe-wide checks ({', '.join(c.name for c in pandas_schema.checks)}) are not "
+            "supported by "
             "pandera's pyspark backend. Move them to columns, or use the default engine.",
             file=where,
         )
@@ -212,7 +231,8 @@ def spark_schema(schema: Any, where: str) -> Any:
         if spark_type is None:
             raise UsageError(
                 "column type not supported on Spark",
-                f"{where}: column `{name}` has dtype `{dtype}`, which pandera's pyspark backend cannot check. "
+                f"{where}: column `{name}` has dtype `{dtype}`, which pandera's pyspark backend cannot "
+                "check. "
                 f"Use one of {', '.join(sorted(set(SPARK_TYPES)))}, or the default engine.",
                 file=where,
             )
@@ -220,11 +240,14 @@ def spark_schema(schema: Any, where: str) -> Any:
             if check.name not in known:
                 raise UsageError(
                     "schema check not supported on Spark",
-                    f"{where}: column `{name}` has check `{check.name}`, which pandera's pyspark backend does not implement "
+                    f"{where}: column `{name}` has check `{check.name}`, which pandera's pyspark backend "
+                    "does not implement "
                     f"(it does: {', '.join(sorted(known))}). Use one of those, or the default engine.",
                     file=where,
                 )
-        columns[name] = ps.Column(spark_type, checks=list(column.checks), nullable=column.nullable, required=column.required)
+        columns[name] = ps.Column(
+            spark_type, checks=list(column.checks), nullable=column.nullable, required=column.required
+        )
     return ps.DataFrameSchema(columns, strict=bool(pandas_schema.strict), name=pandas_schema.name)
 
 
@@ -258,7 +281,17 @@ def kind_of(data_type: Any) -> str:
 
     if isinstance(data_type, T.NullType):
         return "empty"
-    numeric = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType, T.DateType, T.TimestampType)
+    numeric = (
+        T.ByteType,
+        T.ShortType,
+        T.IntegerType,
+        T.LongType,
+        T.FloatType,
+        T.DoubleType,
+        T.DecimalType,
+        T.DateType,
+        T.TimestampType,
+    )
     timestamp_ntz = getattr(T, "TimestampNTZType", ())
     if isinstance(data_type, numeric) or (timestamp_ntz and isinstance(data_type, timestamp_ntz)):
         return "numeric"
@@ -276,7 +309,9 @@ def _as_double(name: str, data_type: Any) -> Any:
     column = F.col(f"`{name}`")
     if isinstance(data_type, T.DateType):
         value = F.unix_date(column).cast("double") * 86_400e9
-    elif kind_of(data_type) == "numeric" and not isinstance(data_type, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
+    elif kind_of(data_type) == "numeric" and not isinstance(
+        data_type, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+    ):
         if isinstance(data_type, (T.FloatType, T.DoubleType, T.DecimalType)):
             value = column.cast("double")
         else:  # TimestampType / TimestampNTZType
@@ -333,19 +368,40 @@ def profile(frame: Any, sample_size: int) -> dict[str, Any]:
         states[name] = {"kind": "categorical", "count": count, "nulls": rows - count, "counts": {}}
         # the estimate's error is ~2 %: columns clearly past the limit are not counted at all
         if totals[f"d{i}"] > MAX_TRACKED_CATEGORIES * 1.1:
-            states[name] = {"kind": "unprofiled", "count": count, "nulls": rows - count, "reason": TOO_MANY_CATEGORIES}
+            states[name] = {
+                "kind": "unprofiled",
+                "count": count,
+                "nulls": rows - count,
+                "reason": TOO_MANY_CATEGORIES,
+            }
         elif count:
             counted.append(name)
     if counted:
         pairs = F.explode(
-            F.array(*[F.struct(F.lit(i).alias("k"), F.col(f"`{name}`").cast("string").alias("v")) for i, name in enumerate(counted)])
+            F.array(
+                *[
+                    F.struct(F.lit(i).alias("k"), F.col(f"`{name}`").cast("string").alias("v"))
+                    for i, name in enumerate(counted)
+                ]
+            )
         )
-        for row in frame.select(pairs.alias("p")).where(F.col("p.v").isNotNull()).groupBy("p.k", "p.v").count().collect():
+        for row in (
+            frame.select(pairs.alias("p"))
+            .where(F.col("p.v").isNotNull())
+            .groupBy("p.k", "p.v")
+            .count()
+            .collect()
+        ):
             states[counted[row["k"]]]["counts"][row["v"]] = int(row["count"])
         for name in counted:
             if len(states[name]["counts"]) > MAX_TRACKED_CATEGORIES:
                 state = states[name]
-                states[name] = {"kind": "unprofiled", "count": state["count"], "nulls": state["nulls"], "reason": TOO_MANY_CATEGORIES}
+                states[name] = {
+                    "kind": "unprofiled",
+                    "count": state["count"],
+                    "nulls": state["nulls"],
+                    "reason": TOO_MANY_CATEGORIES,
+                }
 
     samples = _sample(frame, numeric, rows, sample_size) if numeric and rows else {}
     columns = {}
@@ -374,7 +430,10 @@ def _sample(frame: Any, numeric: list[tuple[str, Any]], rows: int, size: int) ->
     table = selected.toArrow() if hasattr(selected, "toArrow") else None
     if table is None:  # pyspark < 4: through pandas
         pandas_frame = selected.toPandas()
-        return {name: pandas_frame[f"v{i}"].to_numpy(dtype=float, na_value=np.nan) for i, (name, _) in enumerate(numeric)}
+        return {
+            name: pandas_frame[f"v{i}"].to_numpy(dtype=float, na_value=np.nan)
+            for i, (name, _) in enumerate(numeric)
+        }
     from mlcicd.profile import float_values
 
     return {name: float_values(table.column(f"v{i}").combine_chunks()) for i, (name, _) in enumerate(numeric)}

@@ -37,7 +37,12 @@ TAG_CANARY_WEIGHT = "mlcicd.canary.weight"
 TAG_CANARY_UPDATED = "mlcicd.canary.updated"
 PROFILE_ARTIFACT = "mlcicd/reference-profile.json"
 """The training data's reference profile, stored with each trained version for monitor's drift check."""
-SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_CLIENT_CERT_PATH", "DATABRICKS_TOKEN")
+SECRET_ENV = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "DATABRICKS_TOKEN",
+)
 
 
 def registered_model_name(value: Any) -> str:
@@ -49,7 +54,9 @@ def registered_model_name(value: Any) -> str:
     if not name:
         return ""
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ValueError(f"{name!r} contains a control character (newline, tab …); MLflow model URIs cannot carry it")
+        raise ValueError(
+            f"{name!r} contains a control character (newline, tab …); MLflow model URIs cannot carry it"
+        )
     from mlflow.exceptions import MlflowException
     from mlflow.utils.validation import _validate_model_name
 
@@ -120,17 +127,22 @@ def connect() -> str:
         if os.environ.get("RUNNER_ENVIRONMENT") == "github-hosted":
             from mlcicd import github
 
-            # Each job of a GitHub-hosted run gets a fresh machine: what one job registers here, the next cannot see.
+            # Each job of a GitHub-hosted run gets a fresh machine: what one job registers here, the next
+            # cannot see.
             github.warning(
-                f"no MLFLOW_TRACKING_URI: using the embedded registry in {mlcicd_home()}, which disappears with this GitHub-hosted "
-                "machine at the end of the job. Set the MLFLOW_TRACKING_URI secret to a tracking server, or run the jobs on one "
+                f"no MLFLOW_TRACKING_URI: using the embedded registry in {mlcicd_home()}, which disappears "
+                "with this GitHub-hosted "
+                "machine at the end of the job. Set the MLFLOW_TRACKING_URI secret to a tracking server, or "
+                "run the jobs on one "
                 'self-hosted runner (e.g. `cpu-runner: \'["self-hosted", "gpu"]\'`).',
                 title="embedded registry on a GitHub-hosted runner",
             )
         home = mlcicd_home()
         home.mkdir(parents=True, exist_ok=True)
         uri = embedded_uri()
-        if readonly.active():  # a pull request works on a throwaway copy: mlflow.db is never opened for writing
+        if (
+            readonly.active()
+        ):  # a pull request works on a throwaway copy: mlflow.db is never opened for writing
             with file_lock(home / "schema.lock"):
                 readonly.make_sandbox(home / "mlflow.db", readonly.sandbox_db(home))
         os.environ["MLFLOW_TRACKING_URI"] = uri  # the training command inherits it
@@ -160,7 +172,8 @@ def check_server(uri: str, attempts: int = 4) -> None:
             time.sleep(min(2**attempt, 8))
     raise UsageError(
         "MLflow server unreachable",
-        f"{redact(uri)} did not answer ({last}) after {attempts} attempts. Check MLFLOW_TRACKING_URI and that the server is up "
+        f"{redact(uri)} did not answer ({last}) after {attempts} attempts. Check MLFLOW_TRACKING_URI and "
+        "that the server is up "
         "(or unset MLFLOW_TRACKING_URI to use the embedded registry on this runner).",
     )
 
@@ -176,7 +189,8 @@ def experiment_id(name: str) -> str:
         if found.lifecycle_stage == "deleted":
             raise UsageError(
                 "experiment deleted",
-                f"experiment `{name}` is deleted in {redact(os.environ['MLFLOW_TRACKING_URI'])}; restore it or choose another `experiment`.",
+                f"experiment `{name}` is deleted in {redact(os.environ['MLFLOW_TRACKING_URI'])}; restore it "
+                "or choose another `experiment`.",
             )
         return found.experiment_id
     location = (mlcicd_home() / "artifacts" / name).as_uri() if is_embedded() else None
@@ -248,7 +262,9 @@ def registry_lock(model_name: str, timeout: float = 300.0) -> Iterator[None]:
     token = uuid.uuid4().hex
 
     def lease() -> str:
-        return json.dumps({"token": token, "expires": time.time() + LEASE_SECONDS, "host": _this_host(), "pid": os.getpid()})
+        return json.dumps(
+            {"token": token, "expires": time.time() + LEASE_SECONDS, "host": _this_host(), "pid": os.getpid()}
+        )
 
     deadline = time.monotonic() + timeout
     while True:
@@ -262,7 +278,9 @@ def registry_lock(model_name: str, timeout: float = 300.0) -> Iterator[None]:
                 break
         if time.monotonic() > deadline:
             raise UsageError(
-                "registry busy", f"another job holds the lock on `{model_name}` for more than {timeout:.0f}s; rerun when it has finished."
+                "registry busy",
+                f"another job holds the lock on `{model_name}` for more than {timeout:.0f}s; rerun when it "
+                "has finished.",
             )
         time.sleep(2.0)
     released = threading.Event()
@@ -288,7 +306,9 @@ def git_context() -> dict[str, str]:
     sha = os.environ.get("GITHUB_SHA", "")
     if not sha:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+            sha = subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
     run_url = ""
     if os.environ.get("GITHUB_RUN_ID") and os.environ.get("GITHUB_REPOSITORY"):
         server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")

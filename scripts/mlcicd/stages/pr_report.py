@@ -58,7 +58,8 @@ OPTIONS = (
         "model-name",
         text,
         "",
-        "the model the pipeline builds; it names the comment (the marker), so two pipelines in one repository keep two comments",
+        "the model the pipeline builds; it names the comment (the marker), so two pipelines in one "
+        "repository keep two comments",
         "churn",
         shown_default="the `model-name` output of a job in `jobs`",
     ),
@@ -74,7 +75,8 @@ OPTIONS = (
         "reports",
         text_list,
         [],
-        "stage report files (JSON) to include, comma- or newline-separated. A check-gates report here is used instead of the run's",
+        "stage report files (JSON) to include, comma- or newline-separated. A check-gates report here is "
+        "used instead of the run's",
         "mlcicd-reports/validate-data.json,mlcicd-reports/check-gates.json",
     ),
     Option(
@@ -89,7 +91,8 @@ OPTIONS = (
         "pull-request",
         pull_request_number,
         "",
-        "the pull request number (`#42` or `42`). Outside a pull request event and without it, nothing is posted",
+        "the pull request number (`#42` or `42`). Outside a pull request event and without it, nothing is "
+        "posted",
         "42",
         shown_default="the pull request of this `pull_request` event",
     ),
@@ -114,11 +117,19 @@ def read_reports(paths: list[str]) -> dict[str, dict[str, Any]]:
         try:
             document = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise UsageError("report not found", f"{path} does not exist. Pass the reports the stages wrote.", file=path) from None
+            raise UsageError(
+                "report not found", f"{path} does not exist. Pass the reports the stages wrote.", file=path
+            ) from None
         except (OSError, ValueError) as exc:
-            raise UsageError("report unreadable", f"{path}: {exc}. Pass a JSON report written by a stage.", file=path) from None
+            raise UsageError(
+                "report unreadable", f"{path}: {exc}. Pass a JSON report written by a stage.", file=path
+            ) from None
         if not isinstance(document, dict) or not isinstance(document.get("stage"), str):
-            raise UsageError("not a stage report", f"{path} has no `stage` field; pass a report written by an ml-cicd stage.", file=path)
+            raise UsageError(
+                "not a stage report",
+                f"{path} has no `stage` field; pass a report written by an ml-cicd stage.",
+                file=path,
+            )
         found[document["stage"]] = document
     return found
 
@@ -150,7 +161,9 @@ def event_pull_request() -> str:
         event = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""
-    number = (event.get("pull_request") or {}).get("number") or (event.get("number") if "pull_request" in event else None)
+    number = (event.get("pull_request") or {}).get("number") or (
+        event.get("number") if "pull_request" in event else None
+    )
     return str(number) if number else ""
 
 
@@ -173,7 +186,9 @@ def jobs_section(jobs: dict[str, Any]) -> list[str]:
     for name in names:
         job = jobs[name] if isinstance(jobs[name], dict) else {}
         result = str(job.get("result", "unknown"))
-        outputs = {k: v for k, v in (job.get("outputs") or {}).items() if v not in ("", None) and k != "report"}
+        outputs = {
+            k: v for k, v in (job.get("outputs") or {}).items() if v not in ("", None) and k != "report"
+        }
         shown = ", ".join(f"{k}: `{str(v)[:60]}`" for k, v in list(outputs.items())[:4])
         rows.append((f"`{name}`", f"{_icon(result)} {result}", shown))
     return [markdown_table(["job", "result", "outputs"], rows), ""]
@@ -181,13 +196,31 @@ def jobs_section(jobs: dict[str, Any]) -> list[str]:
 
 def gates_section(gates: dict[str, Any] | None, why_missing: str) -> list[str]:
     if gates is None:
-        return ["### Gates", "", f"_Not available: {why_missing}._" if why_missing else "_check-gates did not run._", ""]
+        return [
+            "### Gates",
+            "",
+            f"_Not available: {why_missing}._" if why_missing else "_check-gates did not run._",
+            "",
+        ]
     base = gates.get("baseline") or {}
-    against = f"`@{base.get('alias')}` (version {base.get('model_version')})" if base.get("model_version") else "no production model yet"
-    verdict = "✅ all gates passed" if gates.get("passed") else f"❌ failed: {', '.join(gates.get('failed_gates') or [])}"
+    against = (
+        f"`@{base.get('alias')}` (version {base.get('model_version')})"
+        if base.get("model_version")
+        else "no production model yet"
+    )
+    verdict = (
+        "✅ all gates passed"
+        if gates.get("passed")
+        else f"❌ failed: {', '.join(gates.get('failed_gates') or [])}"
+    )
     if gates.get("warnings"):
         verdict += f"; ⚠️ warnings: {', '.join(gates['warnings'])}"
-    lines = [f"### Gates: {verdict}", "", f"Candidate vs {against}, {fmt(gates.get('test_rows'))} test rows.", ""]
+    lines = [
+        f"### Gates: {verdict}",
+        "",
+        f"Candidate vs {against}, {fmt(gates.get('test_rows'))} test rows.",
+        "",
+    ]
     rows: list[tuple[Any, ...]] = [
         (
             g["gate"],
@@ -200,7 +233,10 @@ def gates_section(gates: dict[str, Any] | None, why_missing: str) -> list[str]:
         for g in gates.get("gates") or []
     ]
     if rows:
-        lines += [markdown_table(["gate", "candidate", "production", "delta", "threshold", "result"], rows), ""]
+        lines += [
+            markdown_table(["gate", "candidate", "production", "delta", "threshold", "result"], rows),
+            "",
+        ]
     significance = gates.get("significance") or {}
     if significance:
         rows = [
@@ -216,12 +252,25 @@ def gates_section(gates: dict[str, Any] | None, why_missing: str) -> list[str]:
         ]
     latency = gates.get("latency") or {}
     rows = [
-        (model, batch, s.get("p50_ms"), s.get("p95_ms"), s.get("p99_ms"), s.get("throughput_rows_per_s"), s.get("device"))
+        (
+            model,
+            batch,
+            s.get("p50_ms"),
+            s.get("p95_ms"),
+            s.get("p99_ms"),
+            s.get("throughput_rows_per_s"),
+            s.get("device"),
+        )
         for model, by_batch in latency.items()
         for batch, s in (by_batch or {}).items()
     ]
     if rows:
-        lines += ["### Latency (ms)", "", markdown_table(["model", "batch", "p50", "p95", "p99", "rows/s", "device"], rows), ""]
+        lines += [
+            "### Latency (ms)",
+            "",
+            markdown_table(["model", "batch", "p50", "p95", "p99", "rows/s", "device"], rows),
+            "",
+        ]
     return lines
 
 
@@ -230,7 +279,10 @@ def drift_section(validation: dict[str, Any] | None, jobs: dict[str, Any]) -> li
         drift = validation.get("drift")
         schema = validation.get("schema") or {}
         lines = [f"### Data: {'✅ passed' if validation.get('passed') else '❌ failed'}", ""]
-        lines.append(f"{fmt((validation.get('data') or {}).get('rows'))} rows; schema failures: {len(schema.get('failures') or [])}.")
+        lines.append(
+            f"{fmt((validation.get('data') or {}).get('rows'))} rows; schema failures: "
+            f"{len(schema.get('failures') or [])}."
+        )
         if drift:
             drifted = drift.get("drifted") or []
             features = drift.get("features") or []
@@ -239,12 +291,22 @@ def drift_section(validation: dict[str, Any] | None, jobs: dict[str, Any]) -> li
                 + (": " + ", ".join(f"`{c}`" for c in drifted[:10]) if drifted else ".")
             )
             rows = [
-                (f"`{f['column']}`", f.get("status"), f.get("test"), f.get("p_value"), f.get("effect_size"), f.get("psi"))
+                (
+                    f"`{f['column']}`",
+                    f.get("status"),
+                    f.get("test"),
+                    f.get("p_value"),
+                    f.get("effect_size"),
+                    f.get("psi"),
+                )
                 for f in features
                 if f.get("column") in drifted
             ][:10]
             if rows:
-                lines += ["", markdown_table(["feature", "status", "test", "p-value", "effect size", "PSI"], rows)]
+                lines += [
+                    "",
+                    markdown_table(["feature", "status", "test", "p-value", "effect size", "PSI"], rows),
+                ]
         return [*lines, ""]
     return _drift_from_outputs(jobs)
 
@@ -261,15 +323,24 @@ def _drift_from_outputs(jobs: dict[str, Any]) -> list[str]:
     row_count = job_output(jobs, "rows") or job_output(jobs, "data-rows")
     validate = jobs.get("validate-data")
     # Only validate-data's own job result speaks for the data; a caller's `train` job fails for any stage.
-    lines = [f"### Data: {_icon(validate['result'])} {validate['result']}" if isinstance(validate, dict) else "### Data", ""]
+    lines = [
+        f"### Data: {_icon(validate['result'])} {validate['result']}"
+        if isinstance(validate, dict)
+        else "### Data",
+        "",
+    ]
     if row_count.isdigit():
         lines.append(f"{fmt(int(row_count))} rows.")
-    lines.append(f"Drift: {len(drifted)} feature(s) drifted" + (": " + ", ".join(f"`{c}`" for c in drifted[:10]) if drifted else "."))
+    lines.append(
+        f"Drift: {len(drifted)} feature(s) drifted"
+        + (": " + ", ".join(f"`{c}`" for c in drifted[:10]) if drifted else ".")
+    )
     return [*lines, ""]
 
 
 def job_output(jobs: dict[str, Any], key: str) -> str:
-    """The first non-empty output `key` of any job: the stage jobs inside train.yml, or the caller's `train` job."""
+    """The first non-empty output `key` of any job: the stage jobs inside train.yml, or the caller's `train`
+    job."""
     for job in jobs.values():
         value = ((job.get("outputs") or {}) if isinstance(job, dict) else {}).get(key)
         if value not in (None, ""):
@@ -277,14 +348,26 @@ def job_output(jobs: dict[str, Any], key: str) -> str:
     return ""
 
 
-def render_comment(model: str, jobs: dict[str, Any], reports: dict[str, dict[str, Any]], gates_missing: str) -> str:
+def render_comment(
+    model: str, jobs: dict[str, Any], reports: dict[str, dict[str, Any]], gates_missing: str
+) -> str:
     gates = reports.get("check-gates")
     passed = gates.get("passed") if gates else None
-    head = "✅ the candidate passed the gates" if passed else "❌ the candidate failed the gates" if passed is False else "gates not run"
+    head = (
+        "✅ the candidate passed the gates"
+        if passed
+        else "❌ the candidate failed the gates"
+        if passed is False
+        else "gates not run"
+    )
     run_url = ""
     if os.environ.get("GITHUB_RUN_ID"):
         server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-        run_url = f" · [workflow run]({server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{os.environ['GITHUB_RUN_ID']})"
+        run_url = (
+            " · [workflow "
+            f"run]({server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/"
+            f"{os.environ['GITHUB_RUN_ID']})"
+        )
     sha = os.environ.get("GITHUB_SHA", "")[:7]
     lines = [f"## ml-cicd{f' · `{model}`' if model else ''}: {head}", ""]
     lines += jobs_section(jobs)
@@ -294,7 +377,11 @@ def render_comment(model: str, jobs: dict[str, Any], reports: dict[str, dict[str
     footer = f"<sub>Updated {now}{f' for `{sha}`' if sha else ''}{run_url} by ml-cicd {__version__}.</sub>"
     body = "\n".join(lines).rstrip()
     if len(body) > MAX_COMMENT:
-        body = body[:MAX_COMMENT] + f"\n\n_…cut at {MAX_COMMENT:,} characters: the full report is in `{GATES_ARTIFACT}` of the run._"
+        body = (
+            body[:MAX_COMMENT]
+            + f"\n\n_…cut at {MAX_COMMENT:,} characters: the full report is in `{GATES_ARTIFACT}` of the "
+            "run._"
+        )
     return f"{body}\n\n{footer}\n\n{marker(model)}\n"
 
 
@@ -336,7 +423,12 @@ def execute(settings: Settings) -> Outcome:
     model = settings.model_name or job_output(jobs, "model-name")
     body = render_comment(model, jobs, reports, gates_missing)
     number = settings.pull_request or event_pull_request()
-    report: dict[str, Any] = {"stage": NAME, "version": __version__, "pull_request": number or None, "body": body}
+    report: dict[str, Any] = {
+        "stage": NAME,
+        "version": __version__,
+        "pull_request": number or None,
+        "body": body,
+    }
     github.write_summary(body)  # the findings reach the job's summary even when the comment cannot be posted
 
     def ended(comment: str, url: str = "") -> Outcome:
@@ -353,7 +445,8 @@ def execute(settings: Settings) -> Outcome:
     if not token:
         raise UsageError(
             "no GitHub token",
-            "the comment is posted with the job's token: set `MLCICD_GITHUB_TOKEN: ${{ github.token }}` in the step's env "
+            "the comment is posted with the job's token: set `MLCICD_GITHUB_TOKEN: ${{ github.token }}` in "
+            "the step's env "
             "(the job needs `permissions: pull-requests: write`).",
         )
     try:
@@ -365,20 +458,29 @@ def execute(settings: Settings) -> Outcome:
             if exc.forbidden
             else "GitHub did not take the comment"
         )
-        github.warning(f"{exc.message}: {why}. The report is in this job's step summary.", title=f"{NAME}: comment not posted")
+        github.warning(
+            f"{exc.message}: {why}. The report is in this job's step summary.",
+            title=f"{NAME}: comment not posted",
+        )
         report["comment"] = f"not posted: {exc.message}"
         return ended("failed")
     report["comment"] = how
     report["comment_url"] = comment.get("html_url", "")
     return ended(how, report["comment_url"])
 
+
 STAGE = Stage(
     NAME,
-    "post the pipeline's findings (gates vs production, significance, latency, drift) as one pull-request comment, updated in place",
+    "post the pipeline's findings (gates vs production, significance, latency, drift) as one pull-request "
+    "comment, updated in place",
     OPTIONS,
     run,
     outputs=(
-        ("comment", "`created`, `updated`, `skipped` (not a pull request) or `failed` (warned: e.g. a read-only token)"),
+        (
+            "comment",
+            "`created`, `updated`, `skipped` (not a pull request) or `failed` (warned: e.g. a read-only "
+            "token)",
+        ),
         ("comment-url", "link to the comment"),
         ("report", "path of the JSON report (the comment's markdown)"),
     ),

@@ -114,7 +114,8 @@ OPTIONS = (
         "poll",
         duration,
         15.0,
-        "sequential judge: how often metrics are read and judged; `interval` is then the longest a step may take",
+        "sequential judge: how often metrics are read and judged; `interval` is then the longest a step may "
+        "take",
         "10s",
         shown_default="`15s`",
     ),
@@ -122,21 +123,24 @@ OPTIONS = (
         "alpha",
         number(positive=True, maximum=0.5),
         0.01,
-        "the chance of rolling back a healthy canary over the whole rollout, split evenly over its tests (both judges)",
+        "the chance of rolling back a healthy canary over the whole rollout, split evenly over its tests "
+        "(both judges)",
         "0.001",
     ),
     Option(
         "error-rate-tolerance",
         number(minimum=0, maximum=1),
         0.005,
-        "statistical judge: how much worse, in absolute terms, the canary's error rate may be than stable's (`0.005` = half a point)",
+        "statistical judge: how much worse, in absolute terms, the canary's error rate may be than stable's "
+        "(`0.005` = half a point)",
         "0.01",
     ),
     Option(
         "latency-tolerance",
         number(minimum=0),
         0.2,
-        "statistical judge: how much higher, relatively, the canary's p99 may be than stable's (`0.2` = 20 %)",
+        "statistical judge: how much higher, relatively, the canary's p99 may be than stable's "
+        "(`0.2` = 20 %)",
         "0.5",
     ),
     Option("failure-limit", whole_number(minimum=1), 1, "failed checks before `on-failure` happens", "3"),
@@ -144,7 +148,8 @@ OPTIONS = (
         "max-inconclusive",
         whole_number(minimum=1),
         3,
-        "inconclusive checks in a row (too little traffic, metrics source down or empty) that count as one failure",
+        "inconclusive checks in a row (too little traffic, metrics source down or empty) that count as one "
+        "failure",
         "5",
     ),
     Option(
@@ -180,7 +185,8 @@ OPTIONS = (
         "model-name",
         text,
         "",
-        "registered model being rolled out; with `version`, the state is tagged on that version (`mlcicd.canary.*`)",
+        "registered model being rolled out; with `version`, the state is tagged on that version "
+        "(`mlcicd.canary.*`)",
         "churn",
     ),
     Option("version", version_number, "", "the model version behind the canary", "7"),
@@ -215,14 +221,16 @@ OPTIONS = (
         "force",
         boolean,
         False,
-        "roll out a version whose check-gates verdict is missing or failed; needs `reason`, recorded in the history",
+        "roll out a version whose check-gates verdict is missing or failed; needs `reason`, recorded in the "
+        "history",
         "true",
     ),
     Option(
         "reason",
         text,
         "",
-        "why; required with `force`, and recorded in the history with modes `restore`, `abort` and `rollback` too",
+        "why; required with `force`, and recorded in the history with modes `restore`, `abort` and "
+        "`rollback` too",
         "INC-123 hotfix",
     ),
     Option(
@@ -247,7 +255,7 @@ def run(values: dict[str, Any]) -> int:
     from mlcicd.config import build_settings
     from mlcicd.outcome import publish
 
-    from .run import execute
+    from .execute import execute
 
     return publish(execute(build_settings(Settings, values)))
 
@@ -260,7 +268,8 @@ STAGE = Stage(
     outputs=(
         (
             "result",
-            "promoted, rolled-back, frozen, aborted, refused, deploy-failed or handoff-failed (dry-run for a dry run; "
+            "promoted, rolled-back, frozen, aborted, refused, deploy-failed or handoff-failed (dry-run for a "
+            "dry run; "
             "empty when the traffic state is unknown)",
         ),
         ("final-weight", "the canary's last verified share of traffic in percent"),

@@ -115,7 +115,10 @@ def restore_stable(settings: Settings, router: Router) -> Outcome:
     rollout = Rollout(settings, router, None, [], registry)
     if settings.dry_run:
         rollout.result = "dry-run"
-        rollout.message = f"dry run: {router.describe()} has {before.describe()}; a restore would set canary 0 %. Nothing was changed."
+        rollout.message = (
+            f"dry run: {router.describe()} has {before.describe()}; a restore would set canary 0 %. Nothing "
+            "was changed."
+        )
         return outcome_of(rollout, before, {})
     rollout.steps.append(StepRecord(Weights(0), time.time()))
     restored = rollout.restore()
@@ -129,7 +132,10 @@ def restore_stable(settings: Settings, router: Router) -> Outcome:
         rollout.message = f"restored: {router.describe()} had {before.describe()}, now canary 0 % (verified)."
         if rollout.recorded:
             last = rollout.recorded
-            rollout.message += f" The previous run had recorded `{last.get('state', '?')}` at canary {last.get('weight', '?')} % ({last.get('updated', '?')})."
+            rollout.message += (
+                f" The previous run had recorded `{last.get('state', '?')}` at canary "
+                f"{last.get('weight', '?')} % ({last.get('updated', '?')})."
+            )
         registry.record("rolled-back", 0)
         registry.event(
             "restore",
@@ -182,7 +188,8 @@ def abort_rollout(settings: Settings, router: Router) -> Outcome:
             rollout.verified = read_router(router)
             rollout.result = ABORTED
             rollout.message = (
-                f"the running rollout of version {registry.version} saw the abort and put all traffic back on stable."
+                f"the running rollout of version {registry.version} saw the abort and put all traffic back "
+                "on stable."
                 if ended == ABORTED
                 else f"the rollout of version {registry.version} ended `{ended}` before it saw the abort; "
                 f"{router.describe()} has {rollout.verified.describe()}."
@@ -224,15 +231,23 @@ def roll_back(settings: Settings, router: Router) -> Outcome:
             if not target
             else f"`previous-production` is version {target}, already `production`"
         )
-        rollout.message = f"`{name}` cannot roll back: {why}. Use `mode: shift` with the `version` of a known-good model instead (a full rollout)."
+        rollout.message = (
+            f"`{name}` cannot roll back: {why}. Use `mode: shift` with the `version` of a known-good model "
+            "instead (a full rollout)."
+        )
         return outcome_of(rollout, before, {})
     registry.version = target
     if settings.dry_run:
         rollout.result = "dry-run"
-        rollout.message = f"dry run: a rollback would put version {target} on the canary, switch, hand it to stable; @production is {current}."
+        rollout.message = (
+            f"dry run: a rollback would put version {target} on the canary, switch, hand it to stable; "
+            f"@production is {current}."
+        )
         return outcome_of(rollout, before, {})
     if before.canary or before.shadow:
         rollout.restore()  # whatever the canary serves now, it goes first
     tags = model_env(registry.version_tags(target))
-    rollout.deployer = make_deployer(router, settings.deploy_command, name, target, settings.deploy_timeout, tags)
+    rollout.deployer = make_deployer(
+        router, settings.deploy_command, name, target, settings.deploy_timeout, tags
+    )
     return drive(rollout, before, {}, first_deploy=True)

@@ -84,7 +84,8 @@ def per_test_alpha(alpha: float, plan: Sequence[Weights], judge_kind: str, extra
     meets every test at every judged step, and 0.01 per test over 3 steps × 4 tests would roll back
     about one in twenty. Bonferroni: each test runs at alpha / (judged steps × tests per check)."""
     judged = max(1, sum(1 for w in plan if w.canary < 100))
-    # error rate and latency, per judge; sequential: its bounds, and the fixed-sample tests at the end of an interval
+    # error rate and latency, per judge; sequential: its bounds, and the fixed-sample tests at the end of an
+    # interval
     tests = 2 * (2 if judge_kind in ("both", "sequential") else 1) + extra_tests  # + the custom checks' tests
     return alpha / (judged * tests)
 
@@ -99,7 +100,9 @@ def check_pairing(settings: Settings, deploys: bool = False, kind: str = "") -> 
             f"drop `deploy-command`: the {kind} router deploys the version itself.",
         )
     if deploys and mode == "shift" and not name:
-        raise UsageError(f"the {kind} router needs the model", "give `model-name` and `version`: it deploys that version.")
+        raise UsageError(
+            f"the {kind} router needs the model", "give `model-name` and `version`: it deploys that version."
+        )
     if settings.version and not name:
         raise UsageError(
             "version without model-name",
@@ -123,7 +126,8 @@ def check_pairing(settings: Settings, deploys: bool = False, kind: str = "") -> 
     if mode == "rollback" and not settings.deploy_command and not deploys:
         raise UsageError(
             "rollback needs deploy-command",
-            "set `deploy-command`: a rollback puts @previous-production on the canary, then on the stable server.",
+            "set `deploy-command`: a rollback puts @previous-production on the canary, then on the stable "
+            "server.",
         )
     if settings.force and not settings.reason.strip():
         raise UsageError(
@@ -157,7 +161,7 @@ class Ending:
 
 
 def ending(result: str, mode: str, message: str, where: str, report_path: str) -> Ending:
-    """Exit code and the one annotation for a rollout's result; `where` names the router for an unknown state."""
+    """Exit code and the one annotation for a rollout's result; `where` names the router (unknown state)."""
     if result in SUCCESS[mode]:
         return Ending(PASSED, None, message)
     if result in FAILURE_TITLES:
@@ -166,7 +170,8 @@ def ending(result: str, mode: str, message: str, where: str, report_path: str) -
         return Ending(
             CHECK_FAILED,
             "frozen",
-            f"{message} Look at the canary, then rerun with `mode: restore` to roll back. Report: {report_path}.",
+            f"{message} Look at the canary, then rerun with `mode: restore` to roll back. Report: "
+            f"{report_path}.",
         )
     return Ending(
         CHECK_FAILED,

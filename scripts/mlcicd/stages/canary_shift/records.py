@@ -24,7 +24,8 @@ class CheckRecord:
     stable: Figures
     verdict: Verdict
     counted_as: str
-    """What the check did to the rollout: pass, fail, inconclusive (wait), or fail after too many inconclusive."""
+    """What the check did to the rollout: pass, fail, inconclusive (wait), or fail after too many
+    inconclusive."""
     custom: list[dict[str, Any]] = field(default_factory=list)
     """The custom checks (`metrics.checks`) at this look: both variants' figures and the decision."""
 

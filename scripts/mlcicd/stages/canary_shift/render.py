@@ -38,7 +38,8 @@ def render_summary(report: dict[str, Any]) -> str:
     model = report.get("model")
     if model:
         lines += [
-            f"Model `{model['name']}` version {model['version']} · strategy {report['strategy']} · judge {report['judge']}",
+            f"Model `{model['name']}` version {model['version']} · strategy {report['strategy']} · judge "
+            f"{report['judge']}",
             "",
         ]
     rows = []
@@ -93,7 +94,8 @@ def render_summary(report: dict[str, Any]) -> str:
     lines += checks_summary(report, WATCHING) + _evidence_chart(report) + _sizing_table(report)
     final = report["final_weight"]
     lines.append(
-        f"Final canary weight: {'unknown' if final is None else f'{final:g} %'} · report `{report.get('stage')}.json`"
+        f"Final canary weight: {'unknown' if final is None else f'{final:g} %'} · report "
+        f"`{report.get('stage')}.json`"
     )
     return "\n".join(lines)
 
@@ -108,7 +110,10 @@ def detectable(size: dict[str, Any]) -> str:
         latency = "no latency regression"
     else:
         ratio = f" (p99 ×{size['p99_ratio']:.2f} for lognormal latencies)" if size.get("p99_ratio") else ""
-        latency = f"≥ {size['slower_share']:.1%} of requests slower than stable p99 × (1 + latency-tolerance){ratio}"
+        latency = (
+            f"≥ {size['slower_share']:.1%} of requests slower than stable p99 × (1 + "
+            f"latency-tolerance){ratio}"
+        )
     return f"the sequential judge rolls back within one interval: {errors}; {latency}"
 
 
@@ -135,7 +140,8 @@ def _sizing_table(report: dict[str, Any]) -> list[str]:
         "smallest share slower than the latency band",
     ]
     return [
-        f"_Traffic sizing at {sizing['rate_per_s']:,.1f} requests/s (measured before the rollout), for the sequential judge within one interval:_",
+        f"_Traffic sizing at {sizing['rate_per_s']:,.1f} requests/s (measured before the rollout), for the "
+        "sequential judge within one interval:_",
         "",
         markdown_table(headers, rows),
         "",
@@ -143,7 +149,8 @@ def _sizing_table(report: dict[str, Any]) -> list[str]:
 
 
 def _evidence_chart(report: dict[str, Any]) -> list[str]:
-    """The sequential judge's error-rate evidence at every poll: the anytime-valid bounds of canary − stable against
+    """The sequential judge's error-rate evidence at every poll: the anytime-valid bounds of canary − stable
+    against
     the margin (percentage points); the bars mark the polls that decided (a rollback or an advance)."""
     points = []
     for step in report["steps"]:
@@ -166,7 +173,8 @@ def _evidence_chart(report: dict[str, Any]) -> list[str]:
     def clip(value: float) -> float:
         return round(max(-top, min(top, 100 * value)), 3)
 
-    # a decision's bar reaches the bound that decided it: the lower one for a rollback, the upper one for an advance
+    # a decision's bar reaches the bound that decided it: the lower one for a rollback, the upper one for an
+    # advance
     marks = [
         (clip(e["lower"]) if e["decision"] == "worse" else clip(e["upper"])) if decided else 0.0
         for e, decided in points
@@ -174,8 +182,10 @@ def _evidence_chart(report: dict[str, Any]) -> list[str]:
     lower = [clip(e["lower"]) for e, _ in points]
     upper = [clip(e["upper"]) for e, _ in points]
     return [
-        "_Sequential judge, error rate: canary − stable in points, anytime-valid lower and upper bounds (lines) against the "
-        f"margin {margin:g} (flat line), at every poll; a bar marks each decision (rolled back above the margin, advanced below):_",
+        "_Sequential judge, error rate: canary − stable in points, anytime-valid lower and upper bounds "
+        "(lines) against the "
+        f"margin {margin:g} (flat line), at every poll; a bar marks each decision (rolled back above the "
+        "margin, advanced below):_",
         "",
         "```mermaid",
         "xychart-beta",

@@ -87,8 +87,10 @@ class Rollout:
         now = self.router.get()
         if abs(now.canary - weights.canary) > 1e-6 or abs(now.shadow - weights.shadow) > 1e-6:
             github.warning(
-                f"{self.router.describe()} had {now.describe()} instead of {weights.describe()} (reloaded?); set it again. "
-                "Keep weights across HAProxy reloads with `server-state-file` (see docs/actions/canary-shift.md).",
+                f"{self.router.describe()} had {now.describe()} instead of {weights.describe()} (reloaded?); "
+                "set it again. "
+                "Keep weights across HAProxy reloads with `server-state-file` (see "
+                "docs/actions/canary-shift.md).",
                 title=f"{NAME}: router weights changed behind the rollout",
             )
             self.move(weights)
@@ -118,8 +120,10 @@ class Rollout:
             )
 
     def look(self, step: StepRecord, window_start: float, *, sequential: bool, pending: bool) -> Look | None:
-        """One look at the step: an abort request ends it (None); else the weights are re-asserted, both variants
-        read over the window and judged, custom checks included. `pending`: a sequential poll before the interval
+        """One look at the step: an abort request ends it (None); else the weights are re-asserted, both
+        variants
+        read over the window and judged, custom checks included. `pending`: a sequential poll before the
+        interval
         ends, where the custom checks' fixed-sample tests are not decided yet."""
         now = time.time()
         if abort_applies(self.registry.abort_request(), self.started):
@@ -163,9 +167,12 @@ class Rollout:
                 return FAIL
 
     def watch(self, step: StepRecord) -> str:
-        """The sequential judge: read and judge every `poll`; leave the step as soon as the canary is shown worse
-        (FAIL) or non-inferior on min-requests (PASS). At `interval` after the window started, an undecided step is
-        judged by `statistical`'s fixed-sample tests; one without data is inconclusive and gets another interval, as
+        """The sequential judge: read and judge every `poll`; leave the step as soon as the canary is shown
+        worse
+        (FAIL) or non-inferior on min-requests (PASS). At `interval` after the window started, an undecided
+        step is
+        judged by `statistical`'s fixed-sample tests; one without data is inconclusive and gets another
+        interval, as
         with the other judges. The bounds are anytime-valid, so polling often costs no false rollbacks.
         Custom checks run fixed-sample tests: undecided at the polls, judged at the interval's end."""
         window_start = step.started
@@ -183,8 +190,10 @@ class Rollout:
                 and not pending
                 and undecided_only(only_core(verdict.findings))
             ):
-                # The interval is over and the bounds decided nothing: the fixed-sample tests of `statistical` judge the
-                # whole window, as at the end of a fixed interval. Anytime-valid bounds pay for looking at every poll
+                # The interval is over and the bounds decided nothing: the fixed-sample tests of `statistical`
+                # judge the
+                # whole window, as at the end of a fixed interval. Anytime-valid bounds pay for looking at
+                # every poll
                 # with width; alone, they would pass a canary 5 points worse at a few hundred requests.
                 fixed = self.custom.fold(
                     judge("statistical", look.canary, look.stable, self.limits), look.outcomes
@@ -218,8 +227,10 @@ class Rollout:
     def _log(self, check: CheckRecord) -> None:
         c, s = check.canary, check.stable
         print(
-            f"[{NAME}] {check.weight.describe()}: {check.counted_as.upper()} — requests canary {fmt(c.requests, 0)} / stable {fmt(s.requests, 0)}, "
-            f"error rate {percent(c.error_rate)} / {percent(s.error_rate)}, p99 {milliseconds(c.p99_ms)} / {milliseconds(s.p99_ms)}"
+            f"[{NAME}] {check.weight.describe()}: {check.counted_as.upper()} — requests canary "
+            f"{fmt(c.requests, 0)} / stable {fmt(s.requests, 0)}, "
+            f"error rate {percent(c.error_rate)} / {percent(s.error_rate)}, p99 {milliseconds(c.p99_ms)} / "
+            f"{milliseconds(s.p99_ms)}"
             + (f"; {'; '.join(check.verdict.reasons)}" if check.verdict.reasons else ""),
             flush=True,
         )
@@ -239,7 +250,10 @@ class Rollout:
                     self.handoff(judged)
                     return
                 self.result = "promoted"
-                self.message = f"the canary serves 100 % of traffic {judged}. Without `deploy-command` it keeps it: the stable server was not updated."
+                self.message = (
+                    f"the canary serves 100 % of traffic {judged}. Without `deploy-command` it keeps it: the "
+                    "stable server was not updated."
+                )
                 self.registry.record("promoted", 100)
                 self.registry.event(
                     "rollout promoted (canary keeps 100 %)",
@@ -269,9 +283,12 @@ class Rollout:
             step.ended = time.time()
             self.result = "handoff-failed"
             self.message = (
-                f"version {version} passed {judged} and serves 100 % of traffic from the canary, but the handoff to stable failed: "
-                f"{failure}. The canary keeps all traffic (the judged version); @production is unchanged. Fix the stable server, "
-                "rerun the rollout with `mode: restore` once it serves a good model, then roll the version out again."
+                f"version {version} passed {judged} and serves 100 % of traffic from the canary, but the "
+                "handoff to stable failed: "
+                f"{failure}. The canary keeps all traffic (the judged version); @production is unchanged. "
+                "Fix the stable server, "
+                "rerun the rollout with `mode: restore` once it serves a good model, then roll the version "
+                "out again."
             )
             self.registry.record("handoff-failed", 100)
             return
@@ -282,14 +299,19 @@ class Rollout:
         if self.settings.mode == "rollback":
             self.result = "rolled-back"
             self.message = (
-                f"rolled back: version {version} (@previous-production) is on the stable server and takes all traffic "
-                f"(canary 0 %, verified); it was {self.stable_version or 'unknown'}. promote's mode rollback moves @production next."
+                f"rolled back: version {version} (@previous-production) is on the stable server and takes "
+                "all traffic "
+                f"(canary 0 %, verified); it was {self.stable_version or 'unknown'}. promote's mode rollback "
+                "moves @production next."
             )
             self.registry.record("rolled-back", 0, stable=version)
             self.registry.event("rollback", self.stable_version, version, self.settings.reason)
             return
         self.result = "promoted"
-        self.message = f"version {version} passed {judged}; it is on the stable server, which takes all traffic again (canary 0 %, verified)."
+        self.message = (
+            f"version {version} passed {judged}; it is on the stable server, which takes all traffic again "
+            "(canary 0 %, verified)."
+        )
         self.registry.record("promoted", 0, stable=version)
         self.registry.event("rollout promoted", self.stable_version, version, self.settings.reason)
 
@@ -339,7 +361,10 @@ class Rollout:
         if self.handing_off:
             # The stable server may be half way through its deploy: the judged canary keeps the traffic.
             self.result = "handoff-failed"
-            self.message += " It was handing over to stable: the canary keeps all traffic; rerun with `mode: restore` once stable is good."
+            self.message += (
+                " It was handing over to stable: the canary keeps all traffic; rerun with `mode: restore` "
+                "once stable is good."
+            )
             self.registry.record("handoff-failed", 100)
         elif self.changed and self.result != "promoted":
             if self.restore(attempts=RESTORE_ATTEMPTS):

@@ -17,7 +17,8 @@ from .settings import NAME, Settings
 def size_traffic(
     plan: list[Weights], settings: Settings, limits: Limits, judge_kind: str, preflight: dict[str, Figures]
 ) -> dict[str, Any]:
-    """Before any traffic moves: the request rate over the last interval, what each judged step will see, and a
+    """Before any traffic moves: the request rate over the last interval, what each judged step will see, and
+    a
     warning where that is too little for the options (or where nothing is judged at all)."""
     interval = settings.interval
     judged = [w.canary for w in plan if w.canary < 100 and not w.shadow]
@@ -42,7 +43,8 @@ def size_traffic(
     }
     for z in sizes:
         print(
-            f"[{NAME}] canary {z.weight:g} %: ~{z.canary_requests:,.0f} canary requests per interval; {detectable(z.as_dict())}",
+            f"[{NAME}] canary {z.weight:g} %: ~{z.canary_requests:,.0f} canary requests per interval; "
+            f"{detectable(z.as_dict())}",
             flush=True,
         )
     warnings = sizing_warnings(sizes, limits, interval)
@@ -53,7 +55,8 @@ def size_traffic(
             f"at {rate:,.1f} requests/s (measured over the last {interval:g} s): "
             + "; ".join(warnings)
             + ". "
-            "Raise the step weights or `interval`, or lower `min-requests`; see 'How much traffic a canary needs' in "
+            "Raise the step weights or `interval`, or lower `min-requests`; see 'How much traffic a canary "
+            "needs' in "
             "docs/actions/canary-shift.md.",
             title=f"{NAME}: too little traffic to judge",
         )

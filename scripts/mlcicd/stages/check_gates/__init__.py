@@ -129,20 +129,26 @@ OPTIONS = (
         "true",
     ),
     Option(
-        "alpha", number(positive=True, maximum=0.5), 0.05, "significance level of the paired test, greater than 0 and at most 0.5", "0.01"
+        "alpha",
+        number(positive=True, maximum=0.5),
+        0.05,
+        "significance level of the paired test, greater than 0 and at most 0.5",
+        "0.01",
     ),
     Option(
         "first-run",
         choice("pass", "fail"),
         "pass",
-        "what the `compare to @<alias>` gate says when no baseline version is found (e.g. the alias does not exist yet): `pass` or `fail`",
+        "what the `compare to @<alias>` gate says when no baseline version is found (e.g. the alias does not "
+        "exist yet): `pass` or `fail`",
         "fail",
     ),
     Option(
         "max-latency-p95-ms",
         optional_number(positive=True),
         None,
-        "p95 latency limit in milliseconds at the first of `latency-batch-sizes`. CLI alias `--max-latency-p95`",
+        "p95 latency limit in milliseconds at the first of `latency-batch-sizes`. CLI alias "
+        "`--max-latency-p95`",
         "50",
         aliases=("max-latency-p95",),
     ),
@@ -150,7 +156,8 @@ OPTIONS = (
         "max-latency-p99-ms",
         optional_number(positive=True),
         None,
-        "p99 latency limit in milliseconds at the first of `latency-batch-sizes`. CLI alias `--max-latency-p99`",
+        "p99 latency limit in milliseconds at the first of `latency-batch-sizes`. CLI alias "
+        "`--max-latency-p99`",
         "100",
         aliases=("max-latency-p99",),
     ),
@@ -158,7 +165,8 @@ OPTIONS = (
         "latency-batch-sizes",
         batch_sizes,
         [1, 32],
-        "comma-separated batch sizes to time (whole numbers ≥ 1). The first one is the one the p95/p99 limits apply to",
+        "comma-separated batch sizes to time (whole numbers ≥ 1). The first one is the one the p95/p99 "
+        "limits apply to",
         "1,32,256",
     ),
     Option(
@@ -185,9 +193,16 @@ OPTIONS = (
         "500MB",
     ),
     Option(
-        "robustness", boolean, True, "run the robustness probes on the candidate, each at its `probe-*` level; `false` runs none", "false"
+        "robustness",
+        boolean,
+        True,
+        "run the robustness probes on the candidate, each at its `probe-*` level; `false` runs none",
+        "false",
     ),
-    *(Option(option, choice(*LEVELS), level, help, example) for option, _probe, level, help, example in PROBE_OPTIONS),
+    *(
+        Option(option, choice(*LEVELS), level, help, example)
+        for option, _probe, level, help, example in PROBE_OPTIONS
+    ),
     Option(
         "missing-values",
         choice("reject", "handle"),
@@ -200,7 +215,8 @@ OPTIONS = (
         "serve-check",
         boolean,
         False,
-        "serve the candidate with `mlflow models serve` on loopback and compare its answers with in-process predictions",
+        "serve the candidate with `mlflow models serve` on loopback and compare its answers with in-process "
+        "predictions",
         "true",
     ),
     Option(
@@ -212,21 +228,29 @@ OPTIONS = (
         "is left as it is. Still needs `test-data` and `target` (the rows it sends)",
         "true",
     ),
-    Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/check-gates.json", is_path=True),
+    Option(
+        "report",
+        text,
+        default_report_path(NAME),
+        "where to write the JSON report",
+        "reports/check-gates.json",
+        is_path=True,
+    ),
 )
 
 
 def run(values: dict[str, Any]) -> int:
     from mlcicd.outcome import publish
 
-    from .run import execute
+    from .execute import execute
 
     return publish(execute(settings_from(values)))
 
 
 STAGE = Stage(
     NAME,
-    "decide whether a candidate model may be promoted: metrics, improvement and significance vs production, latency, size, robustness, serving",
+    "decide whether a candidate model may be promoted: metrics, improvement and significance vs production, "
+    "latency, size, robustness, serving",
     OPTIONS,
     run,
     outputs=(
@@ -236,7 +260,8 @@ STAGE = Stage(
         ("failed-gates", "JSON list of the gates that failed"),
         (
             "version",
-            "the registered version that was checked, e.g. `7` (empty for a run or logged model that is not registered)",
+            "the registered version that was checked, e.g. `7` (empty for a run or logged model that is not "
+            "registered)",
         ),
     ),
 )

@@ -71,29 +71,34 @@ PROBE_OPTIONS = (
         "probe-extremes",
         "extreme values",
         "fail",
-        "level of the extreme-values probe (±1e6 numeric features must give finite outputs): `fail`, `warn` or `off`",
+        "level of the extreme-values probe (±1e6 numeric features must give finite outputs): `fail`, `warn` "
+        "or `off`",
         "warn",
     ),
     (
         "probe-determinism",
         "determinism",
         "fail",
-        "level of the determinism probe (the same rows twice must give the same outputs): `fail`, `warn` or `off`",
+        "level of the determinism probe (the same rows twice must give the same outputs): `fail`, `warn` or "
+        "`off`",
         "warn",
     ),
     (
         "probe-class-collapse",
         "class collapse",
         "fail",
-        "level of the class-collapse probe (a classifier must predict every class of the test data): `fail`, `warn` or `off`",
+        "level of the class-collapse probe (a classifier must predict every class of the test data): `fail`, "
+        "`warn` or `off`",
         "warn",
     ),
     (
         "probe-missing-values",
         "missing values",
         "warn",
-        "level of the missing-values probe (a NaN cell must be handled or rejected as `missing-values` says): `fail`, `warn` "
-        "or `off`. `warn` by default: many good models pass NaN through, and a gate every first run fails gets switched off",
+        "level of the missing-values probe (a NaN cell must be handled or rejected as `missing-values` "
+        "says): `fail`, `warn` "
+        "or `off`. `warn` by default: many good models pass NaN through, and a gate every first run fails "
+        "gets switched off",
         "fail",
     ),
 )

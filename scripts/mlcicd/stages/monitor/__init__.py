@@ -26,7 +26,17 @@ from mlcicd.routers import ROUTER_EXAMPLE, parse_spec, router_spec
 from .decide import degraded, recent_dispatch, wants_retrain
 from .settings import NAME, TAG_RETRAIN, WEBHOOK_ENV, Settings
 
-__all__ = ["NAME", "OPTIONS", "STAGE", "TAG_RETRAIN", "Settings", "degraded", "recent_dispatch", "run", "wants_retrain"]
+__all__ = [
+    "NAME",
+    "OPTIONS",
+    "STAGE",
+    "TAG_RETRAIN",
+    "Settings",
+    "degraded",
+    "recent_dispatch",
+    "run",
+    "wants_retrain",
+]
 
 QUALITY_KEYS = {
     "prometheus": {"type", "address", "query", "timeout"},
@@ -37,7 +47,9 @@ DRIFT_OPTIONS = ("drift-threshold", "min-wasserstein", "min-psi", "min-share-cha
 
 
 def quality_spec(value: Any) -> dict[str, Any]:
-    spec = parse_spec(value, QUALITY_KEYS, {"prometheus": ("address", "query"), "http": ("address", "field")}, "quality")
+    spec = parse_spec(
+        value, QUALITY_KEYS, {"prometheus": ("address", "query"), "http": ("address", "field")}, "quality"
+    )
     if spec and not str(spec["address"]).startswith(("http://", "https://")):
         raise ValueError(f"`quality.address` {spec['address']!r} must be an http:// or https:// URL")
     return spec
@@ -60,8 +72,21 @@ def _drift_options() -> tuple[Option, ...]:
 
 
 OPTIONS = (
-    Option("model-name", text, "", "the registered model to watch", "churn-classifier", shown_default="none (required)"),
-    Option("alias", text, "production", "the alias serving users. Only `production` can be rolled back", "production"),
+    Option(
+        "model-name",
+        text,
+        "",
+        "the registered model to watch",
+        "churn-classifier",
+        shown_default="none (required)",
+    ),
+    Option(
+        "alias",
+        text,
+        "production",
+        "the alias serving users. Only `production` can be rolled back",
+        "production",
+    ),
     Option(
         "data",
         text,
@@ -101,7 +126,13 @@ OPTIONS = (
         QUALITY_EXAMPLE,
         shown_default="none: no quality check",
     ),
-    Option("quality-metric", text, "quality", "the metric's name in reports; with `baseline: gates`, the check-gates metric to read", "f1"),
+    Option(
+        "quality-metric",
+        text,
+        "quality",
+        "the metric's name in reports; with `baseline: gates`, the check-gates metric to read",
+        "f1",
+    ),
     Option(
         "baseline",
         baseline_setting,
@@ -156,15 +187,25 @@ OPTIONS = (
         "retrain-workflow",
         text,
         "",
-        "workflow file in this repository to dispatch with `retrain: true` on drift or degradation; needs `actions: write`",
+        "workflow file in this repository to dispatch with `retrain: true` on drift or degradation; needs "
+        "`actions: write`",
         "ml.yml",
         shown_default="none: no dispatch",
     ),
     Option(
-        "retrain-ref", text, "", "branch or tag the retrain runs on", "main", shown_default="the ref of this run (`main` outside Actions)"
+        "retrain-ref",
+        text,
+        "",
+        "branch or tag the retrain runs on",
+        "main",
+        shown_default="the ref of this run (`main` outside Actions)",
     ),
     Option(
-        "retrain-on", choice("any", "drift", "degradation"), "any", "what dispatches the retrain: `any`, `drift` or `degradation`", "drift"
+        "retrain-on",
+        choice("any", "drift", "degradation"),
+        "any",
+        "what dispatches the retrain: `any`, `drift` or `degradation`",
+        "drift",
     ),
     Option(
         "retrain-cooldown",
@@ -179,19 +220,41 @@ OPTIONS = (
         "issue",
         boolean,
         False,
-        "`true`: open or update one issue, labelled `ml-cicd-monitor`, while the model is unhealthy; needs `issues: write`",
+        "`true`: open or update one issue, labelled `ml-cicd-monitor`, while the model is unhealthy; needs "
+        "`issues: write`",
         "true",
     ),
     Option(
         "notify",
         choice("problems", "always", "never"),
         "problems",
-        f'when to post the summary to `{WEBHOOK_ENV}` (Slack-compatible `{{"text": …}}`): `problems`, `always` or `never`',
+        f'when to post the summary to `{WEBHOOK_ENV}` (Slack-compatible `{{"text": …}}`): `problems`, '
+        "`always` or `never`",
         "always",
     ),
-    Option("repository", text, "", "`owner/name` for the GitHub API", "acme/churn", shown_default="`GITHUB_REPOSITORY`"),
-    Option("dry-run", boolean, False, "`true`: check and report; no rollback, dispatch, issue, webhook or version tag", "true"),
-    Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/monitor.json", is_path=True),
+    Option(
+        "repository",
+        text,
+        "",
+        "`owner/name` for the GitHub API",
+        "acme/churn",
+        shown_default="`GITHUB_REPOSITORY`",
+    ),
+    Option(
+        "dry-run",
+        boolean,
+        False,
+        "`true`: check and report; no rollback, dispatch, issue, webhook or version tag",
+        "true",
+    ),
+    Option(
+        "report",
+        text,
+        default_report_path(NAME),
+        "where to write the JSON report",
+        "reports/monitor.json",
+        is_path=True,
+    ),
 )
 
 
@@ -199,14 +262,15 @@ def run(values: dict[str, Any]) -> int:
     from mlcicd.config import build_settings
     from mlcicd.outcome import publish
 
-    from .run import execute
+    from .execute import execute
 
     return publish(execute(build_settings(Settings, values).with_canary_fallbacks()))
 
 
 STAGE = Stage(
     NAME,
-    "watch the production model: drift of recent inputs and a live quality metric; roll back, retrain and alert when they go bad",
+    "watch the production model: drift of recent inputs and a live quality metric; roll back, retrain and "
+    "alert when they go bad",
     OPTIONS,
     run,
     outputs=(

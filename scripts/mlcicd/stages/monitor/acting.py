@@ -70,14 +70,24 @@ def redeploy_previous(settings: Settings, name: str, reason: str) -> tuple[bool,
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="mlcicd-rollback-") as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_")}  # monitor's inputs are not canary-shift's
-        env.update(GITHUB_OUTPUT=os.path.join(tmp, "output"), GITHUB_STEP_SUMMARY=os.path.join(tmp, "summary"))
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("INPUT_")
+        }  # monitor's inputs are not canary-shift's
+        env.update(
+            GITHUB_OUTPUT=os.path.join(tmp, "output"), GITHUB_STEP_SUMMARY=os.path.join(tmp, "summary")
+        )
         report = os.path.join(tmp, "report.json")
         args = ["--mode", "rollback", "--model-name", name, "--router", json.dumps(settings.router)]
         args += ["--deploy-command", settings.deploy_command, "--reason", reason, "--report", report]
         if settings.config:
             args += ["--config", settings.config]
-        proc = subprocess.run([sys.executable, "-m", "mlcicd", "canary-shift", *args], env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlcicd", "canary-shift", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         for line in proc.stdout.splitlines():
             if line.startswith("::add-mask::") or not line.startswith("::"):
                 print(line, flush=True)
@@ -106,7 +116,8 @@ def github_api(settings: Settings) -> Any:
     if not token:
         raise UsageError(
             "no GitHub token",
-            "retrain-workflow and issue call the GitHub API: set `MLCICD_GITHUB_TOKEN: ${{ github.token }}` in the step's env "
+            "retrain-workflow and issue call the GitHub API: set `MLCICD_GITHUB_TOKEN: ${{ github.token }}` "
+            "in the step's env "
             "(the job needs `actions: write` to dispatch, `issues: write` for the issue).",
         )
     return GitHubApi(repository, token)

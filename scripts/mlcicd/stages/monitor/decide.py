@@ -55,7 +55,10 @@ def headline_of(report: dict[str, Any], settings: Settings) -> str:
         else:
             word = "below" if settings.direction == "higher" else "above"
             state = f"{word} the limit" if quality["degraded"] else "within the limit"
-            parts.append(f"{metric} {fmt(value)} {state} {fmt(quality['limit'])} (baseline {fmt(base)}, tolerance {settings.tolerance:g})")
+            parts.append(
+                f"{metric} {fmt(value)} {state} {fmt(quality['limit'])} (baseline {fmt(base)}, tolerance "
+                f"{settings.tolerance:g})"
+            )
     return "; ".join(parts) + "."
 
 
@@ -67,8 +70,10 @@ def describe_actions(actions: dict[str, Any]) -> str:
             said.append(f"Rolled back: {rollback['registry']}; traffic: {rollback['traffic']}.")
         else:
             said.append(
-                f"Rollback incomplete — registry: {rollback['registry'] or 'unchanged'}; traffic: {rollback['traffic']}. "
-                "Finish it by hand: `mlcicd promote --mode rollback` and `mlcicd canary-shift --mode restore`."
+                f"Rollback incomplete — registry: {rollback['registry'] or 'unchanged'}; traffic: "
+                f"{rollback['traffic']}. "
+                "Finish it by hand: `mlcicd promote --mode rollback` and `mlcicd canary-shift --mode "
+                "restore`."
             )
     for key in ("retrain", "issue", "notification"):
         if key in actions:

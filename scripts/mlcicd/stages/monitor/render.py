@@ -10,7 +10,13 @@ from mlcicd.report import fmt, markdown_table
 def render_summary(report: dict[str, Any], headline: str) -> str:
     model = report["model"]
     icon = "✅" if report["status"] == "healthy" else "🚨"
-    lines = [f"## monitor: {icon} `{model['name']}@{model['alias']}` (version {model['version']}) {report['status']}", "", headline, ""]
+    lines = [
+        f"## monitor: {icon} `{model['name']}@{model['alias']}` (version {model['version']}) "
+        f"{report['status']}",
+        "",
+        headline,
+        "",
+    ]
     quality = report["quality"]
     if quality:
         rows: list[tuple[Any, ...]] = [
@@ -23,16 +29,32 @@ def render_summary(report: dict[str, Any], headline: str) -> str:
                 f"{quality['source']}; baseline: {quality['baseline_source']}",
             )
         ]
-        lines += ["### Live quality", "", markdown_table(["metric", "now", "baseline", "limit", "result", "source"], rows), ""]
+        lines += [
+            "### Live quality",
+            "",
+            markdown_table(["metric", "now", "baseline", "limit", "result", "source"], rows),
+            "",
+        ]
     drift = report["drift"]
     if drift:
         lines += [f"### Drift: {fmt(drift['rows'])} recent rows vs {drift['reference']}", ""]
         shown = sorted(drift["features"], key=lambda f: f["column"] not in drift["drifted"])[:15]
         rows = [
-            (f"`{f['column']}`", f["status"], f.get("test"), f.get("p_value"), f.get("effect_size"), f.get("psi"), "; ".join(f["reasons"]))
+            (
+                f"`{f['column']}`",
+                f["status"],
+                f.get("test"),
+                f.get("p_value"),
+                f.get("effect_size"),
+                f.get("psi"),
+                "; ".join(f["reasons"]),
+            )
             for f in shown
         ]
-        lines += [markdown_table(["feature", "status", "test", "p-value", "effect size", "PSI", "why"], rows), ""]
+        lines += [
+            markdown_table(["feature", "status", "test", "p-value", "effect size", "PSI", "why"], rows),
+            "",
+        ]
     if report["actions"]:
         lines += ["### Actions", ""]
         for key, value in report["actions"].items():

@@ -50,7 +50,8 @@ class Settings:
 
     def with_canary_fallbacks(self) -> Settings:
         """The router and deploy command of canary-shift's section of the same config file, where not given:
-        the router the model was rolled out through (the one to put back on stable), and the command that put it there."""
+        the router the model was rolled out through (the one to put back on stable), and the command that put
+        it there."""
         section = self.config_sections.get("canary-shift", {})
         return replace(
             self,

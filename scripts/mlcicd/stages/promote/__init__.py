@@ -9,7 +9,7 @@ with its history is shared with monitor: mlcicd.promotion.
 
 Inside: settings.py (typed options and their parsers), decide.py (what the options name, which alias,
 the report), registration.py (registering the model, then the shared alias move), render.py (summary
-and history table), run.py (`execute`), show_history.py (`mlcicd history`).
+and history table), execute.py (`execute`), show_history.py (`mlcicd history`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ OPTIONS = (
         "existing version). Give this or `version`",
         "runs:/4f2c…/model",
     ),
-    Option("version", version_number, "", "an existing version of `model-name`. Give this or `model-uri`", "3"),
+    Option(
+        "version", version_number, "", "an existing version of `model-name`. Give this or `model-uri`", "3"
+    ),
     Option(
         "alias",
         text,
@@ -108,8 +110,21 @@ OPTIONS = (
         "production version (gates compared against it, a reviewer approved replacing it)",
         "2",
     ),
-    Option("reason", text, "", "why; recorded in the history event (at most 1,000 characters)", "weekly retrain, gates green"),
-    Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/promote.json", is_path=True),
+    Option(
+        "reason",
+        text,
+        "",
+        "why; recorded in the history event (at most 1,000 characters)",
+        "weekly retrain, gates green",
+    ),
+    Option(
+        "report",
+        text,
+        default_report_path(NAME),
+        "where to write the JSON report",
+        "reports/promote.json",
+        is_path=True,
+    ),
 )
 
 HISTORY_OPTIONS = (
@@ -123,7 +138,7 @@ def run(values: dict[str, Any]) -> int:
     from mlcicd.config import build_settings
     from mlcicd.outcome import publish
 
-    from .run import execute
+    from .execute import execute
     from .settings import Settings
 
     return publish(execute(build_settings(Settings, values)))

@@ -39,7 +39,8 @@ class Source:
 
 
 def parse_source(model_uri: str, version: str) -> Source:
-    """Parse `model-uri` (or `version`) into a Source; a malformed URI is a UsageError naming the accepted forms."""
+    """Parse `model-uri` (or `version`) into a Source; a malformed URI is a UsageError naming the accepted
+    forms."""
     forms = "runs:/<run_id>/<path>, models:/m-<id>, models:/<name>/<version> or models:/<name>@<alias>"
     if model_uri and version:
         raise UsageError(
@@ -63,7 +64,8 @@ def parse_source(model_uri: str, version: str) -> Source:
     if m := re.fullmatch(r"models:/+([^/@]+)/([^/]+)", uri):
         raise UsageError(
             "unsupported model-uri",
-            f"`{uri}` names `{m.group(2)}`, a stage or `latest`; stages are deprecated in MLflow. Use a version number "
+            f"`{uri}` names `{m.group(2)}`, a stage or `latest`; stages are deprecated in MLflow. Use a "
+            "version number "
             f"(models:/{m.group(1)}/3) or an alias (models:/{m.group(1)}@staging).",
         )
     raise UsageError(
@@ -76,17 +78,20 @@ def check_alias(alias: str, mode: str) -> str:
     if not ALIAS_CHARS.fullmatch(alias):
         raise UsageError(
             "invalid alias",
-            f"`{alias}`: an alias has only letters, digits, `_` and `-` (at most 255). Choose another `alias`.",
+            f"`{alias}`: an alias has only letters, digits, `_` and `-` (at most 255). Choose another "
+            "`alias`.",
         )
     if RESERVED_ALIASES.fullmatch(alias):
         raise UsageError(
             "invalid alias",
-            f"`{alias}` is reserved by MLflow (`latest` and `v<number>` are version references). Choose another `alias`.",
+            f"`{alias}` is reserved by MLflow (`latest` and `v<number>` are version references). Choose "
+            "another `alias`.",
         )
     if alias == PREVIOUS:
         raise UsageError(
             "alias managed by promote",
-            f"`{PREVIOUS}` is set by promoting to `{PRODUCTION}` and used by `mode: rollback`; promote to `{PRODUCTION}` instead.",
+            f"`{PREVIOUS}` is set by promoting to `{PRODUCTION}` and used by `mode: rollback`; promote to "
+            f"`{PRODUCTION}` instead.",
         )
     if mode == "rollback" and alias != PRODUCTION:
         raise UsageError(
@@ -119,7 +124,8 @@ def subject(settings: Settings) -> tuple[Source | None, str]:
         if given:
             raise UsageError(
                 "option not used by rollback",
-                f"rollback restores `{PREVIOUS}`; drop {', '.join(f'`{n}`' for n in given)} (or use `mode: promote`).",
+                f"rollback restores `{PREVIOUS}`; drop {', '.join(f'`{n}`' for n in given)} (or use `mode: "
+                "promote`).",
             )
         source = None
         name = settings.model_name.strip()

@@ -38,7 +38,8 @@ def carry_out(client: Any, settings: Settings, source: Source | None, move: Alia
             if expected not in ("", "none"):  # refuse before creating anything
                 raise Refused(
                     "alias moved",
-                    f"`{move.model}@{move.alias}` is not set (the model is not registered yet), but `expected-current-version` is {expected}.",
+                    f"`{move.model}@{move.alias}` is not set (the model is not registered yet), but "
+                    f"`expected-current-version` is {expected}.",
                 )
             ensure_model(client, move.model)
     else:
@@ -145,7 +146,8 @@ def resolve_registration(client: Any, source: Source) -> Resolved:
                 names = _logged_model_names(client, run)
                 raise UsageError(
                     "no model in run",
-                    f"run `{run_id}` has no model `{source.path}` (no logged model of that name, no `{source.path}/MLmodel` artifact). "
+                    f"run `{run_id}` has no model `{source.path}` (no logged model of that name, no "
+                    f"`{source.path}/MLmodel` artifact). "
                     f"Models logged by the run: {listing(names, 'none')}.",
                 )
             tags = _lineage(run, None, run_id)

@@ -30,7 +30,8 @@ OPTIONS = (
         "",
         "the training command. It is split into words like a shell command line (quotes work) but not run "
         "by a shell: no variables, globs, pipes or `&&`. Wrap it in `bash -c '…'` if you need a shell. It "
-        "runs in `working-directory`, with the environment listed under The environment in the train-gpu docs",
+        "runs in `working-directory`, with the environment listed under The environment in the "
+        "train-gpu docs",
         "python train.py --params params.yaml",
         shown_default="none (required, here or in `mlcicd.yaml`)",
     ),
@@ -70,7 +71,8 @@ OPTIONS = (
         "",
         "MLflow run name",
         "nightly-retrain",
-        shown_default="`ci-<first 7 characters of the commit>`; `local-<YYYYMMDD-HHMMSS>` when no commit is known",
+        shown_default="`ci-<first 7 characters of the commit>`; `local-<YYYYMMDD-HHMMSS>` when no commit is "
+        "known",
     ),
     Option(
         "params",
@@ -85,7 +87,8 @@ OPTIONS = (
         "require-gpu",
         boolean,
         True,
-        "with `true`, a runner without a GPU stops the step with exit 2. With `false`, such a runner trains on CPU and a warning says so",
+        "with `true`, a runner without a GPU stops the step with exit 2. With `false`, such a runner trains "
+        "on CPU and a warning says so",
         "false",
     ),
     Option(
@@ -100,14 +103,16 @@ OPTIONS = (
         "timeout-minutes",
         number(positive=True),
         360.0,
-        "minutes after which the command's whole process tree is killed and the step fails. Fractions are allowed; must be greater than 0",
+        "minutes after which the command's whole process tree is killed and the step fails. Fractions are "
+        "allowed; must be greater than 0",
         "90",
     ),
     Option(
         "retrain",
         boolean,
         False,
-        "with `true`, train even when a registered version has the same fingerprint (the registry is not searched)",
+        "with `true`, train even when a registered version has the same fingerprint (the registry is not "
+        "searched)",
         "true",
     ),
     Option(
@@ -136,7 +141,8 @@ OPTIONS = (
         "data-digest",
         text,
         "",
-        "content hash of the training data, e.g. validate-data's `data-digest` output. Part of the fingerprint; tagged on the run",
+        "content hash of the training data, e.g. validate-data's `data-digest` output. Part of the "
+        "fingerprint; tagged on the run",
         "sha256:1792…",
     ),
     Option(
@@ -161,7 +167,14 @@ OPTIONS = (
         is_path=True,
         shown_default="validate-data's `reference` in the same config file; none without one",
     ),
-    Option("report", text, default_report_path(NAME), "where to write the JSON report", "reports/train-gpu.json", is_path=True),
+    Option(
+        "report",
+        text,
+        default_report_path(NAME),
+        "where to write the JSON report",
+        "reports/train-gpu.json",
+        is_path=True,
+    ),
 )
 
 
@@ -169,7 +182,7 @@ def run(values: dict[str, Any]) -> int:
     from mlcicd.config import build_settings
     from mlcicd.outcome import publish
 
-    from .run import execute
+    from .execute import execute
     from .settings import Settings
 
     return publish(execute(build_settings(Settings, values)))

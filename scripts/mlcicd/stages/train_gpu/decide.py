@@ -35,7 +35,8 @@ def training_data(settings: Settings) -> tuple[list[str], str | None]:
         return ([validated] if validated else []), None
     if validated and os.path.normpath(validated) not in {os.path.normpath(d) for d in settings.data}:
         return settings.data, (
-            f"the command trains on {', '.join(settings.data)}, but validate-data checks {validated}: the training data is "
+            f"the command trains on {', '.join(settings.data)}, but validate-data checks {validated}: the "
+            "training data is "
             "not validated. Point validate-data's `data` at what training reads."
         )
     return settings.data, None
@@ -71,7 +72,10 @@ def exit_reason(code: int) -> str:
         return f"was killed by signal {-code}"
     said = f"was killed by signal {-code} ({name})"
     if name == "SIGKILL":
-        said += ", which is what the kernel's OOM killer sends: check the runner's memory (`dmesg`) or lower the batch size"
+        said += (
+            ", which is what the kernel's OOM killer sends: check the runner's memory (`dmesg`) or lower the "
+            "batch size"
+        )
     return said
 
 
@@ -122,7 +126,9 @@ def run_tags(
 
 
 NO_MODEL = (
-    "the command finished but produced no model. Either log it in the run (e.g. `mlflow.pytorch.log_model(model, name='model', "
-    "input_example=x)` — MLFLOW_RUN_ID is set, so `mlflow.start_run()` joins the run) or write it to `$MLCICD_MODEL_DIR/model.pt` "
+    "the command finished but produced no model. Either log it in the run (e.g. "
+    "`mlflow.pytorch.log_model(model, name='model', "
+    "input_example=x)` — MLFLOW_RUN_ID is set, so `mlflow.start_run()` joins the run) or write it to "
+    "`$MLCICD_MODEL_DIR/model.pt` "
     "(torch.save(model, path) or TorchScript) or an MLflow model directory to `$MLCICD_MODEL_DIR`."
 )

@@ -26,7 +26,8 @@ def data_fingerprint(specs: list[str]) -> tuple[str, list[str]]:
 
 
 def fingerprint(settings: Settings, workdir: Path, data: str = "") -> tuple[str, list[str]]:
-    """sha256 of the fingerprint files' contents, the params file, the command, the data digest and the content
+    """sha256 of the fingerprint files' contents, the params file, the command, the data digest and the
+    content
     of the training data (`data`, from data_fingerprint)."""
     digest = hashlib.sha256()
     files: set[Path] = set()
@@ -36,7 +37,8 @@ def fingerprint(settings: Settings, workdir: Path, data: str = "") -> tuple[str,
         if not matched:
             raise UsageError(
                 "fingerprint path matches nothing",
-                f"`{pattern}` (in fingerprint-paths) matches no file under {workdir}. Fix the glob or remove it.",
+                f"`{pattern}` (in fingerprint-paths) matches no file under {workdir}. Fix the glob or remove "
+                "it.",
             )
         files.update(matched)
     if not settings.fingerprint_paths:
@@ -45,8 +47,10 @@ def fingerprint(settings: Settings, workdir: Path, data: str = "") -> tuple[str,
         tracked = git_tracked(workdir)
         if tracked is None:
             github.warning(
-                f"{workdir} is not in a git checkout and `fingerprint-paths` is empty: only the command, params and data digest "
-                "define the fingerprint, so a code change alone would reuse the old model. Set `fingerprint-paths`.",
+                f"{workdir} is not in a git checkout and `fingerprint-paths` is empty: only the command, "
+                "params and data digest "
+                "define the fingerprint, so a code change alone would reuse the old model. Set "
+                "`fingerprint-paths`.",
                 title=f"{NAME}: weak fingerprint",
             )
         else:

@@ -79,8 +79,10 @@ def check_gpu(gpus: dict[str, Any], require: bool) -> None:
     if require:
         raise UsageError(
             "no GPU on this runner",
-            f"runner `{runner}` has no GPU ({why}; nvidia-smi {'found none' if shutil.which('nvidia-smi') else 'is not installed'}). "
-            "Run this job on a GPU runner (e.g. `runs-on: [self-hosted, gpu]`, the `gpu-runner` input of train.yml) "
+            f"runner `{runner}` has no GPU ({why}; nvidia-smi "
+            f"{'found none' if shutil.which('nvidia-smi') else 'is not installed'}). "
+            "Run this job on a GPU runner (e.g. `runs-on: [self-hosted, gpu]`, the `gpu-runner` input of "
+            "train.yml) "
             "or set `require-gpu: false` to train on CPU.",
         )
     github.warning(

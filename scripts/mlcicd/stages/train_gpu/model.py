@@ -47,14 +47,16 @@ def signature_sample(settings: Settings) -> Any | None:
         numeric = frame.select_dtypes("number")
         if numeric.shape[1] != frame.shape[1]:
             github.warning(
-                f"signature-data has non-numeric columns ({', '.join(c for c in frame.columns if c not in numeric.columns)}); they are left out of the input example."
+                "signature-data has non-numeric columns "
+                f"({', '.join(c for c in frame.columns if c not in numeric.columns)}); they are left out of "
+                "the input example."
             )
         return numeric.to_numpy(dtype=np.float32)
     return None
 
 
 def log_handed_over_model(model_dir: Path, run_id: str, settings: Settings) -> str | None:
-    """Log `model.pt` (TorchScript or pickled nn.Module) or an MLflow model directory from MLCICD_MODEL_DIR."""
+    """Log `model.pt` (TorchScript or pickled nn.Module) or an MLflow model dir from MLCICD_MODEL_DIR."""
     import mlflow
 
     if (model_dir / "MLmodel").is_file():
@@ -69,7 +71,8 @@ def log_handed_over_model(model_dir: Path, run_id: str, settings: Settings) -> s
     except ImportError:
         raise UsageError(
             "torch not available",
-            "the command wrote model.pt, but torch is not importable by the toolkit's Python; set `extras: torch` on the setup action or use a runner Python with torch.",
+            "the command wrote model.pt, but torch is not importable by the toolkit's Python; set `extras: "
+            "torch` on the setup action or use a runner Python with torch.",
         ) from None
     try:
         module = torch.jit.load(str(weights), map_location="cpu")  # type: ignore[no-untyped-call]
@@ -79,14 +82,16 @@ def log_handed_over_model(model_dir: Path, run_id: str, settings: Settings) -> s
         except Exception as exc:  # noqa: BLE001
             raise UsageError(
                 "model.pt unreadable",
-                f"{weights}: {type(exc).__name__}: {exc}. A model pickled with torch.save(model) only loads where its class can be "
+                f"{weights}: {type(exc).__name__}: {exc}. A model pickled with torch.save(model) only loads "
+                "where its class can be "
                 "imported (not a class defined in the training script itself): save TorchScript instead "
                 "(torch.jit.save(torch.jit.script(model), path)), or log the model in the run with mlflow.",
             ) from None
     if not isinstance(module, torch.nn.Module):
         raise UsageError(
             "model.pt is not a module",
-            f"{weights} holds a {type(module).__name__}; save the nn.Module itself (torch.save(model, path)), not its state_dict.",
+            f"{weights} holds a {type(module).__name__}; save the nn.Module itself (torch.save(model, "
+            "path)), not its state_dict.",
         )
     module.eval()
     example = signature_sample(settings)

@@ -60,7 +60,8 @@ def pip_freeze() -> str:
 
 
 def reference_profile(settings: Settings) -> str:
-    """The profile to store with the version: the option, else validate-data's `reference` in the same config file
+    """The profile to store with the version: the option, else validate-data's `reference` in the same config
+    file
     (the profile drift was measured against is the one monitor should keep measuring against)."""
     from mlcicd.profile import load_profile
 

@@ -41,7 +41,8 @@ class Job:
 
 
 def train_in_run(job: Job, client: Any) -> tuple[int, dict[str, Any], Annotation | None]:
-    """The exit code, the report and the closing error (None on success). The run ends FINISHED, FAILED or KILLED."""
+    """The exit code, the report and the closing error (None on success). The run ends FINISHED, FAILED or
+    KILLED."""
     settings, gpus, run_id = job.settings, job.gpus, job.run_id
     record_environment(client, run_id, gpus, settings, job.reference_profile, job.fingerprint_files)
 

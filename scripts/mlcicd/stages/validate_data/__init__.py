@@ -72,7 +72,8 @@ PROFILE_OPTIONS = (
         "merge",
         text_list,
         [],
-        "profiles of other parts of the data to merge with this data's profile (incremental or parallel builds); "
+        "profiles of other parts of the data to merge with this data's profile (incremental or parallel "
+        "builds); "
         "with no `data`, only they are merged",
         "reference.json,parts/new.json",
     ),
@@ -84,7 +85,7 @@ def run(values: dict[str, Any]) -> int:
     from mlcicd.config import build_settings
     from mlcicd.outcome import publish
 
-    from .run import execute
+    from .execute import execute
 
     return publish(execute(build_settings(Settings, values)))
 

@@ -23,16 +23,19 @@ def input_problems(profile: Mapping[str, Any], failures: SchemaFailures, target:
             wanted = check[len("dtype(") : -1].strip("'")
             examples = ", ".join(repr(e) for e in group["examples"][:3])
             problems.append(
-                f"column `{column}` is not {wanted} (found {examples}); fix the data or the column's dtype in the schema"
+                f"column `{column}` is not {wanted} (found {examples}); fix the data or the column's dtype "
+                "in the schema"
             )
     for name, col in profile["columns"].items():
         if col["kind"] == "empty":
             problems.append(
-                f"column `{name}` has no values (all {col['nulls']:,} rows are null/NaN); fix the export or drop the column"
+                f"column `{name}` has no values (all {col['nulls']:,} rows are null/NaN); fix the export or "
+                "drop the column"
             )
     if target and target not in profile["columns"]:
         problems.append(
-            f"target column `{target}` is not in the data (columns: {', '.join(list(profile['columns'])[:10])}); fix `target`"
+            f"target column `{target}` is not in the data (columns: "
+            f"{', '.join(list(profile['columns'])[:10])}); fix `target`"
         )
     return problems
 
@@ -93,7 +96,8 @@ def ending(
     if verdict.failed:
         message = (
             "; ".join(found)
-            + f". See the step summary or {report_path}; fix the data, or rebuild the reference profile if the change is expected."
+            + f". See the step summary or {report_path}; fix the data, or rebuild the reference profile if "
+            "the change is expected."
         )
         return (
             CHECK_FAILED,
@@ -114,7 +118,10 @@ def schema_failures_warning(failures: SchemaFailures) -> str:
     if not failures.groups:
         return ""
     shown = ", ".join(sorted({f"`{c}` ({check})" for c, check in failures.groups})[:8])
-    return f"the reference data itself fails the schema: {shown}. The profile is written, but drift will be measured against flawed data."
+    return (
+        f"the reference data itself fails the schema: {shown}. The profile is written, but drift will be "
+        "measured against flawed data."
+    )
 
 
 def check_one_schema(parts: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> None:

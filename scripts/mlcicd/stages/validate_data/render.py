@@ -15,7 +15,8 @@ def render_summary(report: Mapping[str, Any]) -> str:
     lines = [
         f"## validate-data: {icon}",
         "",
-        f"**{fmt(data['rows'])} rows**, {len(data['columns'])} columns, {len(data['files'])} file(s) from `{data['source']}` · digest `{data['digest'][:19]}…`",
+        f"**{fmt(data['rows'])} rows**, {len(data['columns'])} columns, {len(data['files'])} file(s) from "
+        f"`{data['source']}` · digest `{data['digest'][:19]}…`",
         "",
     ]
     for problem in report["input_problems"]:
@@ -91,6 +92,7 @@ def render_summary(report: Mapping[str, Any]) -> str:
             ]
         if drift["not_in_reference"]:
             lines.append(
-                f"Not in the reference (not compared): {', '.join(f'`{c}`' for c in drift['not_in_reference'])}"
+                "Not in the reference (not compared): "
+                f"{', '.join(f'`{c}`' for c in drift['not_in_reference'])}"
             )
     return "\n".join(lines)

@@ -28,13 +28,19 @@ def execute(settings: Settings) -> Outcome:
     if not name:
         raise UsageError("missing model-name", "pass `model-name`, the registered model to watch.")
     if not settings.data and not settings.quality:
-        raise UsageError("nothing to monitor", "set `data` (drift of recent inputs), `quality` (a live metric), or both.")
+        raise UsageError(
+            "nothing to monitor", "set `data` (drift of recent inputs), `quality` (a live metric), or both."
+        )
     if settings.router:
         try:
             routers.make_router(settings.router)
         except ValueError as exc:
             raise UsageError("invalid value for router", f"{exc}.") from None
-    api = github_api(settings) if (settings.retrain_workflow or settings.issue) and not settings.dry_run else None
+    api = (
+        github_api(settings)
+        if (settings.retrain_workflow or settings.issue) and not settings.dry_run
+        else None
+    )
     check_report_path(settings.report)
 
     from mlflow import MlflowClient
@@ -60,7 +66,12 @@ def observe(settings: Settings, client: Any, version: Any) -> dict[str, Any]:
     report: dict[str, Any] = {
         "stage": NAME,
         "version": __version__,
-        "model": {"name": name, "alias": settings.alias, "version": str(version.version), "run_id": version.run_id},
+        "model": {
+            "name": name,
+            "alias": settings.alias,
+            "version": str(version.version),
+            "run_id": version.run_id,
+        },
         "tracking_uri": "",
         "checked_at": now(),
         "drift": None,
@@ -87,16 +98,22 @@ def observe(settings: Settings, client: Any, version: Any) -> dict[str, Any]:
                 client.set_model_version_tag(name, str(version.version), TAG_BASELINE_AT, now())
         else:
             is_degraded, limit = degraded(value, baseline, settings.tolerance, settings.direction)
-            quality.update(baseline=baseline, baseline_source=baseline_origin, degraded=is_degraded, limit=limit)
+            quality.update(
+                baseline=baseline, baseline_source=baseline_origin, degraded=is_degraded, limit=limit
+            )
         report["quality"] = quality
     drifted = bool(report["drift"] and report["drift"]["drifted"])
     is_degraded = bool(report["quality"] and report["quality"]["degraded"])
-    report["status"] = "+".join(s for s, on in (("drift", drifted), ("degraded", is_degraded)) if on) or "healthy"
+    report["status"] = (
+        "+".join(s for s, on in (("drift", drifted), ("degraded", is_degraded)) if on) or "healthy"
+    )
     return report
 
 
-def act(settings: Settings, client: Any, version: Any, api: Any, report: dict[str, Any], headline: str) -> None:
-    """Rollback, retrain dispatch, issue and webhook, as configured; each records what it did in the report."""
+def act(
+    settings: Settings, client: Any, version: Any, api: Any, report: dict[str, Any], headline: str
+) -> None:
+    """Rollback, retrain dispatch, issue and webhook, as configured; each says what it did in the report."""
     actions = report["actions"]
     if settings.dry_run:
         actions["dry-run"] = "nothing was changed"
@@ -115,7 +132,9 @@ def act(settings: Settings, client: Any, version: Any, api: Any, report: dict[st
             if actions["retrain"].startswith("dispatched"):
                 client.set_model_version_tag(name, str(version.version), TAG_RETRAIN, now())
     if settings.issue and status != "healthy":
-        actions["issue"] = post_issue(api, name, f"ml-cicd monitor: {name} {status}", render_summary(report, headline))
+        actions["issue"] = post_issue(
+            api, name, f"ml-cicd monitor: {name} {status}", render_summary(report, headline)
+        )
     webhook = os.environ.get(WEBHOOK_ENV, "").strip()
     if webhook and (settings.notify == "always" or (settings.notify == "problems" and status != "healthy")):
         where = f"{name}@{settings.alias} v{version.version}"

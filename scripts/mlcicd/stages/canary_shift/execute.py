@@ -40,7 +40,8 @@ def execute(settings: Settings) -> Outcome:
     if settings.strategy == "shadow" and not router.supports_shadow:
         raise UsageError(
             "strategy not supported by router",
-            f"the {router.kind} router cannot mirror traffic, which shadow needs. Use strategy canary or blue-green, "
+            f"the {router.kind} router cannot mirror traffic, which shadow needs. Use strategy canary or "
+            "blue-green, "
             "or the http router in front of a proxy that mirrors (Envoy, NGINX `mirror`).",
         )
     source = make_source(settings.metrics)
@@ -85,7 +86,8 @@ def execute(settings: Settings) -> Outcome:
             else "and the canary keeps 100 % (no deploy-command)"
         )
         rollout.message = (
-            f"dry run: router and metrics answer; the plan is {', '.join(w.describe() for w in plan)}, {handoff}. "
+            f"dry run: router and metrics answer; the plan is {', '.join(w.describe() for w in plan)}, "
+            f"{handoff}. "
             + (gates.message + " " if gates and gates.override else "")
             + "Nothing was changed."
         )
