@@ -7,29 +7,21 @@ clear line, never a pyarrow traceback.
 from __future__ import annotations
 
 import functools
-import glob
-import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlcicd.data_files import FORMATS, data_digest, data_format, resolve_files
 from mlcicd.errors import UsageError
+
+__all__ = ["FORMATS", "data_digest", "data_format", "resolve_files"]  # where the data is, and its digest
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-FORMATS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
 BATCH_ROWS = 1 << 18
 COLUMN_GROUP_BYTES = 64 << 20
 """iter_blocks reads a Parquet row group this many uncompressed bytes of columns at a time: reading
@@ -39,72 +31,6 @@ READ_AS_DICTIONARY = b"mlcicd:read-as-dictionary"
 """Schema metadata key of a batch whose Parquet string columns (a JSON list) were read dictionary-encoded."""
 CSV_BLOCK_BYTES = 16 << 20
 LIKELY_DELIMITERS = (";", "\t", "|")
-
-
-def data_format(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise UsageError(
-            "unsupported data format",
-            f"{path}: the extension `{path.suffix or '(none)'}` is not one of {', '.join(sorted(FORMATS))}. "
-            "Rename the file or convert it to CSV, Parquet or JSON Lines.",
-            file=str(path),
-        )
-    return fmt
-
-
-def resolve_files(spec: str, *, option: str = "data") -> list[Path]:
-    """A file, a directory (every supported file under it) or a glob; sorted, never empty."""
-    if not spec:
-        raise UsageError(
-            f"missing {option}",
-            f"`{option}` is required: a CSV, Parquet or JSON Lines file, a directory or a glob.",
-        )
-    path = Path(spec)
-    if path.is_file():
-        data_format(path)
-        return [path]
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
-        if not files:
-            raise UsageError(
-                f"no data in {option}",
-                f"{spec}: the directory holds no {', '.join(sorted(FORMATS))} files.",
-                file=spec,
-            )
-        return files
-    if glob.has_magic(spec):
-        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
-        if not files:
-            raise UsageError(
-                f"{option} glob matched nothing",
-                f"`{spec}` matched no file (relative to {os.getcwd()}). Check the pattern and that the data "
-                "was fetched.",
-                file=spec,
-            )
-        for file in files:
-            data_format(file)
-        return files
-    raise UsageError(
-        f"{option} not found",
-        f"{spec} does not exist (relative to {os.getcwd()}). Pass a file, a directory or a glob.",
-        file=spec,
-    )
-
-
-def data_digest(files: list[Path]) -> str:
-    """sha256 over each file's name and bytes, in sorted order: same files, same digest, wherever they are."""
-    common = Path(os.path.commonpath([str(f.resolve()) for f in files]))
-    overall = hashlib.sha256()
-    for file in files:
-        resolved = file.resolve()
-        name = resolved.name if resolved == common else str(resolved.relative_to(common))
-        content = hashlib.sha256()
-        with open(file, "rb") as fh:
-            while chunk := fh.read(1 << 22):
-                content.update(chunk)
-        overall.update(f"{name}\0{content.hexdigest()}\n".encode())
-    return "sha256:" + overall.hexdigest()
 
 
 def _arrow_error(path: Path, exc: Exception, columns: list[str] | None = None) -> UsageError:

@@ -8,6 +8,7 @@ are the options both stages take for the thresholds.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlcicd.config import Option, number
@@ -16,6 +17,23 @@ from mlcicd.schemas import schema_columns, schema_fingerprint
 
 if TYPE_CHECKING:
     from mlcicd.drift import Thresholds
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """The THRESHOLD_OPTIONS, typed: a stage's settings that measure drift inherit these fields."""
+
+    drift_threshold: float = 0.01
+    min_wasserstein: float = 0.1
+    min_psi: float = 0.2
+    min_share_change: float = 0.05
+
+    @property
+    def thresholds(self) -> Thresholds:
+        from mlcicd.drift import Thresholds
+
+        return Thresholds(self.drift_threshold, self.min_wasserstein, self.min_psi, self.min_share_change)
+
 
 THRESHOLD_OPTIONS = (
     Option(

@@ -1,6 +1,6 @@
 """What a data profile is: its constants, the stored form of a column, and the JSON file.
 
-Every producer of a profile (profile.ProfileBuilder, spark.profile, profile_merge.merge_profiles)
+Every producer of a profile (profile.ProfileBuilder, spark_profile.profile, profile_merge.merge_profiles)
 ends in `finished_column` and `profile_of_columns`; `to_json` and `load_profile` write and read
 the reference profile file.
 """

@@ -8,15 +8,28 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcicd.errors import UsageError
+
+if TYPE_CHECKING:
+    from mlcicd.config import Option
 
 REPORT_DIR = "mlcicd-reports"
 
 
 def default_report_path(stage: str) -> str:
     return str(Path(REPORT_DIR) / f"{stage}.json")
+
+
+def report_option(stage: str, what: str = "") -> Option:
+    """Every stage's `report` input: where its JSON report goes (`what`: what the report holds besides)."""
+    from mlcicd.config import Option, text
+
+    help_text = "where to write the JSON report" + (f" ({what})" if what else "")
+    return Option(
+        "report", text, default_report_path(stage), help_text, f"reports/{stage}.json", is_path=True
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -141,7 +141,7 @@ def read_data(source: DataSource, sample_size: int, schema: Any) -> Scanned:
 def scan_spark(source: DataSource, sample_size: int, schema: Any) -> Scanned:
     """The same, with Spark: every input problem (no pyspark, no session, a schema its pandera
     backend cannot check, no such table) is raised before the data is read."""
-    from mlcicd import spark
+    from mlcicd import spark, spark_profile
 
     session = spark.session(source.spark_master)
     checker = spark.spark_schema(schema, source.schema) if schema is not None else None
@@ -149,7 +149,7 @@ def scan_spark(source: DataSource, sample_size: int, schema: Any) -> Scanned:
     failures = SchemaFailures()
     if checker is not None:
         spark.validate(checker, frame, failures)
-    profile = spark.profile(frame, sample_size)
+    profile = spark_profile.profile(frame, sample_size)
     if profile["rows"] == 0:
         raise UsageError(
             "no data rows", f"{source.data} has no rows. Check the step that produced it.", file=source.data

@@ -19,7 +19,7 @@ from mlcicd.config import Option, Stage, boolean, choice, duration, number, text
 from mlcicd.judge import JUDGES
 from mlcicd.metric_sources import METRICS_EXAMPLE, metrics_spec
 from mlcicd.registry import version_number
-from mlcicd.report import default_report_path
+from mlcicd.report import report_option
 from mlcicd.routers import ROUTER_EXAMPLE, router_spec
 
 from .plan import ABORTED, check_pairing, make_plan, per_test_alpha, steps_list
@@ -240,14 +240,7 @@ OPTIONS = (
         "check the router, the metrics source, the gate verdict and the plan; change nothing",
         "true",
     ),
-    Option(
-        "report",
-        text,
-        default_report_path(NAME),
-        "where to write the JSON report",
-        "reports/canary-shift.json",
-        is_path=True,
-    ),
+    report_option(NAME),
 )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from mlcicd import tracking
 from mlcicd.config import Option, Stage, boolean, choice, number, text
 from mlcicd.metrics import THRESHOLDS
-from mlcicd.report import default_report_path
+from mlcicd.report import report_option
 
 from .settings import (
     LEVELS,
@@ -228,14 +228,7 @@ OPTIONS = (
         "is left as it is. Still needs `test-data` and `target` (the rows it sends)",
         "true",
     ),
-    Option(
-        "report",
-        text,
-        default_report_path(NAME),
-        "where to write the JSON report",
-        "reports/check-gates.json",
-        is_path=True,
-    ),
+    report_option(NAME),
 )
 
 

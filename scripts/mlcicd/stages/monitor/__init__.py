@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlcicd.config import Option, Stage, boolean, choice, duration, number, text
-from mlcicd.report import default_report_path
+from mlcicd.report import report_option
 from mlcicd.routers import ROUTER_EXAMPLE, parse_spec, router_spec
 
 from .decide import degraded, recent_dispatch, wants_retrain
@@ -247,14 +247,7 @@ OPTIONS = (
         "`true`: check and report; no rollback, dispatch, issue, webhook or version tag",
         "true",
     ),
-    Option(
-        "report",
-        text,
-        default_report_path(NAME),
-        "where to write the JSON report",
-        "reports/monitor.json",
-        is_path=True,
-    ),
+    report_option(NAME),
 )
 
 

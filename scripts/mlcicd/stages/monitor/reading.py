@@ -103,7 +103,6 @@ def reference_profile(client: Any, settings: Settings, version: Any, workdir: st
 
 def check_drift(client: Any, settings: Settings, version: Any) -> dict[str, Any]:
     from mlcicd import drift_check
-    from mlcicd.drift import Thresholds
     from mlcicd.profile import CURRENT_SAMPLE, load_profile
     from mlcicd.scanning import DataSource, scan
 
@@ -120,10 +119,7 @@ def check_drift(client: Any, settings: Settings, version: Any) -> dict[str, Any]
                 **reference,
                 "columns": {k: v for k, v in reference["columns"].items() if k != label},
             }
-        thresholds = Thresholds(
-            settings.drift_threshold, settings.min_wasserstein, settings.min_psi, settings.min_share_change
-        )
-        drift = drift_check.check_drift(current, reference, path, thresholds, settings.target)
+        drift = drift_check.check_drift(current, reference, path, settings.thresholds, settings.target)
     if unlabelled:
         drift["not_compared"] = [*drift.get("not_compared", []), label]
     drift["reference"] = origin

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mlcicd.drift_check import DriftSettings
+
 NAME = "monitor"
 WEBHOOK_ENV = "MLCICD_WEBHOOK_URL"
 ISSUE_LABEL = "ml-cicd-monitor"
@@ -16,16 +18,12 @@ TAG_RETRAIN = "mlcicd.monitor.retrain_dispatched"
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(DriftSettings):
     model_name: str = ""
     alias: str = "production"
     data: str = ""
     reference: str = ""
     target: str = ""
-    drift_threshold: float = 0.01
-    min_wasserstein: float = 0.1
-    min_psi: float = 0.2
-    min_share_change: float = 0.05
     delimiter: str = ","
     encoding: str = "utf-8"
     quality: Mapping[str, Any] = field(default_factory=dict)

@@ -20,7 +20,7 @@ from mlcicd.config import Option, Stage, choice, text, whole_number
 from mlcicd.history import next_event_key, read_history
 from mlcicd.promotion import PREVIOUS, PRODUCTION, Plan, plan_promote, plan_rollback
 from mlcicd.registry import version_number
-from mlcicd.report import default_report_path
+from mlcicd.report import report_option
 
 from .decide import NAME, Source, check_alias, gates_required, parse_source
 from .settings import expected_version, optional_boolean, require_gates
@@ -117,14 +117,7 @@ OPTIONS = (
         "why; recorded in the history event (at most 1,000 characters)",
         "weekly retrain, gates green",
     ),
-    Option(
-        "report",
-        text,
-        default_report_path(NAME),
-        "where to write the JSON report",
-        "reports/promote.json",
-        is_path=True,
-    ),
+    report_option(NAME),
 )
 
 HISTORY_OPTIONS = (

@@ -18,7 +18,7 @@ from typing import Any
 
 from mlcicd import tracking
 from mlcicd.config import Option, Stage, boolean, number, text, text_list
-from mlcicd.report import default_report_path
+from mlcicd.report import report_option
 
 from .decide import NAME
 from .settings import nproc
@@ -167,14 +167,7 @@ OPTIONS = (
         is_path=True,
         shown_default="validate-data's `reference` in the same config file; none without one",
     ),
-    Option(
-        "report",
-        text,
-        default_report_path(NAME),
-        "where to write the JSON report",
-        "reports/train-gpu.json",
-        is_path=True,
-    ),
+    report_option(NAME),
 )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlcicd.config import Option, Stage, boolean, choice, text, text_list
 from mlcicd.drift_check import THRESHOLD_OPTIONS
-from mlcicd.report import default_report_path
+from mlcicd.report import report_option
 from mlcicd.scanning import DATA_OPTIONS
 
 from .compat import check_drift, read_data, scan, scan_spark
@@ -53,14 +53,7 @@ OPTIONS = (
         "which findings fail the step with exit 1: `schema`, `drift`, `both` or `none`",
         "schema",
     ),
-    Option(
-        "report",
-        text,
-        default_report_path(NAME),
-        "where to write the JSON report",
-        "reports/validate-data.json",
-        is_path=True,
-    ),
+    report_option(NAME),
     *DATA_OPTIONS[2:],
 )
 
