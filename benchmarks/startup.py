@@ -62,23 +62,31 @@ def child_env() -> dict[str, str]:
 
 
 def heavy_imports(module_name: str) -> list[str]:
-    """Modules a stage module imports inside its functions (one level deep: what those modules import
-    lazily in turn, e.g. torch inside mlcicd.latency, is not counted)."""
+    """Modules a stage imports on its run path: inside the functions of its `__init__` and anywhere in its
+    other modules (one level deep: what those modules import lazily in turn, e.g. torch inside
+    mlcicd.latency, is not counted)."""
     import importlib.util
 
     spec = importlib.util.find_spec(module_name)
     if spec is None or not spec.origin:
         return []
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    top = {id(node) for node in tree.body}
+    # A stage is a package: its run path is spread over its modules, all of which count.
+    files = (
+        sorted(Path(spec.origin).parent.glob("*.py"))
+        if spec.submodule_search_locations
+        else [Path(spec.origin)]
+    )
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in top:
-            continue
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+    for file in files:
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        top = {id(node) for node in tree.body} if file.name == "__init__.py" else set()
+        for node in ast.walk(tree):
+            if id(node) in top:
+                continue
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
     return sorted(name for name in found if name != "mlcicd" and not name.startswith("mlcicd.stages"))
 
 
