@@ -76,4 +76,4 @@ release:
 	$(PYTHON) .ci/release.py $(VERSION) $(if $(REPOSITORY),--repository $(REPOSITORY))
 
 clean:
-	rm -rf $(DEMO) mlcicd-reports .pytest_cache
+	rm -rf $(DEMO) mlcicd-reports .pytest_cache .mypy_cache .ruff_cache
