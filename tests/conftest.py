@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# MLflow 3's `mlflow server` starts a job runner (huey consumers in sessions of their own) that outlives
+# the server it belongs to; no test uses MLflow jobs, and the runners left behind by every server a run
+# starts add up to gigabytes (an xdist worker was OOM-killed).
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 EXAMPLES = ROOT / "examples"
 
 
