@@ -1,3 +1,3 @@
 """ml-cicd: CI/CD stages for machine-learning models, run from GitHub Actions or a terminal."""
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
