@@ -11,9 +11,10 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 DEMO := examples/.demo
 WORKFLOWS = $(wildcard .github/workflows/*.yml tests/workflows/*.yml examples/.github/workflows/*.yml)
 ACTIONS = action.yml $(wildcard actions/*/action.yml)
-# Most tests wait on servers, traffic and timers rather than the CPU: 3 workers on a 2-core CI runner.
-# A file's tests stay on one worker, so its module fixtures (an HAProxy, a Prometheus) start once.
-PYTEST_PARALLEL ?= -n 3 --dist loadfile
+# `make test PYTEST_PARALLEL="-n 3 --dist loadfile"` runs the files on three workers (pytest-xdist; a
+# file's tests stay on one worker, so its module fixtures start once). CI runs them one at a time:
+# the parallel run on a 2-core runner still has failures to understand (see the 1.0.0 notes).
+PYTEST_PARALLEL ?=
 
 SYSTEM_TOOLS := haproxy prometheus
 JAVA_PACKAGE := openjdk-17-jre-headless
