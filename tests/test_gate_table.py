@@ -1,4 +1,4 @@
-"""The threshold gates come from one table (mlcicd.metrics.THRESHOLDS): options, evaluation and gate names.
+"""The threshold gates come from one table (mlcicd.gate_table.THRESHOLDS): options, evaluation and gate names.
 min-precision and min-recall were added as one row and one metric function each; pure, no MLflow or torch."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mlcicd.errors import UsageError
-from mlcicd.metrics import METRICS, THRESHOLDS, classification_metrics
+from mlcicd.gate_table import METRICS, THRESHOLDS
+from mlcicd.metrics import classification_metrics
 from mlcicd.significance import paired_bootstrap
 from mlcicd.stages.check_gates import OPTIONS
 from mlcicd.stages.check_gates.decide import metric_gates, threshold_gates

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlcicd.custom_metrics import load_custom_metric
+from mlcicd.gate_table import METRICS, THRESHOLD_OPTIONS
 from mlcicd.gates import GateResult, compare_to_baseline, threshold_gate
-from mlcicd.metrics import METRICS, THRESHOLD_OPTIONS, classification_metrics, regression_metrics
+from mlcicd.metrics import classification_metrics, regression_metrics
 from mlcicd.significance import mcnemar, paired_bootstrap
 from mlcicd.sizes import parse_size
 

@@ -1,6 +1,6 @@
 """The gate decisions on metrics: an absolute limit, and the comparison with the baseline.
 
-A candidate is promoted when it clears the absolute thresholds of mlcicd.metrics.THRESHOLDS
+A candidate is promoted when it clears the absolute thresholds of mlcicd.gate_table.THRESHOLDS
 (min-accuracy, max-rmse, ...) and beats the production model by a required margin, with the p-value
 of the metric's paired test on the same rows (mlcicd.significance). Pure functions.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from mlcicd.metrics import METRICS, THRESHOLDS, Threshold
+from mlcicd.gate_table import METRICS, THRESHOLDS, Threshold
 from mlcicd.significance import TEST_NAMES, TOLERANCE
 
 THRESHOLD_BY_OPTION: dict[str, Threshold] = {row.option: row for row in THRESHOLDS}

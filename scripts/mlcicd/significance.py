@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from mlcicd.gate_table import METRICS
 from mlcicd.metrics import (
     MACRO_AVERAGED,
-    METRICS,
     as_1d,
     auc_batch,
     auc_columns,

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlcicd import tracking
 from mlcicd.config import Option, Stage, boolean, choice, number, text
-from mlcicd.metrics import THRESHOLDS
+from mlcicd.gate_table import THRESHOLDS
 from mlcicd.report import report_option
 
 from .settings import (

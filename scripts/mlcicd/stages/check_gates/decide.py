@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlcicd.errors import CHECK_FAILED, PASSED, UsageError
+from mlcicd.gate_table import METRICS, THRESHOLDS
 from mlcicd.gates import GateResult, compare_to_baseline, row_gate
-from mlcicd.metrics import METRICS, THRESHOLDS
 from mlcicd.outcome import Annotation
 
 from .settings import NAME, Settings, probe_option

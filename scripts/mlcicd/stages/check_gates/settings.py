@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mlcicd.config import build_settings, number, text
-from mlcicd.metrics import THRESHOLDS, Task
+from mlcicd.gate_table import THRESHOLDS, Task
 
 NAME = "check-gates"
 Missing = Literal["reject", "handle"]
@@ -131,7 +131,7 @@ class Settings:
     serve_only: bool
     report: str
     limits: Mapping[str, float | None] = field(default_factory=dict)
-    """The limit of each row of mlcicd.metrics.THRESHOLDS, by its option (None: no gate)."""
+    """The limit of each row of mlcicd.gate_table.THRESHOLDS, by its option (None: no gate)."""
     probe_options: Mapping[str, str] = field(default_factory=dict)
     """The level (fail, warn, off) of each probe, by its option in PROBE_OPTIONS."""
 
