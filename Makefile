@@ -11,10 +11,10 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 DEMO := examples/.demo
 WORKFLOWS = $(wildcard .github/workflows/*.yml tests/workflows/*.yml examples/.github/workflows/*.yml)
 ACTIONS = action.yml $(wildcard actions/*/action.yml)
-# `make test PYTEST_PARALLEL="-n 3 --dist loadfile"` runs the files on three workers (pytest-xdist; a
-# file's tests stay on one worker, so its module fixtures start once). CI runs them one at a time:
-# the parallel run on a 2-core runner still has failures to understand (see the 1.0.0 notes).
-PYTEST_PARALLEL ?=
+# `make test` spreads the test files over three pytest-xdist workers (a file's tests stay on one worker,
+# so its module fixtures start once). Most tests wait on servers, canary intervals and act rather than
+# on a core, so three workers suit a 2-core runner. `make test PYTEST_PARALLEL=` runs them one at a time.
+PYTEST_PARALLEL ?= -n 3 --dist loadfile
 
 SYSTEM_TOOLS := haproxy prometheus
 JAVA_PACKAGE := openjdk-17-jre-headless

@@ -65,6 +65,24 @@ def parse_outputs(text: str) -> dict[str, str]:
     return outputs
 
 
+@pytest.fixture(scope="module", autouse=True)
+def module_leaves_mlflow_pointing_nowhere():
+    """Module fixtures point MLflow at their own stores, and mlflow.set_tracking_uri also sets
+    MLFLOW_TRACKING_URI, which run_cli's subprocesses inherit: left set, the next module on the same
+    xdist worker ran its stages against the previous module's store."""
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLCICD_HOME")}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None is MLflow's "unset"
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def run_cli(tmp_path_factory):
     """Run `python -m mlcicd ...` as Actions would: GITHUB_ACTIONS=true, real output and summary files."""

@@ -256,7 +256,13 @@ def assert_split_matches_weights(report: dict, load: LoadGenerator) -> None:
 def test_healthy_canary_reaches_100_percent(live, model_version, embedded_home, run_cli):
     rig, load = live
     name, version = model_version
-    result = run_cli("canary-shift", *rig.args("--model-name", name, "--version", version), cwd=rig.root)
+    # Both servers share this machine's cores with the other tests, so one interval's p99 can differ by
+    # a scheduler's hiccup; a second failed check is what a real regression would also bring.
+    result = run_cli(
+        "canary-shift",
+        *rig.args("--model-name", name, "--version", version, "--failure-limit", "2"),
+        cwd=rig.root,
+    )
     assert result.rc == 0, result.log
     assert result.outputs["result"] == "promoted" and result.outputs["final-weight"] == "100"
     assert rig.canary_weight() == 100

@@ -212,3 +212,15 @@ def test_a_spark_session_that_cannot_start_is_one_clear_error(run_cli, files):
         timeout=120,
     )
     assert_one_clear_error(result, "Spark session did not start", "Java 17")
+
+
+def test_pandera_on_spark_imports_where_main_has_no_file():
+    # Spark Connect's import ends the process with exit 0 where __main__ has no __file__ and grpc is
+    # missing; under `python -c` the stage would have passed without validating.
+    import subprocess
+    import sys
+
+    code = "from mlcicd.spark import pandera_pyspark\npandera_pyspark()\nprint('imported')"
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "imported"), done.stderr
+    assert "Skipping doctests" not in done.stderr

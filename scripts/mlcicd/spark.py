@@ -173,9 +173,22 @@ def pandera_pyspark() -> Any:
     (it imports `DateOffset` from pandas.tseries.frequencies, then `infer_dtype_from_object`, both
     gone). validate-data hands pandera only pyspark.sql DataFrames, so when that import fails a
     stand-in module whose DataFrame class nothing is an instance of takes its place."""
+    import contextlib
+    import io
     import sys
     import types
 
+    # pandera also imports Spark Connect, whose first import calls sys.exit(0) ("Skipping doctests")
+    # when __main__ has neither __spec__ nor __file__ (`python -c`, `python -`, a pytest-xdist worker)
+    # and grpc is missing: the stage would end as passed without validating. Marked unavailable, it is
+    # an ImportError, which pandera handles as it does when grpc is missing under `python -m`.
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            import pyspark.sql.connect
+    except SystemExit:
+        sys.modules["pyspark.sql.connect"] = None  # type: ignore[assignment]
+    except ImportError:
+        pass
     # (its warning that it does not support pandas 3 is silenced where validate_data is imported)
     try:
         import pyspark.pandas  # noqa: F401
