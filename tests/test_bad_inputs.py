@@ -233,6 +233,13 @@ CASES = [
         needles=("max-model-size", "5XB"),
     ),
     case(
+        "config-empty-latency-iterations",
+        "check-gates",
+        "--config",
+        "$corpus/configs/empty_iterations.yaml",
+        needles=("latency-iterations", "''", "Example: `500`"),
+    ),
+    case(
         "config-yaml-bomb",
         "canary-shift",
         "--config",

@@ -171,7 +171,7 @@ OPTIONS = (
     ),
     Option(
         "latency-iterations",
-        optional_number(positive=True),
+        number(minimum=1),
         200.0,
         "timed calls per batch size and model, interleaved with the baseline, after 10 warm-up calls. "
         "Truncated to a whole number, which must be at least 1. Below 100 the p99 is not a tail estimate",

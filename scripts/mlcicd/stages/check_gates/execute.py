@@ -70,8 +70,7 @@ def execute(settings: Settings) -> Outcome:
     gates += [comparison] if comparison is not None else []
 
     models = {"candidate": candidate, **({"baseline": baseline} if baseline is not None else {})}
-    # an empty config value is None, as before
-    iterations = int(settings.latency_iterations)  # type: ignore[arg-type]
+    iterations = int(settings.latency_iterations)
     latency = measure_latency(models, x, batch_sizes=settings.latency_batch_sizes, iterations=iterations)
     gates += decide.latency_gates(settings, latency)
     size_bytes = model_size_bytes(settings.model_uri)

@@ -122,7 +122,7 @@ class Settings:
     max_latency_p95_ms: float | None
     max_latency_p99_ms: float | None
     latency_batch_sizes: Sequence[int]
-    latency_iterations: float | None
+    latency_iterations: float
     max_latency_regression: float | None
     max_model_size: int | None
     robustness: bool
