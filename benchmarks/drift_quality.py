@@ -119,8 +119,9 @@ def rule_of(reason: str) -> str:
 def one_repetition(
     rows: int, seed_seq: np.random.SeedSequence, workdir: Path, options: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    from mlcicd.profile import CURRENT_SAMPLE, REFERENCE_SAMPLE, to_json
-    from mlcicd.stages.validate_data import check_drift
+    from mlcicd.config import build_settings
+    from mlcicd.drift_check import DriftSettings, check_drift
+    from mlcicd.profile import CURRENT_SAMPLE, REFERENCE_SAMPLE, load_profile, to_json
 
     rng_ref, rng_cur = (np.random.default_rng(s) for s in seed_seq.spawn(2))
     reference = profile_of(make_table(rng_ref, rows, shifted=False), REFERENCE_SAMPLE)
@@ -129,8 +130,8 @@ def one_repetition(
         to_json(reference), encoding="utf-8"
     )  # as `mlcicd profile` writes it; check_drift reads it back
     current = profile_of(make_table(rng_cur, rows, shifted=True), CURRENT_SAMPLE)
-    values = {**options, "reference": str(path), "target": ""}
-    drift = check_drift(values, current, None)
+    thresholds = build_settings(DriftSettings, options).thresholds
+    drift = check_drift(current, load_profile(str(path)), str(path), thresholds)
     drifted = set(drift["drifted"])
     return [
         {

@@ -10,10 +10,8 @@ import pytest
 
 from mlcicd import data
 from mlcicd.profile import REFERENCE_SAMPLE, ProfileBuilder, merge_profiles, sample_rank_error, to_json
+from mlcicd.scanning import DataSource, scan
 from mlcicd.schemas import SchemaFailures, load_schema
-from mlcicd.stages.validate_data import scan
-
-SCAN_OPTIONS = {"delimiter": ",", "encoding": "utf-8"}
 
 
 def wide_table(rows: int, seed: int, numeric: int = 40, strings: int = 10, nulls: bool = True) -> pa.Table:
@@ -69,7 +67,7 @@ def test_a_wide_row_group_is_read_a_column_group_at_a_time_with_the_same_profile
     assert [sum(piece.num_columns for piece in p) for p in pieces] == [50] * 4
     assert blocks[0].whole().num_columns == 50
 
-    _, by_groups, failures = scan({**SCAN_OPTIONS, "data": str(wide_parquet)}, REFERENCE_SAMPLE)
+    _, by_groups, failures = scan(DataSource(str(wide_parquet)), REFERENCE_SAMPLE)
     whole = profile_by_batches(pq.read_table(wide_parquet), REFERENCE_SAMPLE).finish()
     assert_same_profile(by_groups, whole)
     assert not failures.groups
@@ -88,7 +86,7 @@ def test_a_failure_in_a_later_column_group_is_reported_with_its_row(tmp_path, mo
     )
     (tmp_path / "schema.yaml").write_text(f"columns:\n{checks}\n")
     schema = load_schema(str(tmp_path / "schema.yaml"))
-    _, _, failures = scan({**SCAN_OPTIONS, "data": str(path)}, REFERENCE_SAMPLE, schema)
+    _, _, failures = scan(DataSource(str(path)), REFERENCE_SAMPLE, schema)
     assert isinstance(failures, SchemaFailures)
     [group] = failures.as_list()
     assert (group["column"], group["count"], group["rows"]) == ("f039", 1, [12_345])

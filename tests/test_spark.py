@@ -93,15 +93,22 @@ def values(**overrides):
     return out
 
 
+def source(**overrides):
+    from mlcicd.config import build_settings
+    from mlcicd.scanning import DataSource
+
+    return build_settings(DataSource, values(**overrides))
+
+
 def test_spark_profile_is_the_arrow_profile(spark, files):
     from mlcicd.profile import CURRENT_SAMPLE, sample_rank_error
-    from mlcicd.stages.validate_data import read_data
+    from mlcicd.scanning import read_data
 
     sources, by_spark, failures, digest = read_data(
-        values(data=str(files / "reference.parquet")), CURRENT_SAMPLE, None
+        source(data=str(files / "reference.parquet")), CURRENT_SAMPLE, None
     )
     _, by_arrow, _, _ = read_data(
-        values(data=str(files / "reference.parquet"), engine="arrow"), CURRENT_SAMPLE, None
+        source(data=str(files / "reference.parquet"), engine="arrow"), CURRENT_SAMPLE, None
     )
     assert sources == [f"parquet {files / 'reference.parquet'}"] and digest.startswith("spark:sha256:")
     assert not failures.groups
@@ -175,8 +182,8 @@ def test_validate_data_on_spark_finds_the_drift_and_the_schema_failure(spark, fi
     ids=["no path", "no table", "delta without jars", "unsupported dtype", "unsupported check"],
 )
 def test_bad_spark_input_is_a_usage_error_before_any_work(spark, files, tmp_path, data, schema, needles):
+    from mlcicd.scanning import scan_spark
     from mlcicd.schemas import load_schema
-    from mlcicd.stages.validate_data import scan_spark
 
     if data == "delta":
         (tmp_path / "delta" / "_delta_log").mkdir(parents=True)
@@ -196,7 +203,7 @@ def test_bad_spark_input_is_a_usage_error_before_any_work(spark, files, tmp_path
         loaded = loaded.pandera() if hasattr(loaded, "pandera") else loaded
         loaded.columns["plan"].checks.append(pandera.Check(lambda s: s.str.len() > 0, name="non_empty"))
     with pytest.raises(UsageError) as caught:
-        scan_spark(values(data=data, schema=str(tmp_path / "s.yaml")), 1_000, loaded)
+        scan_spark(source(data=data, schema=str(tmp_path / "s.yaml")), 1_000, loaded)
     text = str(caught.value)
     assert all(n in text for n in needles), text
 

@@ -17,14 +17,11 @@ from mlcicd.drift_check import THRESHOLD_OPTIONS
 from mlcicd.report import report_option
 from mlcicd.scanning import DATA_OPTIONS
 
-from .compat import check_drift, read_data, scan, scan_spark
 from .settings import NAME, ProfileSettings, Settings
 
 # With pyspark installed (the `spark` extra), importing pandera imports pyspark.pandas, which warns
 # that it does not support pandas 3 on every run; ml-cicd never uses pyspark.pandas.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-
-_COMMON = DATA_OPTIONS  # monitor's name for them, until it imports mlcicd.scanning
 
 OPTIONS = (
     *DATA_OPTIONS[:2],
@@ -118,11 +115,6 @@ __all__ = [
     "PROFILE",
     "PROFILE_OPTIONS",
     "STAGE",
-    "_COMMON",
-    "check_drift",
-    "read_data",
     "run",
     "run_profile",
-    "scan",
-    "scan_spark",
 ]
