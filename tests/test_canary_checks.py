@@ -310,9 +310,9 @@ def test_canary_answering_differently_is_rolled_back_by_output_drift(live, run_c
         found["scores"],
         found["churn-share"],
     )
-    assert (
-        found["scores"]["statistics"]["psi"] > 0.2 and found["conversion"]["verdict"] != FAIL
-    )  # (or too few yet)
+    assert found["scores"]["statistics"]["psi"] > 0.2 and found["conversion"]["verdict"] != FAIL, found[
+        "conversion"
+    ]  # (or too few yet)
     assert not [
         f for f in check["findings"] if f["judge"] != "check" and f["verdict"] == FAIL
     ]  # not errors, not latency

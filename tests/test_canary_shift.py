@@ -520,7 +520,12 @@ def test_sequential_rolls_back_5_percent_errors_at_6_requests_a_second_within_th
 
 def test_sequential_promotes_a_healthy_canary_at_the_interval(trickle, run_cli):
     rig, load = trickle
-    result = run_cli("canary-shift", *sequential_args(rig, "--interval", "8s"), cwd=rig.root)
+    # At 5 % of 120 requests/s the canary server idles between requests and, on this shared machine, can
+    # answer its few requests measurably slower than the busy stable one (p99 21.7 ms against 10.0 ms in
+    # one CI run). This test is about the error-rate test's timing; latency has tests of its own.
+    result = run_cli(
+        "canary-shift", *sequential_args(rig, "--interval", "8s", "--latency-tolerance", "1"), cwd=rig.root
+    )
     assert result.rc == 0 and result.outputs["result"] == "promoted", result.log
     checks = report_of(result, rig.root)["steps"][0]["checks"]
     assert checks[-1]["counted_as"] == "pass" and checks[-1]["window_s"] >= 8, result.log
