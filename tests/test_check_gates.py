@@ -33,8 +33,7 @@ def store(tmp_path_factory):
     import mlflow
 
     home = tmp_path_factory.mktemp("gates-home")
-    saved = {k: os.environ.get(k) for k in ("MLCICD_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["MLCICD_HOME"] = str(home)
+    os.environ["MLCICD_HOME"] = str(home)  # conftest puts it and the tracking URI back after the module
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
     client = mlflow.MlflowClient()
@@ -82,11 +81,6 @@ def store(tmp_path_factory):
         "client": client,
         "rows": (test_x, test_y),
     }
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def gates(run_cli, store, model: str, version: str, *args: str):
